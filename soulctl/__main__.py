@@ -1,0 +1,3 @@
+from soulctl.cli.main import main
+
+main()

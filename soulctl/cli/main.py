@@ -1,0 +1,134 @@
+"""The soulctl command line: global flags, command registration, exit codes, error mapping."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+
+import click
+import typer
+
+from soulctl import __version__
+from soulctl.cli import state
+from soulctl.commands import budget, gen, init
+from soulctl.errors import (EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE,
+                            SoulError)
+from soulctl.output import Output
+
+app = typer.Typer(
+    name="soulctl",
+    help="A git-like toolchain for a self-evolving local LLM: memory, corpora, evolution, budget.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"soulctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    json_: bool = typer.Option(False, "--json", help="Machine output: one JSON object, or JSON lines for listings."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only ids / essential data; no hints."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging and tracebacks on errors."),
+    home: str = typer.Option(None, "--home", envvar=None, help="The soul home (default: walk up to soul.yaml, else $SOUL_HOME)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Global flags work before or after the command: `soulctl --json gen ls` = `soulctl gen ls --json`."""
+    state.out = Output(json_mode=json_, quiet=quiet, verbose=verbose)
+    state.home_flag = home
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# Every command, registered in one visible place.
+app.command("init", help=init.HELP)(init.run)
+app.command("budget", help=budget.HELP)(budget.run)
+app.add_typer(gen.app, name="gen")
+
+_GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose"}
+_GLOBAL_WITH_VALUE = {"--home"}
+
+
+def hoist_global_flags(argv: list[str]) -> list[str]:
+    """Move global flags written after the command to the front, where click expects them."""
+    front, rest = [], []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in _GLOBAL_FLAGS:
+            front.append(arg)
+        elif arg in _GLOBAL_WITH_VALUE and i + 1 < len(argv):
+            front += [arg, argv[i + 1]]
+            i += 1
+        elif any(arg.startswith(flag + "=") for flag in _GLOBAL_WITH_VALUE):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = hoist_global_flags(list(sys.argv[1:] if argv is None else argv))
+    sys.exit(run(args))
+
+
+def run(args: list[str]) -> int:
+    try:
+        result = app(args=args, prog_name="soulctl", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+        sys.stdout.flush()
+        return code
+    except SoulError as exc:
+        if state.out.verbose:
+            traceback.print_exc()
+        state.out.error(exc.message, exc.hint)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.ClickException as exc:  # usage errors: click's own message
+        exc.show()
+        return exc.exit_code if exc.exit_code else EXIT_USAGE
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        state.out.error("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception as exc:  # a bug: say so in one line, traceback with -v
+        if state.out.verbose:
+            traceback.print_exc()
+        state.out.error(f"internal error: {type(exc).__name__}: {exc}",
+                        hint="run again with -v for the traceback and report it")
+        return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    """After `| head` closes the pipe, point stdout at /dev/null so exit prints nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""soulctl budget: will the models, KV cache and stores fit in RAM? (DESIGN §8)"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from soulctl.cli import state
+from soulctl.output import Column, human_bytes
+
+HELP = """RAM budget before launch; exit 1 when the total does not fit.
+
+Weights, KV cache, compute buffers, prompt caches, the majordomo, the embedder, stores on disk
+and an OS reserve, against total RAM (and the GPU-usable share on Apple silicon).
+
+With no model flags the roles in soul.yaml are read. A model is a preset name (see
+--list-presets), an HF model directory or a GGUF file.
+
+Examples:
+
+\b
+  soulctl budget
+  soulctl budget --model mistral-large-2407 --quant f16 --ctx 131072 --kv f16 --json
+  soulctl budget --profile seed-stack
+  soulctl budget -m mistral-large-2407 --quant q6_k --majordomo hermes-4-70b --majordomo-quant q8_0 --ram 512GiB --fit
+"""
+
+
+def run(
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Soul model: preset, HF dir or GGUF.")] = None,
+    quant: Annotated[Optional[str], typer.Option(help="Precision: f32 f16 bf16 q8_0 q6_k q5_k_m q4_k_m q4_0 q4_1 iq4_xs q2_k mlx-4bit mlx-8bit.")] = None,
+    ctx: Annotated[Optional[int], typer.Option("--ctx", help="Context length in tokens (default: the model's).")] = None,
+    kv: Annotated[Optional[str], typer.Option(help="KV cache dtype: f16 bf16 q8_0 q4_0.")] = None,
+    slots: Annotated[Optional[int], typer.Option(help="Parallel sequences (llama-server -np).", min=1)] = None,
+    majordomo: Annotated[Optional[str], typer.Option(help="Second model (the majordomo).")] = None,
+    majordomo_quant: Annotated[Optional[str], typer.Option(help="The majordomo's precision.")] = None,
+    majordomo_ctx: Annotated[Optional[int], typer.Option(help="The majordomo's context.")] = None,
+    majordomo_kv: Annotated[Optional[str], typer.Option(help="The majordomo's KV dtype.")] = None,
+    profile: Annotated[Optional[str], typer.Option(help="A named stack from recipes/budget.yaml (e.g. seed-stack).")] = None,
+    ram: Annotated[Optional[str], typer.Option(help="Total RAM, e.g. 512GiB (default: detected).")] = None,
+    os_reserve: Annotated[Optional[str], typer.Option(help="RAM kept for the OS (default: 1 GiB + 2%, 4 GiB + 2% on macOS).")] = None,
+    apple: Annotated[Optional[bool], typer.Option("--apple/--no-apple", help="Budget for Apple silicon unified memory (default: detected).")] = None,
+    gpu_share: Annotated[Optional[float], typer.Option(help="GPU-wirable share of RAM on Apple silicon (default 0.75 above 36 GB).", min=0.05, max=1.0)] = None,
+    flash_attn: Annotated[bool, typer.Option("--flash-attn/--no-flash-attn", help="llama.cpp flash attention (smaller compute buffers).")] = True,
+    prompt_cache: Annotated[Optional[str], typer.Option(help="Prompt-cache RAM per model (default: one context's KV, at most 8 GiB).")] = None,
+    embedder: Annotated[bool, typer.Option("--embedder/--no-embedder", help="Count the embedder.")] = True,
+    fit: Annotated[bool, typer.Option("--fit", help="Solve the largest context (multiple of 256) that keeps --headroom free.")] = False,
+    headroom: Annotated[Optional[str], typer.Option(help="Headroom to keep with --fit (default: 10% of RAM).")] = None,
+    list_presets: Annotated[bool, typer.Option("--list-presets", help="List the model presets and exit.")] = False,
+) -> None:
+    from soulctl import budget as B
+    from soulctl.budget_plan import plan_budget
+
+    out = state.out
+    if list_presets:
+        from soulctl.modelinfo import PRESETS
+
+        out.rows(({"name": p.name, "title": p.title, "params": p.arch.param_count(),
+                   "layers": p.arch.layers, "kv_heads": p.arch.kv_heads, "head_dim": p.arch.head_dim,
+                   "context": p.arch.context, "native": p.native, "aliases": list(p.aliases)}
+                  for p in PRESETS),
+                 [Column("name"), Column("params", fmt=lambda v: f"{v / 1e9:.2f}B", align="right"),
+                  Column("layers", align="right"), Column("kv_heads", align="right"),
+                  Column("head_dim", align="right"), Column("context", align="right"),
+                  Column("native"), Column("title")], id_key="name")
+        return
+
+    budget = plan_budget(
+        home=state.optional_home(), model=model, quant=quant, ctx=ctx, kv=kv, slots=slots,
+        majordomo=majordomo, majordomo_quant=majordomo_quant, majordomo_ctx=majordomo_ctx,
+        majordomo_kv=majordomo_kv, profile=profile, ram=ram, os_reserve=os_reserve, apple=apple,
+        gpu_share=gpu_share, flash_attn=flash_attn, prompt_cache=prompt_cache,
+        embedder=embedder)
+    fit_result = None
+    if fit:
+        target = (B.parse_headroom(headroom, budget.ram_bytes) if headroom
+                  else int(budget.yellow_fraction * budget.ram_bytes))
+        fitted = B.fit_context(budget, target)
+        fit_result = {"context": fitted, "headroom_target_bytes": target,
+                      "model_context": budget.models[0].info.arch.context}
+        budget.models[0].context = fitted
+    report = budget.as_dict()
+    if fit_result:
+        report["fit"] = fit_result
+    out.record(report, human=_render, id_key="zone")
+    for warning in report["warnings"]:
+        out.warn(warning)
+    if not budget.fits:
+        out.error(f"over budget by {human_bytes(-budget.headroom_bytes)}",
+                  hint="lower --ctx or --slots, use a smaller --quant or --kv, or try --fit")
+        raise typer.Exit(1)
+
+
+def _render(r: dict) -> str:
+    rows = [(c["name"], c["role"], human_bytes(c["bytes"]), c["detail"]) for c in r["components"]]
+    rows.append(("total", "", human_bytes(r["total_bytes"]), ""))
+    rows.append(("ram", "", human_bytes(r["ram_bytes"]), r["ram_source"]))
+    if r["gpu_limit_bytes"]:
+        rows.append(("gpu-wired", "", human_bytes(r["gpu_bytes"]),
+                     f"of {human_bytes(r['gpu_limit_bytes'])} Metal may wire by default"))
+    rows.append(("headroom", "", human_bytes(r["headroom_bytes"]),
+                 f"{100 * r['headroom_bytes'] / r['ram_bytes']:.1f}% of RAM"))
+    widths = [max(len(row[i]) for row in rows + [("COMPONENT", "ROLE", "SIZE", "DETAIL")])
+              for i in range(3)]
+    lines = ["  ".join(["COMPONENT".ljust(widths[0]), "ROLE".ljust(widths[1]),
+                        "SIZE".rjust(widths[2]), "DETAIL"])]
+    rule = "-" * max(len(line) for line in lines + ["  ".join(r) for r in rows])
+    for name, role, size, detail in rows:
+        if name == "total":
+            lines.append(rule)
+        lines.append("  ".join([name.ljust(widths[0]), role.ljust(widths[1]),
+                                size.rjust(widths[2]), detail]).rstrip())
+    lines.append(f"zone: {r['zone']}")
+    if r.get("fit"):
+        f = r["fit"]
+        lines.append(f"fit: largest context keeping {human_bytes(f['headroom_target_bytes'])} free "
+                     f"is {f['context']} tokens (model trained for {f['model_context']})")
+    return "\n".join(lines)

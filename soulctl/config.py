@@ -1,0 +1,189 @@
+"""soul.yaml: schema, defaults and validation with file:line errors (DESIGN §3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from soulctl.errors import ConfigError, NotFound
+
+Backend = Literal["auto", "llamacpp", "transformers", "mlx", "openai"]
+KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Role(_Strict):
+    """One model role (soul, majordomo): how to run it and how much context it gets."""
+
+    backend: Backend = "auto"
+    model: str | None = "generations/current"  # path (relative to home), preset name or GGUF
+    url: str | None = None  # for backend openai
+    quant: str | None = None  # budget: precision when `model` is a preset
+    context: int = Field(8192, ge=256)
+    kv: str = "f16"
+    slots: int = Field(1, ge=1)
+
+    @field_validator("kv")
+    @classmethod
+    def _kv(cls, value: str) -> str:
+        if value.lower() not in KV_TYPES:
+            raise ValueError(f"kv must be one of {', '.join(KV_TYPES)}")
+        return value.lower()
+
+
+class EmbedderConfig(_Strict):
+    model: str = "all-MiniLM-L6-v2"  # the bundled one, or a path to a sentence-transformers model
+    batch_size: int = Field(64, ge=1)
+
+
+class MemoryConfig(_Strict):
+    """Memory OS sector sizes in tokens of the serving model (DESIGN §5)."""
+
+    self_tokens: int = Field(1024, ge=64)
+    notebook_tokens: int = Field(2048, ge=64)
+    retrieved_tokens: int = Field(1024, ge=0)
+    window_tokens: int = Field(3072, ge=256)
+    reply_tokens: int = Field(512, ge=16)
+    warn: float = Field(0.80, gt=0, le=1)
+    pressure: float = Field(0.95, gt=0, le=1)
+
+
+class BudgetConfig(_Strict):
+    ram: str | int = "auto"  # total RAM; auto detects
+    os_reserve: str | int = "auto"
+    gpu_share: float | None = Field(None, gt=0, le=1)  # Apple silicon: GPU-usable share of RAM
+    headroom: str | int = "auto"
+
+
+class HandsConfig(_Strict):
+    command: list[str] = ["claude", "-p", "--output-format", "json"]
+    timeout_s: int = Field(1800, ge=1)
+
+
+class SoulConfig(_Strict):
+    version: int = 1
+    roles: dict[str, Role] = Field(default_factory=lambda: {"soul": Role()})
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    store: str = "duckdb:data/soul.duckdb"
+    hands: HandsConfig = Field(default_factory=HandsConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+
+    @field_validator("roles")
+    @classmethod
+    def _soul_role(cls, roles: dict[str, Role]) -> dict[str, Role]:
+        if "soul" not in roles:
+            raise ValueError("roles must define `soul`")
+        unknown = set(roles) - {"soul", "majordomo"}
+        if unknown:
+            raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))}; roles are soul, majordomo")
+        return roles
+
+
+DEFAULT_SOUL_YAML = """\
+# soul.yaml — this soul home's configuration. Paths are relative to this file.
+version: 1
+roles:
+  soul:
+    backend: auto            # auto | llamacpp | transformers | mlx | openai
+    model: generations/current
+    context: 8192
+    kv: f16                  # KV cache dtype: f16 | bf16 | q8_0 | q4_0
+    slots: 1
+  # majordomo:               # an optional second model that keeps the notebook
+  #   backend: openai
+  #   url: http://127.0.0.1:8081/v1
+  #   model: hermes-4-70b    # a preset name, an HF directory or a GGUF file
+  #   quant: q8_0
+  #   context: 131072
+embedder:
+  model: all-MiniLM-L6-v2    # bundled; or a path to any sentence-transformers model
+memory:                      # Memory OS sectors, in tokens of the serving model
+  self_tokens: 1024
+  notebook_tokens: 2048
+  retrieved_tokens: 1024
+  window_tokens: 3072
+  reply_tokens: 512
+  warn: 0.80
+  pressure: 0.95
+store: duckdb:data/soul.duckdb
+hands:
+  command: [claude, -p, --output-format, json]
+budget:
+  ram: auto                  # or e.g. 512GiB
+  os_reserve: auto
+"""
+
+
+def load_config(path: Path) -> SoulConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"{path} does not exist", hint="run `soulctl init` to create a soul home")
+    return parse_config(path.read_text(encoding="utf-8"), str(path))
+
+
+def parse_config(text: str, source: str = "soul.yaml") -> SoulConfig:
+    data, root = _load_yaml(text, source)
+    try:
+        return SoulConfig.model_validate(data or {})
+    except ValidationError as exc:
+        raise _config_error(exc, root, source) from None
+
+
+def validate_mapping(model: type[BaseModel], text: str, source: str) -> BaseModel:
+    """Validate a YAML document (a recipe) against a schema, errors carrying file:line."""
+    data, root = _load_yaml(text, source)
+    try:
+        return model.model_validate(data or {})
+    except ValidationError as exc:
+        raise _config_error(exc, root, source) from None
+
+
+def _load_yaml(text: str, source: str) -> tuple[Any, Any]:
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: invalid YAML: {problem}", hint=f"fix the YAML in {source}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: expected a mapping at the top level")
+    return data, root
+
+
+def _config_error(exc: ValidationError, root: Any, source: str) -> ConfigError:
+    err = exc.errors()[0]
+    loc = [part for part in err["loc"] if not isinstance(part, str) or not part.startswith("function-")]
+    line = _line_of(root, loc)
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = f"unknown key `{loc[-1]}`"
+    where = f"{source}:{line}" if line else source
+    return ConfigError(f"{where}: {dotted}: {message}", hint=f"fix {source} (see README: soul.yaml)")
+
+
+def _line_of(node: Any, loc: list) -> int | None:
+    """1-based line of the YAML node at `loc` (or of its nearest existing parent)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                key = next((k for k, _ in node.value if k.value == str(part)), None)
+                return key.start_mark.line + 1 if key is not None else line
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line

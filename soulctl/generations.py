@@ -1,0 +1,312 @@
+"""Immutable generation directories, lineage and verification (DESIGN §4).
+
+A generation is built in a temporary directory beside its final place, hashed into a sha256
+manifest recorded in lineage.json, made read-only and renamed into place in one step, so a
+crash leaves either the whole generation or none. `generations/current` is a symlink that
+moves (atomically) only after the new generation is complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from soulctl.errors import AlreadyExists, InvalidInput, NotFound
+from soulctl.home import Home
+
+LINEAGE = "lineage.json"
+CURRENT = "current"
+_GEN = re.compile(r"^gen-(\d{4,})$")
+_TMP_PREFIX = ".tmp-"
+
+
+def gen_id(number: int) -> str:
+    return f"gen-{number:04d}"
+
+
+def gen_number(gid: str) -> int:
+    match = _GEN.match(gid)
+    if not match:
+        raise InvalidInput(f"not a generation id: {gid!r}")
+    return int(match.group(1))
+
+
+def sha256_file(path: Path, chunk: int = 4 * 1024 * 1024) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def generation_ids(home: Home) -> list[str]:
+    if not home.generations.is_dir():
+        return []
+    ids = [p.name for p in home.generations.iterdir()
+           if _GEN.match(p.name) and p.is_dir() and not p.is_symlink()]
+    return sorted(ids, key=gen_number)
+
+
+def read_lineage(home: Home, gid: str) -> dict:
+    path = home.generations / gid / LINEAGE
+    if not path.is_file():
+        raise NotFound(f"generation {gid} has no {LINEAGE}", hint="run `soulctl gen ls`")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{path}: invalid JSON ({exc})") from None
+
+
+def current(home: Home) -> str | None:
+    link = home.generations / CURRENT
+    if link.is_symlink():
+        return Path(os.readlink(link)).name
+    if link.is_file():  # filesystems without symlinks keep the name in a file
+        return link.read_text().strip() or None
+    return None
+
+
+def set_current(home: Home, gid: str) -> None:
+    if not (home.generations / gid).is_dir():
+        raise NotFound(f"no generation {gid}", hint="run `soulctl gen ls`")
+    tmp = home.generations / f"{_TMP_PREFIX}current-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(gid, tmp)
+    os.replace(tmp, home.generations / CURRENT)
+
+
+def resolve(home: Home, ref: str | None) -> str:
+    """`gen-0003`, `3`, `current`, `anchor`, `current~1` (parent), or a unique prefix → id."""
+    ids = generation_ids(home)
+    if not ids:
+        raise NotFound("this soul home has no generations", hint="run `soulctl init`")
+    ref = (ref or CURRENT).strip()
+    back = 0
+    if "~" in ref:
+        ref, _, n = ref.partition("~")
+        back = int(n or 1) if (n or "1").isdigit() else -1
+        if back < 0:
+            raise InvalidInput(f"bad generation reference {ref}~{n}", hint="use e.g. current~1")
+    if ref == CURRENT:
+        gid = current(home) or ids[-1]
+    elif ref == "anchor":
+        gid = ids[0]
+        anchor = read_lineage(home, gid).get("anchor")
+        gid = anchor or gid
+    elif ref.isdigit():
+        gid = gen_id(int(ref))
+    elif ref in ids:
+        gid = ref
+    else:
+        matches = [i for i in ids if i.startswith(ref)]
+        if len(matches) != 1:
+            raise NotFound(f"no generation {ref!r}", hint=f"known: {', '.join(ids)}")
+        gid = matches[0]
+    if gid not in ids:
+        raise NotFound(f"no generation {gid}", hint=f"known: {', '.join(ids)}")
+    for _ in range(back):
+        parent = read_lineage(home, gid).get("parent")
+        if not parent:
+            raise NotFound(f"{gid} has no parent")
+        gid = parent
+    return gid
+
+
+def next_id(home: Home) -> str:
+    ids = generation_ids(home)
+    return gen_id(gen_number(ids[-1]) + 1 if ids else 0)
+
+
+def _files(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name != LINEAGE:
+            yield path
+
+
+def manifest(root: Path, progress=None) -> dict[str, dict]:
+    entries = {}
+    files = list(_files(root))
+    task_cm = progress.task("Hashing", total=len(files)) if progress else None
+    task = task_cm.__enter__() if task_cm else None
+    try:
+        for path in files:
+            rel = path.relative_to(root).as_posix()
+            entries[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+            if task:
+                task.advance(1)
+    finally:
+        if task_cm:
+            task_cm.__exit__(None, None, None)
+    return entries
+
+
+def clean_stale_builds(home: Home) -> None:
+    """Remove temporary build directories left by a killed process (their pid is gone)."""
+    if not home.generations.is_dir():
+        return
+    for path in home.generations.glob(f"{_TMP_PREFIX}*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and _pid_alive(int(pid)):
+            continue
+        make_writable(path)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def build_generation(home: Home, gid: str, write: Callable[[Path], None], lineage: dict,
+                     progress=None) -> Path:
+    """Run `write(tmpdir)`, add lineage.json with the manifest, make it read-only, rename."""
+    target = home.generations / gid
+    if target.exists():
+        raise AlreadyExists(f"generation {gid} already exists", hint="generations are immutable")
+    home.generations.mkdir(parents=True, exist_ok=True)
+    clean_stale_builds(home)
+    tmp = home.generations / f"{_TMP_PREFIX}{gid}-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        write(tmp)
+        record = {"id": gid, **lineage, "manifest": manifest(tmp, progress)}
+        (tmp / LINEAGE).write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+        make_read_only(tmp)
+        _fsync_tree(tmp)
+        os.rename(tmp, target)
+        _fsync_dir(home.generations)
+    except BaseException:
+        make_writable(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def make_read_only(root: Path) -> None:
+    for path in sorted(root.rglob("*"), reverse=True):
+        mode = path.lstat().st_mode
+        if stat.S_ISREG(mode):
+            os.chmod(path, 0o444)
+        elif stat.S_ISDIR(mode):
+            os.chmod(path, 0o555)
+    os.chmod(root, 0o555)
+
+
+def make_writable(root: Path) -> None:
+    if not root.exists() or root.is_symlink():
+        return
+    os.chmod(root, 0o755)
+    for path in root.rglob("*"):
+        if path.is_dir() and not path.is_symlink():
+            os.chmod(path, 0o755)
+        elif path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o644)
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    _fsync_dir(root)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Verification:
+    id: str
+    ok: bool
+    files: int
+    modified: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    dropped: bool = False  # weights dropped by `gen gc`: only lineage is checked
+
+
+def verify(home: Home, gid: str, progress=None) -> Verification:
+    root = home.generations / gid
+    record = read_lineage(home, gid)
+    expected: dict = record.get("manifest", {})
+    if record.get("weights_dropped"):
+        expected = {k: v for k, v in expected.items() if (root / k).exists()}
+    present = {p.relative_to(root).as_posix() for p in _files(root)}
+    result = Verification(gid, True, len(expected), dropped=bool(record.get("weights_dropped")))
+    result.missing = sorted(set(expected) - present)
+    result.extra = sorted(present - set(expected))
+    task_cm = progress.task(f"Verifying {gid}", total=len(expected)) if progress else None
+    task = task_cm.__enter__() if task_cm else None
+    try:
+        for rel in sorted(set(expected) & present):
+            path = root / rel
+            entry = expected[rel]
+            if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+                result.modified.append(rel)
+            if task:
+                task.advance(1)
+    finally:
+        if task_cm:
+            task_cm.__exit__(None, None, None)
+    result.ok = not (result.missing or result.extra or result.modified)
+    return result
+
+
+def summary(home: Home, gid: str) -> dict:
+    """One row of `gen ls`."""
+    record = read_lineage(home, gid)
+    layers = record.get("layers") or []
+    drift = record.get("drift") or {}
+    cur = current(home)
+    marks = []
+    if gid == cur:
+        marks.append("current")
+    if record.get("anchor") in (None, gid):
+        marks.append("anchor")
+    if record.get("weights_dropped"):
+        marks.append("gc")
+    return {
+        "id": gid,
+        "parent": record.get("parent"),
+        "created_at": record.get("created_at"),
+        "layers": len(layers),
+        "adapters": [layer.get("adapter") for layer in layers],
+        "drift": drift.get("overall"),
+        "current": gid == cur,
+        "marks": marks,
+        "bytes": sum(e.get("bytes", 0) for e in record.get("manifest", {}).values()),
+    }
