@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 
+class PipeClosed(Exception):
+    """stdout's reader went away (`| head`). Not an OSError, so click does not turn it into exit 1."""
+
+
 def _default(obj: Any) -> Any:
     if isinstance(obj, (_dt.datetime, _dt.date)):
         return obj.isoformat()
@@ -104,10 +108,14 @@ class Output:
             self._write(fmt_line(line))
         return count
 
-    def text(self, text: str, end: str = "\n") -> None:
+    def text(self, text: str, end: str = "\n", flush: bool = True) -> None:
         """Raw data text (a reply, an export) on stdout."""
-        self.stdout.write(text + end)
-        self.stdout.flush()
+        try:
+            self.stdout.write(text + end)
+            if flush:
+                self.stdout.flush()
+        except BrokenPipeError:
+            raise PipeClosed from None
 
     # -- everything else (stderr) -----------------------------------------------------------
     def hint(self, message: str) -> None:
@@ -149,7 +157,10 @@ class Output:
 
     # -- plumbing ---------------------------------------------------------------------------
     def _write(self, line: str) -> None:
-        self.stdout.write(line + "\n")
+        try:
+            self.stdout.write(line + "\n")
+        except BrokenPipeError:
+            raise PipeClosed from None
 
     def _err(self, line: str) -> None:
         self.stderr.write(line + "\n")

@@ -7,7 +7,6 @@ import os
 import sys
 import traceback
 
-import click
 import typer
 
 from soulctl import __version__
@@ -15,7 +14,7 @@ from soulctl.cli import state
 from soulctl.commands import budget, gen, init
 from soulctl.errors import (EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE,
                             SoulError)
-from soulctl.output import Output
+from soulctl.output import Output, PipeClosed
 
 app = typer.Typer(
     name="soulctl",
@@ -102,15 +101,16 @@ def run(args: list[str]) -> int:
             traceback.print_exc()
         state.out.error(exc.message, exc.hint)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.ClickException as exc:  # usage errors: click's own message
-        exc.show()
-        return exc.exit_code if exc.exit_code else EXIT_USAGE
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except typer.TyperException as exc:  # usage errors, in click's own words (typer vendors click)
+        show = getattr(exc, "show", None)
+        show() if show else state.out.error(exc.format_message())
+        return exc.exit_code or EXIT_USAGE
+    except (KeyboardInterrupt, typer.Abort):
         state.out.error("interrupted")
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
+    except (BrokenPipeError, PipeClosed):
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except Exception as exc:  # a bug: say so in one line, traceback with -v

@@ -1,0 +1,70 @@
+"""Shared fixtures: the real CLI in a subprocess, and one generation-0 home per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BASE_ENV = {
+    **{k: v for k, v in os.environ.items() if k != "SOUL_HOME"},
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+class Result:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.code = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    def json(self):
+        return json.loads(self.stdout)
+
+    def json_lines(self) -> list:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+    def __repr__(self) -> str:
+        return f"<exit {self.code}\nstdout: {self.stdout[-2000:]}\nstderr: {self.stderr[-2000:]}>"
+
+
+def soulctl(*args: str, cwd: Path | None = None, input: str | None = None,
+            env: dict | None = None, timeout: float = 600) -> Result:
+    """Run the real command line in a fresh process."""
+    proc = subprocess.run([sys.executable, "-m", "soulctl", *map(str, args)],
+                          cwd=cwd or REPO.parent, input=input, capture_output=True, text=True,
+                          env={**BASE_ENV, **(env or {})}, timeout=timeout)
+    return Result(proc)
+
+
+@pytest.fixture(scope="session")
+def gen0_home(tmp_path_factory) -> Path:
+    """A soul home with generation 0 from the bundled GGUF; never modified by tests."""
+    root = tmp_path_factory.mktemp("gen0") / "home"
+    result = soulctl("init", root)
+    assert result.code == 0, result
+    return root
+
+
+@pytest.fixture
+def home(gen0_home, tmp_path) -> Path:
+    """A private copy of the generation-0 home that a test may change."""
+    target = tmp_path / "home"
+    shutil.copytree(gen0_home, target, symlinks=True)
+    return target
+
+
+def tree_snapshot(root: Path) -> dict:
+    snap = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        snap[path.relative_to(root).as_posix()] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return snap
