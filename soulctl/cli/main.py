@@ -11,7 +11,7 @@ import typer
 
 from soulctl import __version__
 from soulctl.cli import state
-from soulctl.commands import budget, gen, init
+from soulctl.commands import budget, gen, init, log
 from soulctl.errors import (EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE,
                             SoulError)
 from soulctl.output import Output, PipeClosed
@@ -55,6 +55,7 @@ def root(
 app.command("init", help=init.HELP)(init.run)
 app.command("budget", help=budget.HELP)(budget.run)
 app.add_typer(gen.app, name="gen")
+app.add_typer(log.app, name="log")
 
 _GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose"}
 _GLOBAL_WITH_VALUE = {"--home"}
@@ -103,9 +104,10 @@ def run(args: list[str]) -> int:
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
-    except typer.TyperException as exc:  # usage errors, in click's own words (typer vendors click)
-        show = getattr(exc, "show", None)
-        show() if show else state.out.error(exc.format_message())
+    except typer.TyperException as exc:  # usage errors: click's words, on one line
+        ctx = getattr(exc, "ctx", None)
+        path = ctx.command_path if ctx is not None else "soulctl"
+        state.out.error(exc.format_message(), hint=f"see `{path} --help`")
         return exc.exit_code or EXIT_USAGE
     except (KeyboardInterrupt, typer.Abort):
         state.out.error("interrupted")

@@ -1,0 +1,269 @@
+"""soulctl log: the bifocal log — add, ls, show, search, export, sql, reembed."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from soulctl.cli import state
+from soulctl.output import Column
+
+app = typer.Typer(help="The bifocal log: every interaction as prose and embedding.",
+                  no_args_is_help=True)
+
+RoleOpt = Annotated[Optional[str], typer.Option("--role", help="user, soul, majordomo, hands, tool, system.")]
+SessionOpt = Annotated[Optional[str], typer.Option("--session", help="Only this session.")]
+SinceOpt = Annotated[Optional[str], typer.Option("--since", help="ISO time or age (30m, 2h, 7d).")]
+UntilOpt = Annotated[Optional[str], typer.Option("--until", help="ISO time or age.")]
+GenOpt = Annotated[Optional[str], typer.Option("--generation", help="Spoken by this generation (gen-0003).")]
+CorpusOpt = Annotated[Optional[str], typer.Option("--corpus", help="Corpus mounted at the time.")]
+MinResOpt = Annotated[Optional[float], typer.Option("--min-resonance", help="Resonance at least this (0-1).", min=0, max=1)]
+
+
+def _filters(role, session, since, until, generation, corpus, min_resonance):
+    from soulctl.logbook import check_role, parse_time
+    from soulctl.store import Filters
+
+    return Filters(role=check_role(role) if role else None, session=session,
+                   since=parse_time(since, "--since") if since else None,
+                   until=parse_time(until, "--until") if until else None,
+                   generation=generation, corpus=corpus, min_resonance=min_resonance)
+
+
+def _store():
+    from soulctl.store import open_store
+
+    home = state.home()
+    return home, open_store(home)
+
+
+def _embedder(home):
+    from soulctl.embed import embedder_for
+
+    return embedder_for(home.config, home.root)
+
+
+def _snippet(text: str, width: int = 72) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+PACKET_COLUMNS = [
+    Column("id"), Column("ts", fmt=lambda v: v[:19].replace("T", " ") if v else ""),
+    Column("session"), Column("role"), Column("generation", "gen", fmt=lambda v: v or "-"),
+    Column("resonance", "res", fmt=lambda v: "-" if v is None else f"{v:.2f}", align="right"),
+    Column("prose", fmt=_snippet),
+]
+
+
+@app.command("add")
+def add(
+    text: Annotated[Optional[str], typer.Argument(help="The packet's prose; omit to read stdin.")] = None,
+    role: Annotated[str, typer.Option("--role", help="user, soul, majordomo, hands, tool, system.")] = "user",
+    session: Annotated[Optional[str], typer.Option("--session", help="Session id (default: $SOUL_SESSION, else a new one).")] = None,
+    meta: Annotated[Optional[str], typer.Option("--meta", help="JSON object stored with each packet.")] = None,
+    parent: Annotated[Optional[str], typer.Option("--parent", help="The packet this one replies to.")] = None,
+    corrects: Annotated[Optional[str], typer.Option("--corrects", help="The packet this one corrects.")] = None,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="stdin is JSON lines: {\"prose\", \"role\", \"session\", \"meta\", …}.")] = False,
+) -> None:
+    """Add packets: TEXT, or each stdin line, or JSON lines with --jsonl.
+
+    Every packet is embedded once, at write time. Input is checked whole before anything
+    is written: a bad line (empty, over 1 MB, invalid UTF-8 or JSON) names its line number
+    and nothing is added.
+    """
+    import json
+
+    from soulctl.errors import InvalidInput
+    from soulctl.logbook import (add_packets, check_prose, check_role, current_generation,
+                                 parse_jsonl, parse_plain)
+    from soulctl.store import NewPacket
+    from soulctl.store.base import env_session, new_session_id
+
+    out = state.out
+    home, store = _store()
+    check_role(role)
+    meta_obj = None
+    if meta is not None:
+        try:
+            meta_obj = json.loads(meta)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"--meta is not valid JSON ({exc.msg})") from None
+        if not isinstance(meta_obj, dict):
+            raise InvalidInput("--meta must be a JSON object")
+    defaults = dict(role=role, session=session or env_session() or new_session_id(),
+                    meta=meta_obj, parent=parent, corrects=corrects,
+                    generation=current_generation(home))
+    if text is not None:
+        if jsonl:
+            raise InvalidInput("give TEXT or --jsonl on stdin, not both")
+        packets = [NewPacket(prose=check_prose(text), **defaults)]
+    else:
+        if sys.stdin.isatty():
+            raise InvalidInput("no TEXT and nothing piped on stdin",
+                               hint='soulctl log add "text", or: cat lines.txt | soulctl log add')
+        data = sys.stdin.buffer.read()
+        packets = parse_jsonl(data, defaults) if jsonl else parse_plain(data, defaults)
+        if not packets:
+            raise InvalidInput("no packets on stdin (only blank lines)")
+    embedder = _embedder(home)
+    added = []
+    with out.progress_bars() as progress:
+        for packet in add_packets(home, packets, embedder, store, progress):
+            added.append(packet)
+    if out.json or out.quiet:
+        out.rows(({"id": p.id, "seq": p.seq, "session": p.session, "role": p.role} for p in added),
+                 [Column("id")])
+    else:
+        sessions = sorted({p.session for p in added})
+        out.text(f"added {len(added)} packet{'s' * (len(added) != 1)} to session "
+                 f"{', '.join(sessions)}" + (f" ({added[0].id})" if len(added) == 1 else ""))
+
+
+@app.command("ls")
+def ls(
+    n: Annotated[int, typer.Option("-n", "--max-count", help="Show at most N (0: all).")] = 20,
+    role: RoleOpt = None, session: SessionOpt = None, since: SinceOpt = None, until: UntilOpt = None,
+    generation: GenOpt = None, corpus: CorpusOpt = None, min_resonance: MinResOpt = None,
+    reverse: Annotated[bool, typer.Option("--reverse", help="Oldest first.")] = False,
+) -> None:
+    """List packets newest first, like `git log`."""
+    home, store = _store()
+    filters = _filters(role, session, since, until, generation, corpus, min_resonance)
+    rows = (p.as_dict() for p in store.list(filters, limit=n or None, newest_first=not reverse))
+    state.out.rows(rows, PACKET_COLUMNS, empty="no packets match")
+
+
+@app.command("show")
+def show(
+    packet_id: Annotated[str, typer.Argument(help="A packet id (or a unique prefix).")],
+) -> None:
+    """Show one whole packet: prose, meta, links and its embedding (under --json)."""
+    home, store = _store()
+    packet = store.get(packet_id, with_embedding=True)
+
+    def human(d: dict) -> str:
+        emb = d.pop("embedding", None)
+        prose = d.pop("prose")
+        lines = [f"{k:17s} {v}" for k, v in d.items() if v is not None]
+        if emb is not None:
+            lines.append(f"{'embedding':17s} {len(emb)} floats [{', '.join(f'{x:.4f}' for x in emb[:4])}, …]")
+        return "\n".join(lines) + "\n\n" + prose
+
+    state.out.record(packet.as_dict(with_embedding=True), human=human)
+
+
+@app.command("search")
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for; `-` reads many queries from stdin.")],
+    k: Annotated[int, typer.Option("-k", help="Hits per query.", min=1)] = 10,
+    semantic: Annotated[bool, typer.Option("--semantic", help="Vector half only.")] = False,
+    keyword: Annotated[bool, typer.Option("--keyword", help="BM25 half only.")] = False,
+    role: RoleOpt = None, session: SessionOpt = None, since: SinceOpt = None, until: UntilOpt = None,
+    generation: GenOpt = None, corpus: CorpusOpt = None, min_resonance: MinResOpt = None,
+) -> None:
+    """Search by meaning and by keyword, fused by reciprocal rank (the default).
+
+    `log search -` answers many queries in one process: plain lines, or JSON lines
+    {"query": …, "session": …, "id": …}; each hit line then carries `query_id`.
+    """
+    from soulctl.errors import InvalidInput
+    from soulctl.logbook import check_embedder, parse_queries, search_many
+    from soulctl.logbook import search as run_search
+
+    if semantic and keyword:
+        raise InvalidInput("--semantic and --keyword exclude each other", hint="omit both for hybrid")
+    mode = "semantic" if semantic else "keyword" if keyword else "hybrid"
+    out = state.out
+    home, store = _store()
+    filters = _filters(role, session, since, until, generation, corpus, min_resonance)
+    embedder = _embedder(home)
+    check_embedder(store, embedder)
+    columns = [Column("rank", align="right"), Column("score", fmt=lambda v: f"{v:.4f}", align="right"),
+               Column("id"), Column("role"), Column("session"), Column("prose", fmt=_snippet)]
+    if query != "-":
+        results = run_search(store, embedder, query, k, mode, filters)
+        out.rows(({"rank": i, **r.as_dict()} for i, r in enumerate(results, 1)), columns,
+                 empty="no hits")
+        return
+    queries = list(parse_queries(sys.stdin.buffer.read()))
+    for q, results in search_many(store, embedder, queries, k, mode, filters):
+        rows = [{"query_id": q["query_id"], "query": q["query"], "rank": i, **r.as_dict()}
+                for i, r in enumerate(results, 1)]
+        if not (out.json or out.quiet):
+            out.text(f"# {q['query_id']}: {q['query']}")
+        out.rows(rows, columns)
+
+
+@app.command("export")
+def export(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl, parquet or csv.")] = "jsonl",
+    output: Annotated[Optional[str], typer.Option("-o", "--output", help="File to write (default: stdout).")] = None,
+    with_embeddings: Annotated[bool, typer.Option("--with-embeddings", help="Include the vectors.")] = False,
+) -> None:
+    """Export the whole log for pandas / polars / duckdb (oldest first)."""
+    import os
+    import shutil
+    import tempfile
+
+    home, store = _store()
+    if output and output != "-":
+        tmp = f"{output}.tmp-{os.getpid()}"
+        try:
+            count = store.export(fmt, tmp, with_embeddings)
+            os.replace(tmp, output)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        state.out.hint(f"exported {count} packets to {output}")
+        return
+    with tempfile.TemporaryDirectory() as tmpdir:
+        path = os.path.join(tmpdir, f"log.{fmt}")
+        store.export(fmt, path, with_embeddings)
+        sys.stdout.flush()
+        try:
+            with open(path, "rb") as fh:
+                shutil.copyfileobj(fh, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            from soulctl.output import PipeClosed
+
+            raise PipeClosed from None
+
+
+@app.command("sql")
+def sql(
+    query: Annotated[str, typer.Argument(help="A read-only SELECT over `log`, `packets`, `resonance_marks`.")],
+) -> None:
+    """Run your own read-only SQL against the log; statements that write are refused.
+
+    Tables: packets (as written), resonance_marks; view: log (packets with their latest
+    resonance). Example: soulctl log sql "SELECT role, count(*) FROM log GROUP BY role"
+    """
+    home, store = _store()
+    columns, rows = store.sql(query)
+    state.out.rows((dict(zip(columns, row)) for row in rows), [Column(c) for c in columns],
+                   id_key=columns[0] if columns else "id")
+
+
+@app.command("reembed")
+def reembed() -> None:
+    """Re-embed every packet with the configured embedder (the only way an embedding changes)."""
+    home, store = _store()
+    embedder = _embedder(home)
+    with state.out.progress_bars() as progress:
+        count = store.reembed(embedder.encode, embedder.model_id, embedder.dim, progress)
+    state.out.record({"packets": count, "embed_model": embedder.model_id, "dim": embedder.dim},
+                     human=lambda r: f"re-embedded {r['packets']} packets with {r['embed_model']}",
+                     id_key="embed_model")
+
+
+@app.command("reindex")
+def reindex() -> None:
+    """Rebuild the derived search indexes (vectors, keywords) from the log database."""
+    home, store = _store()
+    result = store.reindex()
+    state.out.record(result, human=lambda r: f"reindexed {r['packets']} packets "
+                     f"(vector index: {r['vector_kind'] or 'none'})", id_key="packets")

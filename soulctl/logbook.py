@@ -1,0 +1,238 @@
+"""The bifocal log as the commands use it: parsing input into packets, adding them (embed,
+then write), and hybrid search. Library code: no typer, no rich."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from soulctl.errors import InvalidInput
+from soulctl.fusion import rrf
+from soulctl.home import Home
+from soulctl.store import Filters, Hit, NewPacket, Packet, Store, open_store
+from soulctl.store.base import MAX_PROSE_BYTES, ROLES
+
+WRITE_BATCH = 256
+SEARCH_MODES = ("hybrid", "semantic", "keyword")
+
+
+# -- input ----------------------------------------------------------------------------------
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r}", hint=f"roles: {', '.join(ROLES)}")
+    return role
+
+
+def check_prose(text: str, where: str = "") -> str:
+    prefix = f"{where}: " if where else ""
+    if not text.strip():
+        raise InvalidInput(f"{prefix}empty packet text", hint="a packet needs prose")
+    size = len(text.encode("utf-8"))
+    if size > MAX_PROSE_BYTES:
+        raise InvalidInput(f"{prefix}packet text is {size / 1e6:.1f} MB, over the "
+                           f"{MAX_PROSE_BYTES / 1e6:.0f} MB limit", hint="split it into smaller packets")
+    return text
+
+
+def decode_lines(data: bytes) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line of raw stdin; invalid UTF-8 names its line."""
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"line {number}: invalid UTF-8 at byte {exc.start}",
+                               hint="convert the input to UTF-8 (e.g. iconv -t utf-8)") from None
+
+
+def parse_plain(data: bytes, defaults: dict) -> list[NewPacket]:
+    """Each non-blank line of stdin is a packet with the defaults' role, session and meta."""
+    packets = []
+    for number, line in decode_lines(data):
+        if not line.strip():
+            continue
+        check_prose(line, f"line {number}")
+        packets.append(NewPacket(prose=line, **defaults))
+    return packets
+
+
+_JSONL_KEYS = {"prose", "text", "role", "session", "meta", "parent", "corrects", "ts", "id",
+               "generation", "corpus", "resonance"}
+
+
+def parse_jsonl(data: bytes, defaults: dict) -> list[NewPacket]:
+    """JSON lines {"prose"|"text", "role", "session", "meta", "parent", "ts", …} → packets."""
+    packets = []
+    for number, line in decode_lines(data):
+        if not line.strip():
+            continue
+        where = f"line {number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})",
+                               hint="each line must be one JSON object") from None
+        if not isinstance(obj, dict):
+            raise InvalidInput(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        unknown = set(obj) - _JSONL_KEYS
+        if unknown:
+            raise InvalidInput(f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
+                               hint=f"keys: {', '.join(sorted(_JSONL_KEYS))}")
+        prose = obj.get("prose", obj.get("text"))
+        if not isinstance(prose, str):
+            raise InvalidInput(f"{where}: needs a string `prose` (or `text`)")
+        check_prose(prose, where)
+        fields = dict(defaults)
+        for key in ("role", "session", "parent", "corrects", "generation", "corpus"):
+            if obj.get(key) is not None:
+                if not isinstance(obj[key], str):
+                    raise InvalidInput(f"{where}: `{key}` must be a string")
+                fields[key] = obj[key]
+        check_role(fields["role"])
+        if obj.get("meta") is not None:
+            if not isinstance(obj["meta"], dict):
+                raise InvalidInput(f"{where}: `meta` must be a JSON object")
+            fields["meta"] = {**(defaults.get("meta") or {}), **obj["meta"]}
+        if obj.get("resonance") is not None:
+            value = obj["resonance"]
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise InvalidInput(f"{where}: `resonance` must be a number in [0, 1]")
+            fields["resonance"] = float(value)
+            fields["resonance_source"] = "import"
+        if obj.get("ts") is not None:
+            fields["ts"] = parse_time(str(obj["ts"]), where)
+        if obj.get("id") is not None:
+            fields["id"] = str(obj["id"])
+        packets.append(NewPacket(prose=prose, **fields))
+    return packets
+
+
+def parse_time(text: str, where: str = "time") -> _dt.datetime:
+    """ISO 8601 (2026-11-24, 2026-11-24T10:00Z) or relative (30m, 2h, 7d ago)."""
+    value = text.strip().lower().removesuffix(" ago")
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if value[:-1].isdigit() and value[-1:] in units:
+        return _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=int(value[:-1]) * units[value[-1]])
+    try:
+        parsed = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{where}: cannot read time {text!r}",
+                           hint="use ISO 8601 (2026-11-24T10:00Z) or an age like 30m, 2h, 7d") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.timezone.utc)
+
+
+# -- writing --------------------------------------------------------------------------------
+def current_generation(home: Home) -> str | None:
+    from soulctl.generations import current
+
+    try:
+        return current(home)
+    except OSError:
+        return None
+
+
+def check_embedder(store: Store, embedder) -> None:
+    from soulctl.store.duckdb_store import embedder_mismatch
+
+    record = store.embedder_record()
+    if record and (record[0] != embedder.model_id or record[1] != embedder.dim):
+        raise embedder_mismatch(record[0], embedder.model_id)
+
+
+def add_packets(home: Home, packets: Sequence[NewPacket], embedder, store: Store | None = None,
+                progress=None) -> Iterator[Packet]:
+    """Embed and write packets in batches; each batch is one transaction of whole packets."""
+    store = store or open_store(home)
+    check_embedder(store, embedder)
+    task_cm = progress.task("Adding packets", total=len(packets)) if progress else None
+    task = task_cm.__enter__() if task_cm else None
+    try:
+        for start in range(0, len(packets), WRITE_BATCH):
+            batch = packets[start:start + WRITE_BATCH]
+            vectors = embedder.encode([p.prose for p in batch])
+            yield from store.add(batch, vectors, embedder.model_id)
+            if task:
+                task.advance(len(batch))
+    finally:
+        if task_cm:
+            task_cm.__exit__(None, None, None)
+
+
+# -- searching ------------------------------------------------------------------------------
+@dataclass
+class SearchResult:
+    hit: Hit
+    packet: Packet
+
+    def as_dict(self) -> dict:
+        return {**self.packet.as_dict(), "score": round(self.hit.score, 6),
+                "ranks": self.hit.ranks, "scores": {k: round(v, 6) for k, v in self.hit.scores.items()}}
+
+
+def search(store: Store, embedder, query: str, k: int = 10, mode: str = "hybrid",
+           filters: Filters | None = None, query_vector: np.ndarray | None = None) -> list[SearchResult]:
+    if mode not in SEARCH_MODES:
+        raise InvalidInput(f"unknown search mode {mode!r}", hint=f"use one of {', '.join(SEARCH_MODES)}")
+    if not query.strip():
+        raise InvalidInput("empty search query")
+    filters = filters or Filters()
+    depth = k if mode != "hybrid" else max(k * 4, 40)  # fusion needs more than k from each half
+    rankings: dict[str, list[tuple[str, float]]] = {}
+    if mode in ("hybrid", "semantic"):
+        if query_vector is None:
+            query_vector = embedder.encode([query])[0]
+        rankings["semantic"] = store.search_vector(query_vector, depth, filters)
+    if mode in ("hybrid", "keyword"):
+        rankings["keyword"] = store.search_keyword(query, depth, filters)
+    if mode == "hybrid":
+        fused = rrf(rankings, k)
+        hits = [Hit(key, score, ranks, scores) for key, score, ranks, scores in fused]
+    else:
+        ranking = rankings[mode][:k]
+        hits = [Hit(key, score, {mode: i}, {mode: score}) for i, (key, score) in enumerate(ranking, 1)]
+    packets = store.fetch([h.id for h in hits])
+    return [SearchResult(h, packets[h.id]) for h in hits if h.id in packets]
+
+
+def search_many(store: Store, embedder, queries: Iterable[dict], k: int, mode: str,
+                filters: Filters) -> Iterator[tuple[dict, list[SearchResult]]]:
+    """Answer many queries in one process, embedding them in batches."""
+    batch: list[dict] = []
+
+    def flush():
+        vectors = (embedder.encode([q["query"] for q in batch]) if mode != "keyword"
+                   else [None] * len(batch))
+        for q, vec in zip(batch, vectors):
+            f = Filters(**{**filters.__dict__, **({"session": q["session"]} if q.get("session") else {})})
+            yield q, search(store, embedder, q["query"], k, mode, f, query_vector=vec)
+
+    for q in queries:
+        batch.append(q)
+        if len(batch) >= 64:
+            yield from flush()
+            batch = []
+    if batch:
+        yield from flush()
+
+
+def parse_queries(data: bytes) -> Iterator[dict]:
+    """Queries from stdin: plain lines, or JSON lines {"query", "session", "id"}."""
+    for number, line in decode_lines(data):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"line {number}: invalid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("query"), str):
+                raise InvalidInput(f"line {number}: a JSON query needs a string `query`")
+            yield {"query": obj["query"], "session": obj.get("session"),
+                   "query_id": obj.get("id", number)}
+        else:
+            yield {"query": line, "session": None, "query_id": number}

@@ -1,0 +1,484 @@
+"""The bifocal log on DuckDB (`data/soul.duckdb`), the embedded default store.
+
+Every call opens the database, works and closes, under the store lock (see lock.py): shared
+to read (several readers at once, read-only), exclusive to write. Embedding happens before
+the lock is taken, so a writer holds it only for its insert.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import duckdb
+import numpy as np
+
+from soulctl.errors import InvalidInput, NotFound
+from soulctl.store import migrations
+from soulctl.store.base import Filters, NewPacket, Packet, Store, new_id, utcnow
+from soulctl.store.lock import store_lock
+from soulctl.store.log_index import LogIndex
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("id", "seq", "ts", "session", "role", "prose", "embed_model", "generation", "corpus",
+           "resonance", "resonance_source", "parent", "corrects", "meta")
+_SELECT = ", ".join(COLUMNS)
+BATCH = 512  # packets per transaction in bulk writes
+
+
+def vector_lag_limit(total: int) -> int:
+    """How far the vector index may trail the log before a writer extends it."""
+    return max(2000, total // 20)
+
+
+class DuckDBStore(Store):
+    def __init__(self, path: Path, index_dir: Path | None = None):
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.index = LogIndex(index_dir or self.path.parent / "index" / "log")
+
+    # -- connections ---------------------------------------------------------------------
+    @contextmanager
+    def _read(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
+        if self.path.with_name(self.path.name + ".wal").exists():
+            self._recover()
+        with store_lock(self.lock_path, exclusive=False):
+            if not self.path.exists():
+                yield None
+                return
+            try:
+                con = duckdb.connect(str(self.path), read_only=True)
+            except duckdb.Error as exc:
+                raise InvalidInput(f"{self.path}: cannot open the log ({str(exc).splitlines()[0]})",
+                                   hint="check the file; `soulctl log reindex` rebuilds the indexes") from None
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def _recover(self) -> None:
+        """A writer was killed: replay its write-ahead log once, so readers see whole packets."""
+        with store_lock(self.lock_path, exclusive=True):
+            if self.path.with_name(self.path.name + ".wal").exists():
+                con = duckdb.connect(str(self.path))
+                try:
+                    con.execute("CHECKPOINT")
+                finally:
+                    con.close()
+
+    @contextmanager
+    def _write(self, dim: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        with store_lock(self.lock_path, exclusive=True):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(str(self.path))
+            try:
+                if migrations.pending(con):
+                    if dim is None:
+                        dim = self._existing_dim(con)
+                    if dim is None:
+                        raise NotFound("the log is empty: nothing to read yet",
+                                       hint="add packets with `soulctl log add`")
+                    migrations.apply(con, dim)
+                yield con
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+
+    @staticmethod
+    def _existing_dim(con) -> int | None:
+        try:
+            row = con.execute("SELECT value FROM store_meta WHERE key = 'dim'").fetchone()
+        except duckdb.Error:
+            return None
+        return int(row[0]) if row else None
+
+    # -- metadata ------------------------------------------------------------------------
+    def embedder_record(self) -> tuple[str, int] | None:
+        with self._read() as con:
+            if con is None or migrations.pending(con):
+                return None
+            rows = dict(con.execute("SELECT key, value FROM store_meta").fetchall())
+        if "embed_model" not in rows:
+            return None
+        return rows["embed_model"], int(rows["dim"])
+
+    def create(self, embed_model: str, dim: int) -> None:
+        """Make the database (migrations) for vectors of `dim` from `embed_model`."""
+        with self._write(dim) as con:
+            con.execute("INSERT OR IGNORE INTO store_meta VALUES ('embed_model', ?), ('dim', ?)",
+                        [embed_model, str(dim)])
+
+    # -- writes --------------------------------------------------------------------------
+    def add(self, packets: Sequence[NewPacket], embeddings: np.ndarray, embed_model: str) -> list[Packet]:
+        if len(packets) != len(embeddings):
+            raise ValueError("one embedding per packet")
+        if not packets:
+            return []
+        dim = int(embeddings.shape[1])
+        written: list[Packet] = []
+        with self._write(dim) as con:
+            meta = dict(con.execute("SELECT key, value FROM store_meta").fetchall())
+            if not meta:
+                con.execute("INSERT INTO store_meta VALUES ('embed_model', ?), ('dim', ?)",
+                            [embed_model, str(dim)])
+            elif meta["embed_model"] != embed_model or int(meta["dim"]) != dim:
+                raise embedder_mismatch(meta["embed_model"], embed_model)
+            next_seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM packets").fetchone()[0]
+            rows = _rows(packets, embeddings, embed_model, next_seq)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                _insert(con, rows, dim)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            written = [_packet_from_row(r) for r in rows]
+            self._sync_indexes(con)
+        return written
+
+    def add_batches(self, batches, embed_model: str) -> Iterator[list[Packet]]:
+        """Write (packets, embeddings) batches, each its own transaction (for bulk ingest)."""
+        for packets, embeddings in batches:
+            yield self.add(packets, embeddings, embed_model)
+
+    def mark(self, packet_id: str, score: float, source: str) -> None:
+        if not 0.0 <= score <= 1.0:
+            raise InvalidInput(f"resonance {score} is outside [0, 1]")
+        with self._write() as con:
+            if not con.execute("SELECT 1 FROM packets WHERE id = ?", [packet_id]).fetchone():
+                raise NotFound(f"no packet {packet_id}", hint="see `soulctl log ls`")
+            con.execute("INSERT INTO resonance_marks VALUES (?, ?, ?, ?)",
+                        [packet_id, float(score), source, utcnow().replace(tzinfo=None)])
+
+    # -- derived indexes -----------------------------------------------------------------
+    def _sync_indexes(self, con, force_vectors: bool = False) -> None:
+        """Bring the keyword and (when it trails far enough) the vector index up to the log."""
+        top = con.execute("SELECT coalesce(max(seq), 0), count(*) FROM packets").fetchone()
+        max_seq, total = int(top[0]), int(top[1])
+        state = self.index.state()
+        if state.keyword_seq < max_seq:
+            rel = con.execute(
+                "SELECT seq, prose, role, session, generation, corpus, epoch_ms(ts) AS ts_ms "
+                "FROM packets WHERE seq > ? ORDER BY seq", [state.keyword_seq])
+            while True:
+                chunk = rel.fetchmany(50_000)
+                if not chunk:
+                    break
+                self.index.keyword_add(
+                    (dict(zip(("seq", "prose", "role", "session", "generation", "corpus", "ts_ms"), r))
+                     for r in chunk), last_seq=int(chunk[-1][0]))
+        state = self.index.state()
+        lag = max_seq - state.vector_seq
+        if lag and (force_vectors or lag >= vector_lag_limit(total)):
+            def sample(n):
+                if n is None:
+                    q = "SELECT seq, embedding FROM packets ORDER BY seq"
+                else:
+                    q = f"SELECT seq, embedding FROM packets USING SAMPLE {int(n)} ROWS (reservoir, 7)"
+                return _vectors(con.execute(q).fetchnumpy())
+
+            seqs, vecs = _vectors(con.execute(
+                "SELECT seq, embedding FROM packets WHERE seq > ? ORDER BY seq",
+                [state.vector_seq]).fetchnumpy())
+            self.index.vector_extend(seqs, vecs, total, sample)
+
+    def reindex(self) -> dict:
+        """Rebuild the derived indexes from the database."""
+        self.index.reset()
+        with self._write() as con:
+            self._sync_indexes(con, force_vectors=True)
+            total = con.execute("SELECT count(*) FROM packets").fetchone()[0]
+        return {"packets": int(total), **self.index.state().__dict__}
+
+    # -- reads ---------------------------------------------------------------------------
+    def get(self, packet_id: str, with_embedding: bool = False) -> Packet:
+        cols = _SELECT + (", embedding" if with_embedding else "")
+        with self._read() as con:
+            if con is None:
+                raise NotFound(f"no packet {packet_id}: the log is empty")
+            rows = con.execute(f"SELECT {cols} FROM log WHERE id = ? OR id LIKE ? LIMIT 2",
+                               [packet_id, packet_id + "%"]).fetchall()
+        if not rows:
+            raise NotFound(f"no packet {packet_id}", hint="see `soulctl log ls`")
+        if len(rows) > 1:
+            raise InvalidInput(f"packet id prefix {packet_id!r} is ambiguous", hint="give more of the id")
+        return _packet(rows[0], with_embedding)
+
+    def fetch(self, ids: Sequence[str], filters: Filters | None = None) -> dict[str, Packet]:
+        if not ids:
+            return {}
+        where, params = _where(filters)
+        with self._read() as con:
+            if con is None:
+                return {}
+            rows = con.execute(
+                f"SELECT {_SELECT} FROM log WHERE id IN (SELECT unnest(?::VARCHAR[])) {where}",
+                [list(ids), *params]).fetchall()
+        return {r[0]: _packet(r) for r in rows}
+
+    def list(self, filters: Filters, limit: int | None = None, newest_first: bool = True) -> Iterator[Packet]:
+        where, params = _where(filters)
+        order = "DESC" if newest_first else "ASC"
+        lim = f"LIMIT {int(limit)}" if limit is not None else ""
+        with self._read() as con:
+            if con is None:
+                return
+            rel = con.execute(f"SELECT {_SELECT} FROM log WHERE TRUE {where} ORDER BY seq {order} {lim}",
+                              params)
+            while chunk := rel.fetchmany(1000):
+                for row in chunk:
+                    yield _packet(row)
+
+    def count(self, filters: Filters | None = None) -> int:
+        where, params = _where(filters)
+        with self._read() as con:
+            if con is None or migrations.pending(con):
+                return 0
+            return int(con.execute(f"SELECT count(*) FROM log WHERE TRUE {where}", params).fetchone()[0])
+
+    def search_vector(self, vector: np.ndarray, k: int, filters: Filters) -> list[tuple[str, float]]:
+        vector = np.asarray(vector, dtype=np.float32).ravel()
+        with self._read() as con:
+            if con is None:
+                return []
+            dim = int(vector.shape[0])
+            if filters.active():  # exact within the filter: small sets are fast, large ones rare
+                where, params = _where(filters)
+                rows = con.execute(
+                    f"SELECT id, array_inner_product(embedding, ?::FLOAT[{dim}]) AS s FROM log "
+                    f"WHERE TRUE {where} ORDER BY s DESC LIMIT {int(k)}", [vector.tolist(), *params]
+                ).fetchall()
+                return [(r[0], float(r[1])) for r in rows]
+            state = self.index.state()
+            seqs, scores = self.index.vector_search(vector, k)
+            # the packets the index does not reach yet, searched exactly
+            tail = con.execute(
+                f"SELECT seq, array_inner_product(embedding, ?::FLOAT[{dim}]) AS s FROM packets "
+                f"WHERE seq > ? ORDER BY s DESC LIMIT {int(k)}",
+                [vector.tolist(), state.vector_seq]).fetchall()
+            pairs = list(zip(seqs.tolist(), scores.tolist())) + [(int(s), float(v)) for s, v in tail]
+            pairs.sort(key=lambda p: -p[1])
+            pairs = pairs[:k]
+            return _ids_for(con, pairs)
+
+    def search_keyword(self, text: str, k: int, filters: Filters) -> list[tuple[str, float]]:
+        with self._read() as con:
+            if con is None:
+                return []
+            max_seq = con.execute("SELECT coalesce(max(seq), 0) FROM packets").fetchone()[0]
+        if self.index.state().keyword_seq < max_seq:  # left behind by a crash: catch up
+            with self._write() as con:
+                self._sync_indexes(con)
+        want = k
+        while True:
+            seqs, scores = self.index.keyword_search(text, want, filters)
+            with self._read() as con:
+                pairs = _ids_for(con, list(zip(seqs, scores)), filters)
+            if len(pairs) >= k or len(seqs) < want:
+                return pairs[:k]
+            want *= 8  # post-filters (resonance) removed some: look deeper
+
+    # -- the user's own queries ----------------------------------------------------------
+    def sql(self, query: str) -> tuple[list[str], list[tuple]]:
+        check_read_only(query)
+        with self._read() as con:
+            if con is None:
+                raise NotFound("the log is empty: nothing to query yet")
+            try:
+                rel = con.execute(query)
+            except duckdb.Error as exc:
+                raise InvalidInput(f"SQL error: {str(exc).splitlines()[0]}") from None
+            columns = [d[0] for d in rel.description] if rel.description else []
+            return columns, rel.fetchall()
+
+    def export(self, fmt: str, path: str, with_embeddings: bool = False) -> int:
+        cols = _SELECT + (", embedding" if with_embeddings else "")
+        options = {"parquet": "(FORMAT parquet)", "csv": "(FORMAT csv, HEADER true)",
+                   "jsonl": "(FORMAT json)"}
+        if fmt not in options:
+            raise InvalidInput(f"unknown export format {fmt!r}", hint="use jsonl, parquet or csv")
+        with self._read() as con:
+            if con is None:
+                raise NotFound("the log is empty: nothing to export")
+            target = path.replace("'", "''")
+            con.execute(f"COPY (SELECT {cols} FROM log ORDER BY seq) TO '{target}' {options[fmt]}")
+            return int(con.execute("SELECT count(*) FROM packets").fetchone()[0])
+
+    def reembed(self, encode, embed_model: str, dim: int, progress=None) -> int:
+        """Recompute every embedding with a new embedder; the only way an embedding changes."""
+        with self._read() as con:
+            if con is None:
+                return 0
+            seqs, prose = [], []
+            rel = con.execute("SELECT seq, prose FROM packets ORDER BY seq")
+            while chunk := rel.fetchmany(10_000):
+                seqs += [r[0] for r in chunk]
+                prose += [r[1] for r in chunk]
+        vectors = encode(prose, progress)  # long: outside the lock
+        with self._write() as con:
+            late = con.execute("SELECT seq, prose FROM packets WHERE seq > ? ORDER BY seq",
+                               [seqs[-1] if seqs else 0]).fetchall()
+            if late:
+                seqs += [r[0] for r in late]
+                vectors = np.vstack([vectors, encode([r[1] for r in late], None)])
+            import pyarrow as pa
+
+            table = pa.table({"seq": pa.array(seqs, pa.int64()),
+                              "embedding": _fixed(vectors, dim)})
+            con.register("fresh", table)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("CREATE TABLE packets_reembed AS SELECT p.* REPLACE "
+                            f"(f.embedding::FLOAT[{dim}] AS embedding, ? AS embed_model) "
+                            "FROM packets p JOIN fresh f USING (seq)", [embed_model])
+                con.execute("DROP VIEW log")
+                con.execute("DROP TABLE packets")
+                con.execute(migrations.MIGRATIONS[0][1](dim).split("CREATE TABLE store_meta")[0])
+                con.execute("INSERT INTO packets SELECT * FROM packets_reembed ORDER BY seq")
+                con.execute("DROP TABLE packets_reembed")
+                con.execute(dict(migrations.MIGRATIONS)["0003_log_view"](dim))
+                con.execute("UPDATE store_meta SET value = ? WHERE key = 'embed_model'", [embed_model])
+                con.execute("UPDATE store_meta SET value = ? WHERE key = 'dim'", [str(dim)])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            self.index.reset()
+            self._sync_indexes(con, force_vectors=True)
+        return len(seqs)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def embedder_mismatch(stored: str, configured: str) -> InvalidInput:
+    return InvalidInput(f"the log's vectors were made by {stored}, but the configured embedder "
+                        f"is {configured}", hint="run `soulctl log reembed` to re-embed the log")
+
+
+_WRITE_STATEMENTS = {"SELECT", "EXPLAIN"}
+
+
+def check_read_only(query: str) -> None:
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise InvalidInput(f"SQL error: {str(exc).splitlines()[0]}") from None
+    if not statements:
+        raise InvalidInput("empty SQL statement")
+    for st in statements:
+        kind = st.type.name
+        if kind not in _WRITE_STATEMENTS:
+            raise InvalidInput(f"log sql is read-only: {kind} statements are refused",
+                               hint="use SELECT; the log changes only through soulctl commands")
+
+
+def _where(filters: Filters | None) -> tuple[str, list]:
+    if filters is None:
+        return "", []
+    parts, params = [], []
+    for name in ("role", "session", "generation", "corpus"):
+        value = getattr(filters, name)
+        if value is not None:
+            parts.append(f"AND {name} = ?")
+            params.append(value)
+    if filters.since is not None:
+        parts.append("AND ts >= ?")
+        params.append(_naive_utc(filters.since))
+    if filters.until is not None:
+        parts.append("AND ts <= ?")
+        params.append(_naive_utc(filters.until))
+    if filters.min_resonance is not None:
+        parts.append("AND resonance >= ?")
+        params.append(float(filters.min_resonance))
+    return " ".join(parts), params
+
+
+def _naive_utc(value: _dt.datetime) -> _dt.datetime:
+    if value.tzinfo is not None:
+        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _ids_for(con, pairs: list[tuple[int, float]], filters: Filters | None = None) -> list[tuple[str, float]]:
+    if not pairs:
+        return []
+    where, params = _where(filters)
+    rows = con.execute(f"SELECT seq, id FROM log WHERE seq IN (SELECT unnest(?::BIGINT[])) {where}",
+                       [[int(s) for s, _ in pairs], *params]).fetchall()
+    ids = dict(rows)
+    return [(ids[s], score) for s, score in pairs if s in ids]
+
+
+def _vectors(arrays: dict) -> tuple[np.ndarray, np.ndarray]:
+    seqs = np.asarray(arrays["seq"], dtype=np.int64)
+    emb = arrays["embedding"]
+    if len(emb) == 0:
+        return seqs, np.zeros((0, 0), dtype=np.float32)
+    return seqs, np.stack(emb).astype(np.float32)
+
+
+def _fixed(vectors: np.ndarray, dim: int):
+    import pyarrow as pa
+
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), pa.float32())
+    return pa.FixedSizeListArray.from_arrays(flat, dim)
+
+
+def _rows(packets: Sequence[NewPacket], embeddings: np.ndarray, embed_model: str, first_seq: int) -> list[dict]:
+    now = utcnow()
+    rows = []
+    for i, (p, vec) in enumerate(zip(packets, embeddings)):
+        ts = p.ts or now
+        rows.append({
+            "id": p.id or new_id(), "seq": first_seq + i, "ts": _naive_utc(ts), "session": p.session,
+            "role": p.role, "prose": p.prose, "embedding": vec, "embed_model": embed_model,
+            "generation": p.generation, "corpus": p.corpus, "resonance": p.resonance,
+            "resonance_source": p.resonance_source, "parent": p.parent, "corrects": p.corrects,
+            "meta": json.dumps(p.meta, ensure_ascii=False) if p.meta is not None else None,
+        })
+    return rows
+
+
+def _insert(con, rows: list[dict], dim: int) -> None:
+    import pyarrow as pa
+
+    cols = [c for c in rows[0] if c != "embedding"]
+    data = {c: [r[c] for r in rows] for c in cols}
+    table = pa.table({**{c: pa.array(v) if c != "ts" else pa.array(v, pa.timestamp("us"))
+                         for c, v in data.items()},
+                      "embedding": _fixed(np.stack([r["embedding"] for r in rows]), dim)})
+    con.register("incoming", table)
+    try:
+        con.execute(f"INSERT INTO packets (seq, id, ts, session, role, prose, embedding, embed_model, "
+                    "generation, corpus, resonance, resonance_source, parent, corrects, meta) "
+                    "SELECT seq, id, ts, session, role, prose, embedding::FLOAT[%d], embed_model, "
+                    "generation, corpus, resonance, resonance_source, parent, corrects, meta::JSON "
+                    "FROM incoming" % dim)
+    finally:
+        con.unregister("incoming")
+
+
+def _packet_from_row(row: dict) -> Packet:
+    meta = json.loads(row["meta"]) if row["meta"] else None
+    return Packet(id=row["id"], seq=row["seq"], ts=row["ts"].replace(tzinfo=_dt.timezone.utc),
+                  session=row["session"], role=row["role"], prose=row["prose"],
+                  embed_model=row["embed_model"], generation=row["generation"],
+                  corpus=row["corpus"], resonance=row["resonance"],
+                  resonance_source=row["resonance_source"], parent=row["parent"],
+                  corrects=row["corrects"], meta=meta)
+
+
+def _packet(row: tuple, with_embedding: bool = False) -> Packet:
+    data = dict(zip(COLUMNS, row))
+    meta = data["meta"]
+    data["meta"] = json.loads(meta) if isinstance(meta, str) else meta
+    data["ts"] = data["ts"].replace(tzinfo=_dt.timezone.utc)
+    packet = Packet(**data)
+    if with_embedding:
+        packet.embedding = list(row[len(COLUMNS)])
+    return packet

@@ -1,0 +1,206 @@
+"""Derived search indexes of the log: FAISS for vectors, tantivy (BM25) for keywords.
+
+The database is the record; these are caches keyed by packet `seq`, rebuilt from it at will.
+`state.json` says how far each one reaches. Writers extend them after their database commit
+(under the store's exclusive lock); a crash in between leaves an index that lags, which the
+next writer (or `log reindex`) catches up. Searchers memory-map the vector index, so opening
+it costs milliseconds at a million packets, and search the few packets past its reach exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+IVF_MIN = 100_000  # below this an exact (flat) index is fast enough (~17 ms at 100k)
+VECTORS = "vectors.faiss"
+STATE = "state.json"
+KEYWORD = "keyword"
+
+
+@dataclass
+class IndexState:
+    vector_seq: int = 0
+    keyword_seq: int = 0
+    embed_model: str | None = None
+    vector_kind: str | None = None
+    trained_at: int = 0  # packets in the index when the IVF centroids were trained
+
+
+class LogIndex:
+    def __init__(self, root: Path):
+        self.root = root
+        self._vectors = None
+        self._vectors_stamp = None
+        self._kw = None
+
+    # -- state ---------------------------------------------------------------------------
+    def state(self) -> IndexState:
+        path = self.root / STATE
+        if not path.is_file():
+            return IndexState()
+        try:
+            data = json.loads(path.read_text())
+            return IndexState(**{k: v for k, v in data.items() if k in IndexState.__annotations__})
+        except (json.JSONDecodeError, TypeError):
+            return IndexState()
+
+    def save_state(self, state: IndexState) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{STATE}.{os.getpid()}"
+        tmp.write_text(json.dumps(asdict(state)))
+        os.replace(tmp, self.root / STATE)
+
+    def reset(self) -> None:
+        self._vectors = self._kw = None
+        if self.root.exists():
+            shutil.rmtree(self.root)
+
+    # -- vectors -------------------------------------------------------------------------
+    def vector_search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        index = self._load_vectors()
+        if index is None or index.ntotal == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        import faiss
+
+        k = min(k, index.ntotal)
+        params = None
+        if isinstance(index, faiss.IndexIVF):
+            params = faiss.SearchParametersIVF(nprobe=nprobe_for(index.nlist))
+        scores, seqs = index.search(query.reshape(1, -1).astype(np.float32), k, params=params)
+        keep = seqs[0] >= 0
+        return seqs[0][keep], scores[0][keep]
+
+    def _load_vectors(self):
+        path = self.root / VECTORS
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._vectors is None or stamp != self._vectors_stamp:
+            import faiss
+
+            self._vectors = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+            self._vectors_stamp = stamp
+        return self._vectors
+
+    def vector_extend(self, seqs: np.ndarray, vectors: np.ndarray, total: int, sample) -> None:
+        """Add vectors; (re)train an IVF index when the log first passes IVF_MIN or doubles."""
+        import faiss
+
+        state = self.state()
+        path = self.root / VECTORS
+        self.root.mkdir(parents=True, exist_ok=True)
+        dim = vectors.shape[1]
+        retrain = total >= IVF_MIN and (state.vector_kind != "ivf" or total >= 2 * state.trained_at)
+        if retrain:
+            index = self._train_ivf(dim, total, sample)
+            seqs, vectors = sample(None)  # everything
+            state.trained_at = total
+            state.vector_kind = "ivf"
+        elif path.is_file():
+            index = faiss.read_index(str(path))
+        else:
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+            state.vector_kind = "flat"
+        for start in range(0, len(seqs), 65536):
+            index.add_with_ids(np.ascontiguousarray(vectors[start:start + 65536], dtype=np.float32),
+                               np.ascontiguousarray(seqs[start:start + 65536], dtype=np.int64))
+        tmp = self.root / f".{VECTORS}.{os.getpid()}"
+        faiss.write_index(index, str(tmp))
+        os.replace(tmp, path)
+        state.vector_seq = int(seqs.max()) if len(seqs) else state.vector_seq
+        self.save_state(state)
+        self._vectors = None
+
+    @staticmethod
+    def _train_ivf(dim: int, total: int, sample):
+        import faiss
+
+        nlist = int(min(65536, max(256, 4 * np.sqrt(total))))
+        _, train = sample(min(total, 40 * nlist))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(np.ascontiguousarray(train, dtype=np.float32))
+        return index
+
+    # -- keywords (tantivy BM25) ---------------------------------------------------------
+    def _keyword_index(self):
+        if self._kw is None:
+            import tantivy
+
+            builder = tantivy.SchemaBuilder()
+            builder.add_integer_field("seq", stored=True, indexed=True, fast=True)
+            builder.add_text_field("prose", stored=False, tokenizer_name="en_stem")
+            for name in ("role", "session", "generation", "corpus"):
+                builder.add_text_field(name, stored=False, tokenizer_name="raw")
+            builder.add_integer_field("ts", stored=False, indexed=True, fast=True)
+            path = self.root / KEYWORD
+            path.mkdir(parents=True, exist_ok=True)
+            self._kw = tantivy.Index(builder.build(), path=str(path))
+        return self._kw
+
+    def keyword_add(self, rows: Iterable[dict], last_seq: int) -> None:
+        import tantivy
+
+        index = self._keyword_index()
+        writer = index.writer(heap_size=64_000_000, num_threads=1)
+        for row in rows:
+            doc = tantivy.Document(seq=int(row["seq"]), prose=row["prose"], ts=int(row["ts_ms"]))
+            for name in ("role", "session", "generation", "corpus"):
+                if row.get(name):
+                    doc.add_text(name, row[name])
+            writer.add_document(doc)
+        writer.commit()
+        writer.wait_merging_threads()
+        state = self.state()
+        state.keyword_seq = last_seq
+        self.save_state(state)
+
+    def keyword_search(self, text: str, k: int, filters=None) -> tuple[list[int], list[float]]:
+        import tantivy
+
+        index = self._keyword_index()
+        index.reload()
+        query, _errors = index.parse_query_lenient(text, ["prose"])
+        clauses = [(tantivy.Occur.Must, query)]
+        schema = index.schema
+        if filters is not None:
+            for name in ("role", "session", "generation", "corpus"):
+                value = getattr(filters, name)
+                if value is not None:
+                    clauses.append((tantivy.Occur.Must, tantivy.Query.term_query(schema, name, value)))
+            if filters.since is not None or filters.until is not None:
+                lo = _ms(filters.since) if filters.since else -(2**62)
+                hi = _ms(filters.until) if filters.until else 2**62
+                clauses.append((tantivy.Occur.Must, tantivy.Query.range_query(
+                    schema, "ts", tantivy.FieldType.Integer, lo, hi)))
+        searcher = index.searcher()
+        result = searcher.search(tantivy.Query.boolean_query(clauses), k)
+        seqs, scores = [], []
+        for score, address in result.hits:
+            seqs.append(int(searcher.doc(address)["seq"][0]))
+            scores.append(float(score))
+        return seqs, scores
+
+
+def nprobe_for(nlist: int) -> int:
+    return int(max(32, nlist // 48))
+
+
+def _ms(value) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def as_rows(seqs: Sequence[int], prose, roles, sessions, generations, corpora, ts_ms) -> list[dict]:
+    return [dict(seq=s, prose=p, role=r, session=se, generation=g, corpus=c, ts_ms=t)
+            for s, p, r, se, g, c, t in zip(seqs, prose, roles, sessions, generations, corpora, ts_ms)]
