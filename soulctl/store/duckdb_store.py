@@ -115,7 +115,10 @@ class DuckDBStore(Store):
                         [embed_model, str(dim)])
 
     # -- writes --------------------------------------------------------------------------
-    def add(self, packets: Sequence[NewPacket], embeddings: np.ndarray, embed_model: str) -> list[Packet]:
+    def add(self, packets: Sequence[NewPacket], embeddings: np.ndarray, embed_model: str,
+            index: bool = True) -> list[Packet]:
+        """Write whole packets in one transaction; `index=False` defers the indexes (bulk loads
+        then call reindex)."""
         if len(packets) != len(embeddings):
             raise ValueError("one embedding per packet")
         if not packets:
@@ -139,7 +142,8 @@ class DuckDBStore(Store):
                 con.execute("ROLLBACK")
                 raise
             written = [_packet_from_row(r) for r in rows]
-            self._sync_indexes(con)
+            if index:
+                self._sync_indexes(con)
         return written
 
     def add_batches(self, batches, embed_model: str) -> Iterator[list[Packet]]:

@@ -75,7 +75,9 @@ def test_budget_reads_soul_yaml_and_measures_stores(home):
     assert 0 < weights - d["weights_bytes"] < 100_000  # the file = tensors + its header
     assert d["context"] == 8192 and d["kv_bytes_per_token"] == 23040
     stores = {c["name"]: c["bytes"] for c in d["components"]}["stores"]
-    (home / "data" / "soul.duckdb").write_bytes(b"\0" * 3_000_000)
+    assert stores == (home / "data" / "soul.duckdb").stat().st_size  # the (empty) log database
+    (home / "corpora" / "notes").mkdir()
+    (home / "corpora" / "notes" / "vectors.faiss").write_bytes(b"\0" * 3_000_000)
     after = soulctl("budget", "--json", "--home", home).json()
     assert {c["name"]: c["bytes"] for c in after["components"]}["stores"] == stores + 3_000_000
 

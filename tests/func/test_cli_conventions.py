@@ -32,10 +32,13 @@ def test_fast_commands_do_not_import_torch(gen0_home):
     assert heavy_modules_loaded(["budget", "--home", gen0_home]) == []
     assert heavy_modules_loaded(["gen", "ls", "--home", gen0_home]) == []
     assert heavy_modules_loaded(["gen", "show", "--home", gen0_home]) == []
+    assert heavy_modules_loaded(["log", "ls", "--home", gen0_home]) == []
+    assert heavy_modules_loaded(["log", "sql", "SELECT count(*) FROM log", "--home", gen0_home]) == []
 
 
 def test_every_json_output_parses(gen0_home):
     for args in (["gen", "ls"], ["gen", "show"], ["gen", "verify"], ["budget"],
+                 ["log", "sql", "SELECT 1 AS one"],
                  ["budget", "--list-presets"], ["budget", "--model", "llama-3.1-8b", "--fit"]):
         r = soulctl(*args, "--json", "--home", gen0_home)
         assert r.code == 0, (args, r)
