@@ -11,7 +11,6 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from soulctl.errors import InvalidInput
-from soulctl.fusion import rrf
 from soulctl.home import Home
 from soulctl.store import Filters, Hit, NewPacket, Packet, Store, open_store
 from soulctl.store.base import MAX_PROSE_BYTES, ROLES
@@ -180,23 +179,12 @@ def search(store: Store, embedder, query: str, k: int = 10, mode: str = "hybrid"
         raise InvalidInput(f"unknown search mode {mode!r}", hint=f"use one of {', '.join(SEARCH_MODES)}")
     if not query.strip():
         raise InvalidInput("empty search query")
-    filters = filters or Filters()
+    if mode != "keyword" and query_vector is None:
+        query_vector = embedder.encode([query])[0]
     depth = k if mode != "hybrid" else max(k * 4, 40)  # fusion needs more than k from each half
-    rankings: dict[str, list[tuple[str, float]]] = {}
-    if mode in ("hybrid", "semantic"):
-        if query_vector is None:
-            query_vector = embedder.encode([query])[0]
-        rankings["semantic"] = store.search_vector(query_vector, depth, filters)
-    if mode in ("hybrid", "keyword"):
-        rankings["keyword"] = store.search_keyword(query, depth, filters)
-    if mode == "hybrid":
-        fused = rrf(rankings, k)
-        hits = [Hit(key, score, ranks, scores) for key, score, ranks, scores in fused]
-    else:
-        ranking = rankings[mode][:k]
-        hits = [Hit(key, score, {mode: i}, {mode: score}) for i, (key, score) in enumerate(ranking, 1)]
-    packets = store.fetch([h.id for h in hits])
-    return [SearchResult(h, packets[h.id]) for h in hits if h.id in packets]
+    found = store.search(query_vector if mode != "keyword" else None,
+                         query if mode != "semantic" else None, k, filters or Filters(), depth)
+    return [SearchResult(hit, packet) for packet, hit in found]
 
 
 def search_many(store: Store, embedder, queries: Iterable[dict], k: int, mode: str,

@@ -138,19 +138,19 @@ class Store(ABC):
     def get(self, packet_id: str, with_embedding: bool = False) -> Packet: ...
 
     @abstractmethod
-    def fetch(self, ids: Sequence[str], filters: Filters | None = None) -> dict[str, Packet]: ...
-
-    @abstractmethod
     def list(self, filters: Filters, limit: int | None = None, newest_first: bool = True) -> Iterator[Packet]: ...
 
     @abstractmethod
     def count(self, filters: Filters | None = None) -> int: ...
 
     @abstractmethod
-    def search_vector(self, vector: np.ndarray, k: int, filters: Filters) -> list[tuple[str, float]]: ...
+    def search(self, vector: np.ndarray | None, text: str | None, k: int, filters: Filters,
+               depth: int | None = None) -> list[tuple[Packet, Hit]]:
+        """Rank packets by `vector` (semantic), `text` (BM25) or both (reciprocal rank fusion).
 
-    @abstractmethod
-    def search_keyword(self, text: str, k: int, filters: Filters) -> list[tuple[str, float]]: ...
+        A backend answers in one pass over its own indexes (FAISS + tantivy here, pgvector +
+        full-text in PostgreSQL) and returns whole packets, best first.
+        """
 
     @abstractmethod
     def sql(self, query: str) -> tuple[list[str], list[tuple]]: ...

@@ -29,6 +29,7 @@ KEYWORD = "keyword"
 
 @dataclass
 class IndexState:
+    log_seq: int = 0  # the last packet committed to the log (written under the store lock)
     vector_seq: int = 0
     keyword_seq: int = 0
     embed_model: str | None = None
@@ -59,6 +60,15 @@ class LogIndex:
         tmp = self.root / f".{STATE}.{os.getpid()}"
         tmp.write_text(json.dumps(asdict(state)))
         os.replace(tmp, self.root / STATE)
+
+    def note_log_seq(self, seq: int) -> None:
+        state = self.state()
+        if state.log_seq != seq:
+            state.log_seq = int(seq)
+            self.save_state(state)
+
+    def has_vectors(self) -> bool:
+        return (self.root / VECTORS).is_file()
 
     def reset(self) -> None:
         self._vectors = self._kw = None
@@ -194,7 +204,7 @@ class LogIndex:
 
 
 def nprobe_for(nlist: int) -> int:
-    return int(max(32, nlist // 48))
+    return int(max(64, nlist // 16))
 
 
 def _ms(value) -> int:

@@ -161,12 +161,12 @@ def bench_search(sizes: list[int], tmp: Path) -> None:
         recalls = []
         for text, vec, gt in zip(query_texts, query_vecs, truth):
             t0 = time.perf_counter()
-            hits = store.search_vector(vec, 10, f)
+            hits = store.search(vec, None, 10, f)
             timings["semantic"].append(time.perf_counter() - t0)
-            got = {int(h) for h in _seqs(store, [h[0] for h in hits])}
+            got = {p.seq for p, _ in hits}
             recalls.append(len(got & {int(g) + 1 for g in gt}) / 10)  # seq = row + 1
             t0 = time.perf_counter()
-            store.search_keyword(text, 10, f)
+            store.search(None, text, 10, f)
             timings["keyword"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             search(store, embedder, text, 10, "hybrid", f, query_vector=vec)
@@ -181,12 +181,6 @@ def bench_search(sizes: list[int], tmp: Path) -> None:
         print(f"  raw FAISS exact search {1000 * statistics.median(flat_times):.1f} ms; "
               f"recall@10 of the index vs exact: {np.mean(recalls):.3f} (target >= 0.95)")
         shutil.rmtree(root)
-
-
-def _seqs(store, ids):
-    with store._read() as con:
-        rows = con.execute("SELECT seq FROM packets WHERE id IN (SELECT unnest(?::VARCHAR[]))", [list(ids)]).fetchall()
-    return [r[0] for r in rows]
 
 
 def main() -> None:
