@@ -145,18 +145,33 @@ def check_embedder(store: Store, embedder) -> None:
 
 def add_packets(home: Home, packets: Sequence[NewPacket], embedder, store: Store | None = None,
                 progress=None) -> Iterator[Packet]:
-    """Embed and write packets in batches; each batch is one transaction of whole packets."""
+    """Embed and write packets in batches; each batch is one transaction of whole packets.
+
+    Writing batch i overlaps embedding batch i+1 (torch and DuckDB both release the GIL), so
+    the store costs little beyond the embedding itself.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     store = store or open_store(home)
     check_embedder(store, embedder)
     task_cm = progress.task("Adding packets", total=len(packets)) if progress else None
     task = task_cm.__enter__() if task_cm else None
+    pending = None
     try:
-        for start in range(0, len(packets), WRITE_BATCH):
-            batch = packets[start:start + WRITE_BATCH]
-            vectors = embedder.encode([p.prose for p in batch])
-            yield from store.add(batch, vectors, embedder.model_id)
-            if task:
-                task.advance(len(batch))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="soulctl-write") as writer:
+            for start in range(0, len(packets), WRITE_BATCH):
+                batch = packets[start:start + WRITE_BATCH]
+                vectors = embedder.encode([p.prose for p in batch])
+                if pending is not None:
+                    yield from pending.result()  # in order; a failed write stops the rest
+                    if task:
+                        task.advance(WRITE_BATCH)
+                pending = writer.submit(store.add, batch, vectors, embedder.model_id)
+            if pending is not None:
+                written = pending.result()
+                yield from written
+                if task:
+                    task.advance(len(written))
     finally:
         if task_cm:
             task_cm.__exit__(None, None, None)

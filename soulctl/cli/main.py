@@ -11,7 +11,7 @@ import typer
 
 from soulctl import __version__
 from soulctl.cli import state
-from soulctl.commands import budget, gen, init, log
+from soulctl.commands import budget, gen, init, log, mount
 from soulctl.errors import (EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE,
                             SoulError)
 from soulctl.output import Output, PipeClosed
@@ -56,6 +56,7 @@ app.command("init", help=init.HELP)(init.run)
 app.command("budget", help=budget.HELP)(budget.run)
 app.add_typer(gen.app, name="gen")
 app.add_typer(log.app, name="log")
+app.add_typer(mount.app, name="mount")
 
 _GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose"}
 _GLOBAL_WITH_VALUE = {"--home"}

@@ -15,13 +15,14 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
+from soulctl import vectors
+
 log = logging.getLogger(__name__)
 
-IVF_MIN = 100_000  # below this an exact (flat) index is fast enough (~17 ms at 100k)
 VECTORS = "vectors.faiss"
 STATE = "state.json"
 KEYWORD = "keyword"
@@ -77,18 +78,7 @@ class LogIndex:
 
     # -- vectors -------------------------------------------------------------------------
     def vector_search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        index = self._load_vectors()
-        if index is None or index.ntotal == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        import faiss
-
-        k = min(k, index.ntotal)
-        params = None
-        if isinstance(index, faiss.IndexIVF):
-            params = faiss.SearchParametersIVF(nprobe=nprobe_for(index.nlist))
-        scores, seqs = index.search(query.reshape(1, -1).astype(np.float32), k, params=params)
-        keep = seqs[0] >= 0
-        return seqs[0][keep], scores[0][keep]
+        return vectors.search(self._load_vectors(), query, k)
 
     def _load_vectors(self):
         path = self.root / VECTORS
@@ -98,50 +88,32 @@ class LogIndex:
             return None
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if self._vectors is None or stamp != self._vectors_stamp:
-            import faiss
-
-            self._vectors = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+            self._vectors = vectors.open_mapped(path)
             self._vectors_stamp = stamp
         return self._vectors
 
-    def vector_extend(self, seqs: np.ndarray, vectors: np.ndarray, total: int, sample) -> None:
+    def vector_extend(self, seqs: np.ndarray, vecs: np.ndarray, total: int, sample) -> None:
         """Add vectors; (re)train an IVF index when the log first passes IVF_MIN or doubles."""
         import faiss
 
         state = self.state()
         path = self.root / VECTORS
         self.root.mkdir(parents=True, exist_ok=True)
-        dim = vectors.shape[1]
-        retrain = total >= IVF_MIN and (state.vector_kind != "ivf" or total >= 2 * state.trained_at)
+        retrain = total >= vectors.IVF_MIN and (state.vector_kind != "ivf" or total >= 2 * state.trained_at)
         if retrain:
-            index = self._train_ivf(dim, total, sample)
-            seqs, vectors = sample(None)  # everything
+            index = vectors.new_index(vecs.shape[1], total, lambda n: sample(n)[1])
+            seqs, vecs = sample(None)  # everything
             state.trained_at = total
-            state.vector_kind = "ivf"
         elif path.is_file():
             index = faiss.read_index(str(path))
         else:
-            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-            state.vector_kind = "flat"
-        for start in range(0, len(seqs), 65536):
-            index.add_with_ids(np.ascontiguousarray(vectors[start:start + 65536], dtype=np.float32),
-                               np.ascontiguousarray(seqs[start:start + 65536], dtype=np.int64))
-        tmp = self.root / f".{VECTORS}.{os.getpid()}"
-        faiss.write_index(index, str(tmp))
-        os.replace(tmp, path)
+            index = vectors.new_index(vecs.shape[1], 0)
+        vectors.add(index, seqs, vecs)
+        vectors.write(index, path)
+        state.vector_kind = vectors.kind(index)
         state.vector_seq = int(seqs.max()) if len(seqs) else state.vector_seq
         self.save_state(state)
         self._vectors = None
-
-    @staticmethod
-    def _train_ivf(dim: int, total: int, sample):
-        import faiss
-
-        nlist = int(min(65536, max(256, 4 * np.sqrt(total))))
-        _, train = sample(min(total, 40 * nlist))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(np.ascontiguousarray(train, dtype=np.float32))
-        return index
 
     # -- keywords (tantivy BM25) ---------------------------------------------------------
     def _keyword_index(self):
@@ -203,14 +175,5 @@ class LogIndex:
         return seqs, scores
 
 
-def nprobe_for(nlist: int) -> int:
-    return int(max(64, nlist // 16))
-
-
 def _ms(value) -> int:
     return int(value.timestamp() * 1000)
-
-
-def as_rows(seqs: Sequence[int], prose, roles, sessions, generations, corpora, ts_ms) -> list[dict]:
-    return [dict(seq=s, prose=p, role=r, session=se, generation=g, corpus=c, ts_ms=t)
-            for s, p, r, se, g, c, t in zip(seqs, prose, roles, sessions, generations, corpora, ts_ms)]
