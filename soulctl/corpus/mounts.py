@@ -93,8 +93,8 @@ def _chunk_files(files, progress) -> tuple[list[Chunk], list[str], dict, list[di
             text = read_text(f.path)
             if task:
                 task.advance(1)
-            if text is None:
-                skipped.append({"rel": f.rel, "reason": "not-utf8"})
+            if text is None:  # stat kept, so a refresh need not read it again
+                skipped.append({"rel": f.rel, "reason": "not-utf8", "size": f.size, "mtime_ns": f.mtime_ns})
                 continue
             sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
             parts = chunk_file(f.rel, text)
@@ -167,14 +167,20 @@ def refresh(home: Home, name: str, embedder, progress=None, full: bool = False,
     old_records: dict = manifest.get("files", {}) if same_setup and not full else {}
     files, walk_skipped = walk(source, max_bytes)
     present = {f.rel for f in files}
-    unchanged, to_read = {}, []
+    old_unreadable = {s["rel"]: s for s in manifest.get("skipped", [])
+                      if s["reason"] == "not-utf8"} if old_records else {}
+    unchanged, to_read, still_unreadable = {}, [], []
     for f in files:
-        old = old_records.get(f.rel)
+        old = old_records.get(f.rel) or old_unreadable.get(f.rel)
         if old and old["size"] == f.size and old["mtime_ns"] == f.mtime_ns:
-            unchanged[f.rel] = old  # stat says unchanged, as git's index does
+            if f.rel in old_records:  # stat says unchanged, as git's index does
+                unchanged[f.rel] = old
+            else:
+                still_unreadable.append(old)
         else:
             to_read.append(f)
     chunks, shas, records, utf_skipped = _chunk_files(to_read, progress)
+    utf_skipped += still_unreadable
     changed = [r for r in records if r in old_records]
     # a touched file whose content is the same keeps its chunks (and vectors)
     same = {r for r in changed if records[r]["sha256"] == old_records[r]["sha256"]}

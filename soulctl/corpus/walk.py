@@ -1,5 +1,5 @@
 """Which files of a corpus tree are text worth indexing: honours .gitignore (nested ones too),
-never follows symlinks, and skips binaries, oversized, unreadable and non-UTF-8 files, each
+leaves hidden files and directories out, never follows symlinks, and skips binaries, oversized, unreadable and non-UTF-8 files, each
 counted with its reason. Nothing here is fatal."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def walk(root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[list[SourceFil
         for name in sorted(dirnames):
             rel = f"{base}/{name}" if base else name
             full = Path(dirpath) / name
-            if name in ALWAYS_SKIP_DIRS or ignored(rel, True):
+            if name in ALWAYS_SKIP_DIRS or name.startswith(".") or ignored(rel, True):
                 continue
             if full.is_symlink():
                 skipped.append(Skipped(rel, "symlink"))
@@ -71,7 +71,7 @@ def walk(root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[list[SourceFil
         dirnames[:] = keep
         for name in sorted(filenames):
             rel = f"{base}/{name}" if base else name
-            if ignored(rel, False):
+            if name.startswith(".") or ignored(rel, False):  # hidden files, as ripgrep does
                 continue
             full = Path(dirpath) / name
             reason, st = _check(full, max_bytes)
