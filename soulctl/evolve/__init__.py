@@ -1,0 +1,1 @@
+"""Evolution: resonate → dream → merge → anchor (DESIGN §6)."""

@@ -1,0 +1,336 @@
+"""TIES merge of adapter layers into a new immutable generation (DESIGN §6).
+
+A generation is a pure function of (anchor, ordered adapter layers, recipe). For each tensor
+an adapter touches, every layer's delta ΔW = scale·B·A is trimmed to its density by magnitude,
+weighted, signs are elected by the weighted sum, agreeing entries are summed (divided by the
+agreeing weights only with `normalize`), scaled by λ = 1 − anchor_weight and added to the
+anchor — mergekit's TIES, entry for entry. The output streams tensor by tensor into a copy of
+the anchor's safetensors layout: tensors no adapter touches are the anchor's bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from soulctl import __version__
+from soulctl.errors import CheckFailed, InvalidInput, NotFound
+from soulctl.evolve.adapters import AdapterLayer, load_adapter
+from soulctl.evolve.recipes import MergeRecipe
+from soulctl.generations import (build_generation, current, generation_ids, next_id, now_iso,
+                                 read_lineage, set_current, verify)
+from soulctl.home import Home
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+
+
+@dataclass
+class Layer:
+    """One adapter layer of a generation, as recorded in lineage.json."""
+
+    adapter: str
+    sha256: str
+    density: float
+    weight: float
+    buffer_sha256: str | None = None
+    log_ids: list[str] = field(default_factory=list)
+    base_generation: str | None = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def read_header(path: Path) -> tuple[dict, int]:
+    try:
+        with open(path, "rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(length))
+    except (OSError, ValueError, struct.error) as exc:
+        raise InvalidInput(f"{path} is not a valid safetensors file ({exc})") from None
+    return header, 8 + length
+
+
+def ties_delta(deltas, densities, weights, normalize: bool, lam: float):
+    """mergekit's TIES on a stack of per-layer deltas (float32 torch tensors)."""
+    import torch
+
+    trimmed = torch.stack([trim(d, density) for d, density in zip(deltas, densities)])
+    w = torch.tensor(weights, dtype=trimmed.dtype).view(-1, *([1] * (trimmed.dim() - 1)))
+    trimmed.mul_(w)
+    majority = (trimmed.sum(dim=0) >= 0).to(trimmed.dtype) * 2 - 1
+    mask = trimmed.sign() == majority
+    mixed = (trimmed * mask).sum(dim=0)
+    if normalize:
+        divisor = (w * mask).sum(dim=0)
+        divisor[divisor == 0] = 1
+        mixed /= divisor
+    if lam != 1:
+        mixed *= lam
+    return mixed
+
+
+def trim(delta, density: float):
+    """Keep the `density` share of entries with the largest magnitude (at least one)."""
+    import torch
+
+    if density >= 1:
+        return delta.clone()
+    k = max(1, int(density * delta.numel()))
+    mask = torch.zeros(delta.numel(), dtype=delta.dtype)
+    mask[torch.argsort(delta.abs().reshape(-1).float(), descending=True)[:k]] = 1
+    return delta * mask.reshape_as(delta)
+
+
+def check_recipe(recipe: MergeRecipe, layers: list[Layer]) -> None:
+    if recipe.normalize and len(layers) == 1 and layers[0].weight != 1:
+        raise InvalidInput(
+            f"normalize: true with a single adapter layer cancels its weight ({layers[0].weight})",
+            hint="set normalize: false in recipes/merge.yaml (the default), or weight: 1.0")
+
+
+@dataclass
+class MergePlan:
+    parent: str | None
+    anchor: str
+    layers: list[Layer]
+    recipe: MergeRecipe
+    targets: dict[str, list[int]]  # tensor name → indexes of the layers that touch it
+    mergekit_yaml: str
+
+    def as_dict(self) -> dict:
+        return {"parent": self.parent, "anchor": self.anchor,
+                "layers": [l.as_dict() for l in self.layers], "recipe": self.recipe.model_dump(),
+                "lambda": self.recipe.lam, "tensors": len(self.targets),
+                "mergekit_yaml": self.mergekit_yaml}
+
+
+def plan_merge(home: Home, adapter_ids: list[str], recipe: MergeRecipe,
+               density: float | None = None, weight: float | None = None,
+               parent: str | None = None) -> tuple[MergePlan, list[AdapterLayer]]:
+    ids = generation_ids(home)
+    if not ids:
+        raise NotFound("this soul home has no generations", hint="run `soulctl init`")
+    anchor = ids[0]
+    parent = parent or current(home) or ids[-1]
+    parent_layers = [Layer(**l) for l in read_lineage(home, parent).get("layers", [])]
+    if not adapter_ids:
+        raise InvalidInput("no adapter to merge", hint="train one with `soulctl dream`, or name it")
+    new_layers, loaded = [], []
+    for adapter_id in adapter_ids:
+        adapter = load_adapter(home, adapter_id)
+        new_layers.append(Layer(adapter.id, adapter.sha256,
+                                density if density is not None else recipe.layer.density,
+                                weight if weight is not None else recipe.layer.weight,
+                                adapter.meta.get("buffer_sha256"), adapter.meta.get("log_ids", []),
+                                adapter.meta.get("base_generation")))
+    for layer in new_layers:
+        if not 0 < layer.density <= 1:
+            raise InvalidInput(f"density {layer.density} is outside (0, 1]")
+        if layer.weight <= 0:
+            raise InvalidInput(f"weight {layer.weight} must be positive")
+    layers = parent_layers + new_layers
+    check_recipe(recipe, layers)
+    plan, loaded = resolve_plan(home, parent, anchor, layers, recipe)
+    return plan, loaded
+
+
+def resolve_plan(home: Home, parent: str | None, anchor: str, layers: list[Layer],
+                 recipe: MergeRecipe) -> tuple[MergePlan, list[AdapterLayer]]:
+    anchor_dir = home.generations / anchor
+    shapes = anchor_shapes(anchor_dir)
+    loaded = [load_adapter(home, layer.adapter, expect_sha=layer.sha256) for layer in layers]
+    targets: dict[str, list[int]] = {}
+    for i, adapter in enumerate(loaded):
+        for name, (a_shape, b_shape) in adapter.shapes.items():
+            if name not in shapes:
+                raise InvalidInput(f"adapter {adapter.id} was trained on another architecture: "
+                                   f"{anchor} has no tensor {name}",
+                                   hint="dream a new adapter on this soul's generations")
+            want = shapes[name]
+            if (b_shape[0], a_shape[1]) != tuple(want):
+                raise InvalidInput(f"adapter {adapter.id} was trained on another architecture: "
+                                   f"{name} is {tuple(want)} in {anchor}, "
+                                   f"the adapter makes {(b_shape[0], a_shape[1])}")
+            targets.setdefault(name, []).append(i)
+    plan = MergePlan(parent, anchor, layers, recipe, targets,
+                     mergekit_yaml(anchor_dir, [home.adapters / l.adapter for l in layers], layers, recipe))
+    return plan, loaded
+
+
+def anchor_shapes(anchor_dir: Path) -> dict[str, list[int]]:
+    files = sorted(anchor_dir.glob("*.safetensors"))
+    if not files:
+        raise NotFound(f"the anchor {anchor_dir.name} has no weights",
+                       hint=f"rebuild them: soulctl gen materialize {anchor_dir.name}")
+    shapes = {}
+    for f in files:
+        header, _ = read_header(f)
+        header.pop("__metadata__", None)
+        shapes.update({k: v["shape"] for k, v in header.items()})
+    return shapes
+
+
+def mergekit_yaml(anchor_dir: Path, adapter_dirs: list[Path], layers: list[Layer],
+                  recipe: MergeRecipe) -> str:
+    import yaml
+
+    doc = {
+        "merge_method": "ties",
+        "base_model": str(anchor_dir),
+        "models": [{"model": f"{anchor_dir}+{d}", "parameters": {"density": l.density, "weight": l.weight}}
+                   for d, l in zip(adapter_dirs, layers)],
+        "parameters": {"normalize": recipe.normalize, "lambda": round(recipe.lam, 10), "int8_mask": False},
+        "dtype": "float32",  # soulctl computes in float32 and stores in the anchor's dtype
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def write_merged(plan: MergePlan, adapters: list[AdapterLayer], anchor_dir: Path, out: Path,
+                 progress=None) -> dict:
+    """Stream the merged model into `out`; return the drift measured on the way."""
+    import torch
+    from safetensors import safe_open
+
+    for path in sorted(anchor_dir.iterdir()):
+        if path.is_file() and path.suffix != ".safetensors" and path.name != "lineage.json":
+            shutil.copyfile(path, out / path.name)
+    sums: dict[str, list[float]] = {}  # module type → [Σ‖ΔW‖², Σ‖W‖²]
+    files = sorted(anchor_dir.glob("*.safetensors"))
+    total = sum(len(read_header(f)[0]) - 1 for f in files)
+    ctx = progress.task("Merging tensors", total=total) if progress else None
+    task = ctx.__enter__() if ctx else None
+    try:
+        for src in files:
+            header, data_start = read_header(src)
+            order = sorted((k for k in header if k != "__metadata__"),
+                           key=lambda k: header[k]["data_offsets"][0])
+            with open(src, "rb") as fin, open(out / src.name, "wb") as fout, \
+                    safe_open(str(src), framework="pt") as st:
+                fout.write(fin.read(data_start))  # same header: same layout as the anchor
+                for name in order:
+                    begin, end = header[name]["data_offsets"]
+                    fin.seek(data_start + begin)
+                    raw = fin.read(end - begin)
+                    kind = _module_type(name)
+                    if name in plan.targets:
+                        base = st.get_tensor(name)
+                        idx = plan.targets[name]
+                        deltas = [adapters[i].delta(name) for i in idx]
+                        mixed = ties_delta(deltas, [plan.layers[i].density for i in idx],
+                                           [plan.layers[i].weight for i in idx],
+                                           plan.recipe.normalize, plan.recipe.lam)
+                        merged = (base.float() + mixed).to(base.dtype)
+                        if not torch.isfinite(merged).all():
+                            raise CheckFailed(f"merge produced NaN/Inf in {name}; nothing was written",
+                                              hint="check the adapters with `soulctl gen verify`")
+                        raw_new = merged.contiguous().view(torch.uint8).numpy().tobytes()
+                        assert len(raw_new) == len(raw)
+                        diff = (merged.float() - base.float())
+                        acc = sums.setdefault(kind, [0.0, 0.0])
+                        acc[0] += float((diff * diff).sum())
+                        acc[1] += float((base.float() ** 2).sum())
+                        raw = raw_new
+                    else:
+                        acc = sums.setdefault(kind, [0.0, 0.0])
+                        acc[1] += _sq_norm(raw, header[name]["dtype"])
+                    fout.write(raw)
+                    if task:
+                        task.advance(1)
+    finally:
+        if ctx:
+            ctx.__exit__(None, None, None)
+    return drift_from_sums(sums)
+
+
+def _sq_norm(raw: bytes, dtype: str) -> float:
+    import numpy as np
+
+    if dtype == "F32":
+        a = np.frombuffer(raw, dtype=np.float32)
+    elif dtype == "F16":
+        a = np.frombuffer(raw, dtype=np.float16).astype(np.float32)
+    elif dtype == "BF16":
+        a = (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+    else:
+        return 0.0
+    return float(np.dot(a.astype(np.float64), a.astype(np.float64)))
+
+
+def _module_type(name: str) -> str:
+    for kind in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+                 "embed_tokens", "lm_head"):
+        if f".{kind}." in f".{name}" or name.startswith(kind):
+            return kind
+    return "other"
+
+
+def drift_from_sums(sums: dict[str, list[float]]) -> dict:
+    per = {k: (v[0] / v[1]) ** 0.5 if v[1] else 0.0 for k, v in sums.items()}
+    num = sum(v[0] for v in sums.values())
+    den = sum(v[1] for v in sums.values())
+    return {"overall": (num / den) ** 0.5 if den else 0.0,
+            "modules": {k: round(v, 8) for k, v in sorted(per.items())}}
+
+
+def merge(home: Home, adapter_ids: list[str], recipe: MergeRecipe, density: float | None = None,
+          weight: float | None = None, dry_run: bool = False, progress=None) -> dict:
+    plan, adapters = plan_merge(home, adapter_ids, recipe, density, weight)
+    if dry_run:
+        return {"dry_run": True, **plan.as_dict(), "predicted_drift": predict_drift(plan, adapters, home)}
+    gid = next_id(home)
+    anchor_dir = home.generations / plan.anchor
+    lineage = {
+        "parent": plan.parent, "anchor": plan.anchor, "created_at": now_iso(),
+        "layers": [l.as_dict() for l in plan.layers], "recipe": plan.recipe.model_dump(),
+        "lambda": plan.recipe.lam, "mergekit_yaml": plan.mergekit_yaml,
+        "tools": _tool_versions(), "source": None, "drift": None,
+    }
+
+    def write(tmp: Path) -> None:
+        lineage["drift"] = write_merged(plan, adapters, anchor_dir, tmp, progress)
+
+    build_generation(home, gid, write, lineage, progress)
+    result = verify(home, gid)
+    if not result.ok:  # never move `current` to a generation that does not verify
+        raise CheckFailed(f"{gid} failed verification right after the merge", hint="report this")
+    set_current(home, gid)
+    return {"id": gid, **plan.as_dict(), "drift": lineage["drift"]}
+
+
+def predict_drift(plan: MergePlan, adapters: list[AdapterLayer], home: Home) -> dict:
+    """The drift the merge would cause, computed from the deltas without writing anything."""
+    from safetensors import safe_open
+
+    sums: dict[str, list[float]] = {}
+    for src in sorted((home.generations / plan.anchor).glob("*.safetensors")):
+        with safe_open(str(src), framework="pt") as st:
+            for name in st.keys():
+                base = st.get_tensor(name).float()
+                acc = sums.setdefault(_module_type(name), [0.0, 0.0])
+                acc[1] += float((base * base).sum())
+                if name in plan.targets:
+                    idx = plan.targets[name]
+                    mixed = ties_delta([adapters[i].delta(name) for i in idx],
+                                       [plan.layers[i].density for i in idx],
+                                       [plan.layers[i].weight for i in idx],
+                                       plan.recipe.normalize, plan.recipe.lam)
+                    acc[0] += float((mixed * mixed).sum())
+    return drift_from_sums(sums)
+
+
+def _tool_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"soulctl": __version__}
+    for name in ("torch", "safetensors", "peft"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out

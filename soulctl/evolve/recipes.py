@@ -1,0 +1,77 @@
+"""Recipes (recipes/*.yaml): schemas with defaults; values resolve flag → file → default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from soulctl.config import validate_mapping
+from soulctl.errors import ConfigError
+from soulctl.home import Home
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LayerDefaults(_Strict):
+    density: float = Field(0.3, gt=0, le=1)
+    weight: float = Field(0.5, gt=0)
+
+
+class MergeRecipe(_Strict):
+    method: Literal["ties"] = "ties"
+    anchor_weight: float = Field(0.7, ge=0, lt=1)
+    layer: LayerDefaults = Field(default_factory=LayerDefaults)
+    normalize: bool = False  # mergekit's default is true: a lone layer's weight then cancels
+
+    @property
+    def lam(self) -> float:
+        """λ = 1 − anchor_weight: the share of the merged delta added to the anchor."""
+        return 1.0 - self.anchor_weight
+
+
+class LoraSection(_Strict):
+    r: int = Field(32, ge=1)
+    alpha: float = Field(64, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj"]
+
+
+class TrainSection(_Strict):
+    epochs: int = Field(3, ge=1)
+    learning_rate: float = Field(2e-4, gt=0)
+    batch_size: int = Field(2, ge=1)
+    max_seq_len: int = Field(512, ge=16)
+    seed: int = 0
+
+
+class DreamRecipe(_Strict):
+    lora: LoraSection = Field(default_factory=LoraSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    device: Literal["auto", "cpu", "cuda", "mps", "mlx"] = "auto"
+
+
+class ResonateRecipe(_Strict):
+    weights: dict[Literal["mark", "novelty", "judge"], float] = {"mark": 1.0, "novelty": 0.5, "judge": 0.5}
+    threshold: float = Field(0.6, ge=0, le=1)
+    dedup_cosine: float = Field(0.95, gt=0, le=1)
+    context_turns: int = Field(4, ge=0)
+
+
+def load_recipe(home: Home | None, name: str, model: type[BaseModel], path: Path | None = None):
+    """recipes/NAME.yaml of the home (or the shipped one), validated with file:line errors."""
+    from soulctl.basemodel import shipped_recipes
+
+    if path is None:
+        candidates = ([home.recipes / f"{name}.yaml"] if home else []) + [shipped_recipes() / f"{name}.yaml"]
+        path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        return model()
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read recipe {path}: {exc.strerror}") from None
+    return validate_mapping(model, text, str(path))
