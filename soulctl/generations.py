@@ -259,14 +259,25 @@ class Verification:
     dropped: bool = False  # weights dropped by `gen gc`: only lineage is checked
 
 
+def dropped_files(home: Home, gid: str) -> list[str]:
+    """Weight files `gen gc` removed from a generation (empty when it is whole)."""
+    marker = home.generations / ".dropped" / gid
+    if not marker.is_file():
+        return []
+    try:
+        return list(json.loads(marker.read_text()))
+    except json.JSONDecodeError:
+        return []
+
+
 def verify(home: Home, gid: str, progress=None) -> Verification:
     root = home.generations / gid
     record = read_lineage(home, gid)
     expected: dict = record.get("manifest", {})
-    if record.get("weights_dropped"):
-        expected = {k: v for k, v in expected.items() if (root / k).exists()}
+    gone = set(dropped_files(home, gid))
+    expected = {k: v for k, v in expected.items() if k not in gone}
     present = {p.relative_to(root).as_posix() for p in _files(root)}
-    result = Verification(gid, True, len(expected), dropped=bool(record.get("weights_dropped")))
+    result = Verification(gid, True, len(expected), dropped=bool(gone))
     result.missing = sorted(set(expected) - present)
     result.extra = sorted(present - set(expected))
     task_cm = progress.task(f"Verifying {gid}", total=len(expected)) if progress else None
@@ -297,7 +308,7 @@ def summary(home: Home, gid: str) -> dict:
         marks.append("current")
     if record.get("anchor") in (None, gid):
         marks.append("anchor")
-    if record.get("weights_dropped"):
+    if dropped_files(home, gid):
         marks.append("gc")
     return {
         "id": gid,

@@ -6,12 +6,13 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 
 import typer
 
 from soulctl import __version__
 from soulctl.cli import state
-from soulctl.commands import budget, gen, init, log, mount
+from soulctl.commands import anchor, budget, dream, gen, init, log, merge, mount, resonate
 from soulctl.errors import (EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE,
                             SoulError)
 from soulctl.output import Output, PipeClosed
@@ -43,6 +44,9 @@ def root(
 ) -> None:
     """Global flags work before or after the command: `soulctl --json gen ls` = `soulctl gen ls --json`."""
     state.out = Output(json_mode=json_, quiet=quiet, verbose=verbose)
+    if not verbose:  # library deprecation chatter is not for the user; -v shows it
+        warnings.simplefilter("ignore")
+        os.environ.setdefault("TQDM_DISABLE", "1")
     state.home_flag = home
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING,
@@ -57,6 +61,10 @@ app.command("budget", help=budget.HELP)(budget.run)
 app.add_typer(gen.app, name="gen")
 app.add_typer(log.app, name="log")
 app.add_typer(mount.app, name="mount")
+app.add_typer(resonate.app, name="resonate")
+app.command("dream", help=dream.HELP)(dream.run)
+app.command("merge", help=merge.HELP)(merge.run)
+app.add_typer(anchor.app, name="anchor")
 
 _GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose"}
 _GLOBAL_WITH_VALUE = {"--home"}

@@ -9,7 +9,8 @@ import typer
 from soulctl.cli import state
 from soulctl.output import Column, human_bytes
 
-app = typer.Typer(help="Generations as history: ls, show, verify.", no_args_is_help=True)
+app = typer.Typer(help="Generations as history: ls, show, diff, verify, use, gc, materialize.",
+                  no_args_is_help=True)
 
 
 def _drift(value) -> str:
@@ -109,3 +110,63 @@ def _render_verify(r: dict) -> str:
     lines += [f"  missing:  {p}" for p in r["missing"]]
     lines += [f"  extra:    {p}" for p in r["extra"]]
     return "\n".join(lines)
+
+
+@app.command("diff")
+def diff(
+    a: Annotated[str, typer.Argument(help="From this generation.")],
+    b: Annotated[str, typer.Argument(help="To this one.")] = "current",
+) -> None:
+    """Lineage difference and per-module relative weight deltas ‖B − A‖ / ‖A‖."""
+    from soulctl.evolve.history import diff as run
+
+    result = run(state.home(), a, b)
+
+    def human(d: dict) -> str:
+        lines = [f"{d['a']} → {d['b']}",
+                 f"layers added:   {', '.join(d['layers_added']) or '-'}",
+                 f"layers removed: {', '.join(d['layers_removed']) or '-'}"]
+        for key, change in d["changed"].items():
+            lines.append(f"{key}: {change['a']} → {change['b']}")
+        lines.append(f"weights: overall {d['weights']['overall']:.6f}")
+        for module, value in d["weights"]["modules"].items():
+            lines.append(f"  {module:14s} {value:.6f}")
+        return "\n".join(lines)
+
+    state.out.record(result, human=human, id_key="b")
+
+
+@app.command("use")
+def use(gen: Annotated[str, typer.Argument(help="The generation to serve from now on.")]) -> None:
+    """Point `generations/current` at GEN (an atomic switch)."""
+    from soulctl.generations import dropped_files, resolve, set_current
+    from soulctl.errors import NotFound
+
+    home = state.home()
+    gid = resolve(home, gen)
+    if dropped_files(home, gid):
+        raise NotFound(f"{gid} has no weights (dropped by gc)", hint=f"soulctl gen materialize {gid}")
+    set_current(home, gid)
+    state.out.record({"current": gid}, id_key="current", human=lambda d: f"current → {d['current']}")
+
+
+@app.command("gc")
+def gc(keep: Annotated[int, typer.Option("--keep", help="Keep the weights of the newest N.")] = 3) -> None:
+    """Drop the weights of old generations; keep lineage and adapters (never the anchor or current)."""
+    from soulctl.evolve.history import gc as run
+
+    dropped = run(state.home(), keep)
+    state.out.record({"dropped": dropped}, id_key=None, human=lambda d: (
+        f"dropped the weights of {', '.join(d['dropped'])}" if d["dropped"] else "nothing to drop"))
+
+
+@app.command("materialize")
+def materialize(gen: Annotated[str, typer.Argument(help="The generation to rebuild.")]) -> None:
+    """Rebuild a generation's weights from its lineage; exit 1 unless sha256-identical."""
+    from soulctl.evolve.history import materialize as run
+
+    with state.out.progress_bars() as progress:
+        result = run(state.home(), gen, progress)
+    state.out.record(result, human=lambda d: (
+        f"{d['id']}: rebuilt {', '.join(d['files'])}, sha256 identical"
+        + (f"; restored {len(d['restored'])} file(s)" if d["restored"] else "")))

@@ -140,6 +140,21 @@ class DuckDBStore(Store):
         for packets, embeddings in batches:
             yield self.add(packets, embeddings, embed_model)
 
+    def mark_many(self, marks: list[tuple[str, float, str]]) -> None:
+        """Record many (packet id, score, source) resonance signals in one transaction."""
+        if not marks:
+            return
+        now = utcnow().replace(tzinfo=None)
+        with self._write() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.executemany("INSERT INTO resonance_marks VALUES (?, ?, ?, ?)",
+                                [(pid, float(score), source, now) for pid, score, source in marks])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
     def mark(self, packet_id: str, score: float, source: str) -> None:
         if not 0.0 <= score <= 1.0:
             raise InvalidInput(f"resonance {score} is outside [0, 1]")
@@ -348,7 +363,7 @@ class DuckDBStore(Store):
                 con.execute(migrations.MIGRATIONS[0][1](dim).split("CREATE TABLE store_meta")[0])
                 con.execute("INSERT INTO packets SELECT * FROM packets_reembed ORDER BY seq")
                 con.execute("DROP TABLE packets_reembed")
-                con.execute(dict(migrations.MIGRATIONS)["0003_log_view"](dim))
+                con.execute(dict(migrations.MIGRATIONS)["0004_resonance_sources"](dim))
                 con.execute("UPDATE store_meta SET value = ? WHERE key = 'embed_model'", [embed_model])
                 con.execute("UPDATE store_meta SET value = ? WHERE key = 'dim'", [str(dim)])
                 con.execute("COMMIT")
@@ -481,7 +496,8 @@ def _fetch_by_seq(con, seqs: list[int]) -> dict[int, Packet]:
         f"SELECT {', '.join('p.' + c for c in COLUMNS if c not in ('resonance', 'resonance_source'))}, "
         "coalesce(m.score, p.resonance), coalesce(m.source, p.resonance_source) "
         "FROM packets p LEFT JOIN (SELECT packet_id, arg_max(score, ts) AS score, "
-        "arg_max(source, ts) AS source FROM resonance_marks WHERE packet_id IN "
+        "arg_max(source, ts) AS source FROM resonance_marks "
+        "WHERE source IN ('mark', 'combined', 'import') AND packet_id IN "
         "(SELECT id FROM packets WHERE seq IN (SELECT unnest(?::BIGINT[]))) GROUP BY packet_id) m "
         "ON m.packet_id = p.id WHERE p.seq IN (SELECT unnest(?::BIGINT[]))",
         [[int(s) for s in seqs]] * 2).fetchall()

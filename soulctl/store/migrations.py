@@ -46,6 +46,17 @@ MIGRATIONS: list[tuple[str, Callable[[int], str]]] = [
         LEFT JOIN (SELECT packet_id, arg_max(score, ts) AS score, arg_max(source, ts) AS source
                    FROM resonance_marks GROUP BY packet_id) m ON m.packet_id = p.id;
     """),
+    ("0004_resonance_sources", lambda dim: """
+        -- resonance is the latest explicit, combined or imported score; novelty and judge
+        -- are signals that `resonate score` combines, not resonance themselves
+        CREATE OR REPLACE VIEW log AS
+        SELECT p.* REPLACE (coalesce(m.score, p.resonance) AS resonance,
+                            coalesce(m.source, p.resonance_source) AS resonance_source)
+        FROM packets p
+        LEFT JOIN (SELECT packet_id, arg_max(score, ts) AS score, arg_max(source, ts) AS source
+                   FROM resonance_marks WHERE source IN ('mark', 'combined', 'import')
+                   GROUP BY packet_id) m ON m.packet_id = p.id;
+    """),
 ]
 
 

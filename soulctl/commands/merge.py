@@ -1,0 +1,62 @@
+"""soulctl merge: TIES-merge adapter layers into a new immutable generation."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+from soulctl.cli import state
+
+HELP = """TIES-merge adapters into the next generation, anchored to generation 0.
+
+The new generation is a pure function of the anchor, the ordered adapter layers (the
+parent's plus these) and recipes/merge.yaml: density 0.3 and weight 0.5 per new layer,
+anchor_weight 0.7 (λ = 0.3). `generations/current` moves only once the new generation is
+complete and verified. With no ADAPTER, the newest adapter not yet in the lineage.
+"""
+
+
+def run(
+    adapters: Annotated[Optional[List[str]], typer.Argument(help="Adapter ids (ad-…), in order.")] = None,
+    density: Annotated[Optional[float], typer.Option(help="Density of the new layers (0, 1].")] = None,
+    weight: Annotated[Optional[float], typer.Option(help="Weight of the new layers.")] = None,
+    anchor_weight: Annotated[Optional[float], typer.Option(help="Share kept from the anchor [0, 1).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and predicted drift; write nothing.")] = False,
+) -> None:
+    from soulctl.errors import InvalidInput
+    from soulctl.evolve.merge import merge
+    from soulctl.evolve.recipes import MergeRecipe, load_recipe
+
+    home = state.home()
+    recipe = load_recipe(home, "merge", MergeRecipe)
+    if anchor_weight is not None:
+        if not 0 <= anchor_weight < 1:
+            raise InvalidInput(f"anchor_weight {anchor_weight} is outside [0, 1)")
+        recipe = recipe.model_copy(update={"anchor_weight": anchor_weight})
+    ids = list(adapters or []) or [_newest_unmerged(home)]
+    with state.out.progress_bars() as progress:
+        result = merge(home, ids, recipe, density, weight, dry_run, progress)
+    if dry_run:
+        state.out.record(result, id_key=None, human=lambda d: (
+            f"plan: {d['parent']} + {len(d['layers'])} layer(s) over {d['tensors']} tensors, "
+            f"λ {d['lambda']:.3f}; predicted drift {d['predicted_drift']['overall']:.6f}\n{d['mergekit_yaml']}"))
+        return
+    state.out.record(result, human=lambda d: (
+        f"created {d['id']} from {d['parent']} with {len(d['layers'])} layer(s); drift from "
+        f"{d['anchor']}: {d['drift']['overall']:.6f}"))
+
+
+def _newest_unmerged(home) -> str:
+    import json
+
+    from soulctl.errors import NotFound
+    from soulctl.generations import current, read_lineage
+
+    merged = {l["adapter"] for l in read_lineage(home, current(home)).get("layers") or []}
+    candidates = sorted(home.adapters.glob("ad-*/meta.json"), key=lambda p: p.stat().st_mtime) \
+        if home.adapters.is_dir() else []
+    for meta in reversed(candidates):
+        if meta.parent.name not in merged:
+            return meta.parent.name
+    raise NotFound("no adapter to merge", hint="train one with `soulctl dream`")

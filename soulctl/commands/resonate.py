@@ -1,0 +1,105 @@
+"""soulctl resonate: score, mark, cluster and select high-resonance moments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from soulctl.cli import state
+from soulctl.output import Column
+
+app = typer.Typer(help="Resonance: mark, score, list, cluster and buffer the moments that resonate.",
+                  no_args_is_help=True)
+
+
+def _ctx():
+    from soulctl.evolve.recipes import ResonateRecipe, load_recipe
+    from soulctl.store import open_store
+
+    home = state.home()
+    return home, open_store(home), load_recipe(home, "resonate", ResonateRecipe)
+
+
+@app.command("mark")
+def mark(
+    packet_id: Annotated[str, typer.Argument(help="The packet (id or unique prefix).")],
+    score: Annotated[float, typer.Argument(help="Resonance in [0, 1].")],
+) -> None:
+    """Mark a packet's resonance explicitly (a new record; the packet never changes)."""
+    from soulctl.errors import InvalidInput
+
+    home, store, _ = _ctx()
+    if not 0.0 <= score <= 1.0:
+        raise InvalidInput(f"resonance {score} is outside [0, 1]")
+    packet = store.get(packet_id)
+    store.mark(packet.id, score, "mark")
+    state.out.record({"id": packet.id, "resonance": score, "source": "mark"},
+                     human=lambda d: f"marked {d['id']} at {d['resonance']}")
+
+
+@app.command("score")
+def score(
+    role: Annotated[str, typer.Option(help="Whose packets to score.")] = "soul",
+) -> None:
+    """Score novelty against the log's vectors and combine it with marks (recipes/resonate.yaml)."""
+    from soulctl.evolve.resonate import score as run
+
+    home, store, recipe = _ctx()
+    result = run(store, recipe, role)
+    state.out.record(result, id_key="scored", human=lambda d: f"scored {d['scored']} {d['role']} "
+                     f"packets (mean resonance {d['mean']:.3f})" if d["mean"] is not None else "nothing to score")
+
+
+@app.command("top")
+def top(
+    n: Annotated[int, typer.Option("-n", help="How many.")] = 20,
+    role: Annotated[Optional[str], typer.Option(help="Only this role.")] = None,
+) -> None:
+    """List the most resonant packets."""
+    from soulctl.evolve.resonate import top as run
+
+    home, store, _ = _ctx()
+    rows = (p.as_dict() for p in run(store, n, role))
+    state.out.rows(rows, [Column("resonance", "res", fmt=lambda v: f"{v:.3f}", align="right"),
+                          Column("resonance_source", "source"), Column("id"), Column("role"),
+                          Column("prose", fmt=lambda t: " ".join(t.split())[:70])],
+                   empty="no resonance yet: soulctl resonate score")
+
+
+@app.command("clusters")
+def clusters(
+    k: Annotated[int, typer.Option("-k", help="Number of clusters.", min=1)] = 4,
+    threshold: Annotated[Optional[float], typer.Option(help="Resonance at least (default: the recipe's).")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw a 2-D projection to FILE.png.")] = None,
+) -> None:
+    """k-means over the vectors of high-resonance replies."""
+    from soulctl.evolve.resonate import clusters as run
+    from soulctl.evolve.resonate import plot_clusters
+
+    home, store, recipe = _ctx()
+    result = run(store, recipe.threshold if threshold is None else threshold, k)
+    if plot:
+        plot_clusters(result, plot)
+        state.out.hint(f"wrote {plot}")
+    state.out.rows(({k_: v for k_, v in c.items() if k_ != "ids"} | {"ids": c["ids"]}
+                    for c in result["clusters"]),
+                   [Column("cluster", align="right"), Column("size", align="right"),
+                    Column("example", fmt=lambda t: " ".join(t.split())[:80])], id_key="cluster")
+
+
+@app.command("buffer")
+def buffer(
+    threshold: Annotated[Optional[float], typer.Option(help="Resonance at least (default: the recipe's).")] = None,
+    cluster: Annotated[Optional[int], typer.Option(help="Only this cluster (see `resonate clusters`).")] = None,
+    k: Annotated[int, typer.Option("-k", help="Clusters, with --cluster.")] = 4,
+) -> None:
+    """Write a chat-format training buffer (data/buffers/<id>.jsonl) from resonant replies."""
+    from soulctl.evolve.resonate import build_buffer
+
+    home, store, recipe = _ctx()
+    result = build_buffer(home, store, recipe, threshold, cluster, k)
+    state.out.record({k_: v for k_, v in result.items()}, human=lambda d: (
+        f"wrote {d['id']}: {d['examples']} examples (threshold {d['threshold']}, "
+        f"{d['dropped_duplicates']} near-duplicates dropped) → {d['path']}"))

@@ -1,0 +1,175 @@
+"""The golden anchor: how far each generation has drifted from generation 0, in weights and in
+behaviour (loss on the recipes' probe set), and how much it absorbed (loss on the buffers it
+learned from, against its parent). Generations are immutable, so measurements are cached in
+data/anchor/<gen>.json."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from soulctl.errors import NotFound
+from soulctl.evolve.training import encode_conversation, mean_loss, read_buffer, text_examples
+from soulctl.generations import dropped_files, generation_ids, read_lineage, resolve
+from soulctl.home import Home
+
+
+def probe_texts(home: Home) -> list[str]:
+    from soulctl.basemodel import shipped_recipes
+
+    for path in (home.recipes / "probes.txt", shipped_recipes() / "probes.txt"):
+        if path.is_file():
+            lines = [l.strip() for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
+            if lines:
+                return lines
+    raise NotFound("no probe set (recipes/probes.txt)", hint="restore recipes/probes.txt")
+
+
+class _Models:
+    """Load each generation once per process (evaluations reuse them)."""
+
+    def __init__(self, home: Home):
+        self.home = home
+        self._cache: dict[str, tuple] = {}
+
+    def get(self, gid: str):
+        if gid not in self._cache:
+            if dropped_files(self.home, gid):
+                raise NotFound(f"{gid} has no weights (dropped by gc)", hint=f"soulctl gen materialize {gid}")
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            import torch
+            import transformers
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            transformers.utils.logging.set_verbosity_error()
+            d = str(self.home.generations / gid)
+            self._cache = {gid: (AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32),
+                                 AutoTokenizer.from_pretrained(d))}  # one at a time: RAM
+        return self._cache[gid]
+
+
+def _cache_path(home: Home, gid: str) -> Path:
+    return home.data / "anchor" / f"{gid}.json"
+
+
+def _cached(home: Home, gid: str) -> dict:
+    path = _cache_path(home, gid)
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            return {}
+    return {}
+
+
+def _save(home: Home, gid: str, data: dict) -> None:
+    path = _cache_path(home, gid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def probe_loss(home: Home, gid: str, models: _Models) -> float:
+    cache = _cached(home, gid)
+    if "probe_loss" not in cache:
+        model, tok = models.get(gid)
+        cache["probe_loss"] = round(mean_loss(model, tok, text_examples(tok, probe_texts(home))), 6)
+        _save(home, gid, cache)
+    return cache["probe_loss"]
+
+
+def buffer_loss(home: Home, gid: str, buffer_id: str, models: _Models) -> float | None:
+    cache = _cached(home, gid)
+    key = f"buffer_loss:{buffer_id}"
+    if key not in cache:
+        path = home.buffers / f"{buffer_id}.jsonl"
+        if not path.is_file():
+            return None
+        model, tok = models.get(gid)
+        examples = [encode_conversation(tok, c, 512) for c in read_buffer(path)]
+        cache[key] = round(mean_loss(model, tok, examples), 6)
+        _save(home, gid, cache)
+    return cache[key]
+
+
+def drift(home: Home, ref: str | None = None, models: _Models | None = None) -> dict:
+    """Weights drift (from lineage), probe loss vs the anchor, absorption vs the parent."""
+    models = models or _Models(home)
+    gid = resolve(home, ref)
+    lineage = read_lineage(home, gid)
+    anchor = lineage.get("anchor") or generation_ids(home)[0]
+    parent = lineage.get("parent")
+    weights = lineage.get("drift") or {"overall": 0.0}
+    anchor_probe = probe_loss(home, anchor, models)
+    gen_probe = anchor_probe if gid == anchor else probe_loss(home, gid, models)
+    report = {
+        "id": gid, "anchor": anchor, "parent": parent,
+        "weights": weights, "drift": weights.get("overall", 0.0),
+        "probe_loss": gen_probe, "probe_ppl": round(math.exp(gen_probe), 4),
+        "anchor_probe_loss": anchor_probe, "anchor_probe_ppl": round(math.exp(anchor_probe), 4),
+        "probe_loss_delta": round(gen_probe - anchor_probe, 6),
+        "absorption": None, "buffers": [],
+    }
+    if parent:
+        parent_layers = {l["adapter"] for l in read_lineage(home, parent).get("layers") or []}
+        new = [l for l in lineage.get("layers") or [] if l["adapter"] not in parent_layers]
+        gains = []
+        for layer in new:
+            buffer_id = _buffer_of(home, layer)
+            if buffer_id is None:
+                continue
+            before = buffer_loss(home, parent, buffer_id, models)
+            after = buffer_loss(home, gid, buffer_id, models)
+            if before is None or after is None:
+                continue
+            gains.append(before - after)
+            report["buffers"].append({"buffer": buffer_id, "parent_loss": before, "loss": after,
+                                      "parent_ppl": round(math.exp(before), 4),
+                                      "ppl": round(math.exp(after), 4)})
+        if gains:
+            report["absorption"] = round(sum(gains) / len(gains), 6)
+    return report
+
+
+def _buffer_of(home: Home, layer: dict) -> str | None:
+    meta = home.adapters / layer["adapter"] / "meta.json"
+    if meta.is_file():
+        return json.loads(meta.read_text()).get("buffer")
+    return None
+
+
+def check(report: dict, max_drift: float | None, max_probe_loss: float | None) -> list[str]:
+    failures = []
+    if max_drift is not None and report["drift"] > max_drift:
+        failures.append(f"weight drift {report['drift']:.6f} exceeds {max_drift}")
+    if max_probe_loss is not None and report["probe_loss"] > max_probe_loss:
+        failures.append(f"probe loss {report['probe_loss']:.4f} exceeds {max_probe_loss}")
+    return failures
+
+
+def plot(home: Home, path: Path) -> list[dict]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = _Models(home)
+    reports = [drift(home, gid, models) for gid in generation_ids(home) if not dropped_files(home, gid)]
+    xs = list(range(len(reports)))
+    fig, ax1 = plt.subplots(figsize=(7, 4))
+    ax1.plot(xs, [r["drift"] for r in reports], "o-", color="tab:blue", label="weight drift")
+    ax1.set_ylabel("relative weight drift from the anchor", color="tab:blue")
+    ax1.set_xticks(xs, [r["id"] for r in reports], rotation=30)
+    ax2 = ax1.twinx()
+    ax2.plot(xs, [r["absorption"] or 0.0 for r in reports], "s--", color="tab:orange", label="absorption")
+    ax2.plot(xs, [r["probe_loss_delta"] for r in reports], "^:", color="tab:red", label="probe loss Δ")
+    ax2.set_ylabel("loss (nats/token)")
+    fig.legend(loc="upper left")
+    ax1.set_title("drift and absorption across generations")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return reports

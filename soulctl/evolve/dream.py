@@ -1,0 +1,167 @@
+"""dream: train a LoRA adapter (r 32, alpha 64, q/k/v only — never the MLP) on a buffer.
+
+peft on torch (cpu / cuda / mps). The adapter is saved in PEFT format and stored
+content-addressed under data/adapters/<id>/ with the buffer hash and the base generation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+from soulctl.errors import InvalidInput, MissingDependency, NotFound
+from soulctl.evolve.adapters import store_adapter
+from soulctl.evolve.recipes import DreamRecipe
+from soulctl.evolve.training import batches, encode_conversation, mean_loss, read_buffer
+from soulctl.generations import current
+from soulctl.home import Home
+
+log = logging.getLogger(__name__)
+
+MLP_MODULES = {"gate_proj", "up_proj", "down_proj", "mlp", "fc1", "fc2", "c_fc", "dense_h_to_4h",
+               "dense_4h_to_h", "w1", "w2", "w3"}
+
+
+def resolve_buffer(home: Home, ref: str | None) -> Path:
+    buffers = sorted(home.buffers.glob("*.jsonl"), key=lambda p: p.stat().st_mtime) if home.buffers.is_dir() else []
+    if ref is None:
+        if not buffers:
+            raise NotFound("no training buffer yet", hint="make one: soulctl resonate buffer")
+        return buffers[-1]
+    path = Path(ref).expanduser()
+    if path.is_file():
+        return path
+    matches = [p for p in buffers if p.stem == ref or p.stem.startswith(ref)]
+    if len(matches) != 1:
+        raise NotFound(f"no buffer {ref!r}", hint="see data/buffers/ or run `soulctl resonate buffer`")
+    return matches[0]
+
+
+def pick_device(wanted: str) -> str:
+    import torch
+
+    if wanted == "mlx":
+        raise MissingDependency("mlx-lm", extra="mlx", why="the mlx dream backend runs on Apple silicon")
+    if wanted != "auto":
+        if wanted == "cuda" and not torch.cuda.is_available():
+            raise InvalidInput("device cuda requested but no CUDA GPU is visible")
+        if wanted == "mps" and not torch.backends.mps.is_available():
+            raise InvalidInput("device mps requested but Metal is not available")
+        return wanted
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def check_targets(recipe: DreamRecipe) -> None:
+    bad = sorted(set(recipe.lora.target_modules) & MLP_MODULES)
+    if bad:
+        raise InvalidInput(f"dream trains attention only; {', '.join(bad)} is MLP",
+                           hint="target_modules: [q_proj, k_proj, v_proj] in recipes/dream.yaml")
+
+
+def dream(home: Home, buffer_ref: str | None, recipe: DreamRecipe, progress=None,
+          generation: str | None = None, on_step=None) -> dict:
+    check_targets(recipe)
+    buffer = resolve_buffer(home, buffer_ref)
+    conversations = read_buffer(buffer)  # an empty buffer stops here, before any model loads
+    buffer_sha = hashlib.sha256(buffer.read_bytes()).hexdigest()
+    gen = generation or current(home)
+    if gen is None:
+        raise NotFound("no current generation", hint="run `soulctl init`")
+    model_dir = home.generations / gen
+    if not any(model_dir.glob("*.safetensors")):
+        raise NotFound(f"{gen} has no weights (dropped by gc)", hint=f"soulctl gen materialize {gen}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    import transformers
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    device = pick_device(recipe.device)
+    seed = recipe.train.seed
+    random.seed(seed)
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).to(device)
+    modules = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = sorted(set(recipe.lora.target_modules) - modules)
+    if missing:
+        raise InvalidInput(f"{gen} has no module(s) {', '.join(missing)}",
+                           hint="set lora.target_modules in recipes/dream.yaml to this model's attention projections")
+    examples = [encode_conversation(tokenizer, c, recipe.train.max_seq_len) for c in conversations]
+    before = mean_loss(model, tokenizer, examples, device=device)
+    peft_model = get_peft_model(model, LoraConfig(
+        r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout,
+        target_modules=list(recipe.lora.target_modules), task_type="CAUSAL_LM"))
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad],
+                                  lr=recipe.train.learning_rate)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    curve: list[dict] = []
+    tokens = 0
+    steps_per_epoch = -(-len(examples) // recipe.train.batch_size)
+    ctx = progress.task("Dreaming", total=steps_per_epoch * recipe.train.epochs) if progress else None
+    task = ctx.__enter__() if ctx else None
+    start = time.perf_counter()
+    try:
+        rng = random.Random(seed)
+        for epoch in range(recipe.train.epochs):
+            order = examples[:]
+            rng.shuffle(order)
+            peft_model.train()
+            for ids, labels, mask in batches(order, recipe.train.batch_size, pad):
+                ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+                out = peft_model(input_ids=ids, attention_mask=mask, labels=labels)
+                out.loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                tokens += int(mask.sum())
+                point = {"step": len(curve) + 1, "epoch": epoch + 1, "loss": round(out.loss.item(), 5)}
+                curve.append(point)
+                if on_step:
+                    on_step(point)
+                if task:
+                    task.advance(1)
+    finally:
+        if ctx:
+            ctx.__exit__(None, None, None)
+    elapsed = time.perf_counter() - start
+    after = mean_loss(peft_model, tokenizer, examples, device=device)
+    staged = home.adapters.parent / f".staged-adapter-{os.getpid()}"
+    if staged.exists():
+        shutil.rmtree(staged)
+    peft_model.save_pretrained(str(staged))
+    for extra in staged.glob("README.md"):
+        extra.unlink()
+    meta = {
+        "base_generation": gen, "buffer": buffer.stem, "buffer_sha256": buffer_sha,
+        "log_ids": _buffer_log_ids(buffer), "recipe": recipe.model_dump(), "device": device,
+        "examples": len(examples), "trainable_params": trainable, "loss_before": round(before, 5),
+        "loss_after": round(after, 5), "loss_curve": curve, "tokens": tokens,
+        "tokens_per_s": round(tokens / elapsed, 2) if elapsed else None,
+    }
+    adapter_id = store_adapter(home, staged, meta)
+    return {"id": adapter_id, **{k: v for k, v in meta.items() if k != "loss_curve"},
+            "steps": len(curve), "loss_curve": curve}
+
+
+def _buffer_log_ids(buffer: Path) -> list[str]:
+    import json
+
+    meta = buffer.with_suffix(".json")
+    if meta.is_file():
+        try:
+            return list(json.loads(meta.read_text()).get("log_ids", []))
+        except json.JSONDecodeError:
+            return []
+    return []

@@ -1,0 +1,147 @@
+"""Generations as history: diff, use, gc (drop old weights, keep lineage) and materialize
+(rebuild weights from lineage, bit for bit)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from soulctl.errors import CheckFailed, InvalidInput, NotFound
+from soulctl.generations import (LINEAGE, current, dropped_files, generation_ids,
+                                 make_read_only, make_writable, read_lineage, resolve, sha256_file)
+from soulctl.home import Home
+
+DROPPED_DIR = ".dropped"
+
+
+def weight_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir()
+                  if p.suffix == ".safetensors" or p.name == "model.safetensors.index.json")
+
+
+def diff(home: Home, a: str, b: str) -> dict:
+    """Lineage difference and per-module relative weight deltas ‖B − A‖ / ‖A‖."""
+    from soulctl.evolve.merge import _module_type, drift_from_sums
+
+    ga, gb = resolve(home, a), resolve(home, b)
+    la, lb = read_lineage(home, ga), read_lineage(home, gb)
+    layers_a = [l["adapter"] for l in la.get("layers") or []]
+    layers_b = [l["adapter"] for l in lb.get("layers") or []]
+    sums: dict[str, list[float]] = {}
+    da, db = home.generations / ga, home.generations / gb
+    for gid, d in ((ga, da), (gb, db)):
+        if not weight_files(d):
+            raise NotFound(f"{gid} has no weights (dropped by gc)", hint=f"soulctl gen materialize {gid}")
+    from safetensors import safe_open
+
+    names_b = {}
+    for f in sorted(db.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            names_b.update({k: f for k in st.keys()})
+    for f in sorted(da.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as sa:
+            for name in sa.keys():
+                ta = sa.get_tensor(name).float()
+                acc = sums.setdefault(_module_type(name), [0.0, 0.0])
+                acc[1] += float((ta * ta).sum())
+                if name in names_b:
+                    with safe_open(str(names_b[name]), framework="pt") as sb:
+                        tb = sb.get_tensor(name).float()
+                    if tb.shape == ta.shape:
+                        acc[0] += float(((tb - ta) ** 2).sum())
+    changed = {k: v for k, v in (("recipe", (la.get("recipe"), lb.get("recipe"))),
+                                 ("anchor", (la.get("anchor"), lb.get("anchor")))) if v[0] != v[1]}
+    return {"a": ga, "b": gb,
+            "layers_added": [x for x in layers_b if x not in layers_a],
+            "layers_removed": [x for x in layers_a if x not in layers_b],
+            "changed": {k: {"a": v[0], "b": v[1]} for k, v in changed.items()},
+            "weights": drift_from_sums(sums)}
+
+
+def gc(home: Home, keep: int) -> list[str]:
+    """Drop the weights of all but the newest `keep` generations (never the anchor or current)."""
+    if keep < 0:
+        raise InvalidInput("--keep must be 0 or more")
+    ids = generation_ids(home)
+    protected = {ids[0], current(home)} | set(ids[-keep:] if keep else [])
+    done = []
+    for gid in ids:
+        if gid in protected or dropped_files(home, gid):
+            continue
+        directory = home.generations / gid
+        files = weight_files(directory)
+        if not files:
+            continue
+        marker = home.generations / DROPPED_DIR / gid
+        marker.parent.mkdir(exist_ok=True)
+        marker.write_text(json.dumps([f.name for f in files]) + "\n")
+        make_writable(directory)
+        try:
+            for f in files:
+                f.unlink()
+        finally:
+            make_read_only(directory)
+        done.append(gid)
+    return done
+
+
+def rebuild(home: Home, gid: str, out: Path, progress=None) -> None:
+    """Write `gid`'s model files into `out` from its lineage alone."""
+    from soulctl.evolve.merge import Layer, resolve_plan, write_merged
+    from soulctl.evolve.recipes import MergeRecipe
+
+    lineage = read_lineage(home, gid)
+    if not lineage.get("layers"):
+        from soulctl.basemodel import BaseSource, bundled_gguf, materialize
+
+        src = lineage.get("source") or {}
+        path = bundled_gguf() if src.get("package") else Path(src.get("path", ""))
+        if not path.exists():
+            raise NotFound(f"the base model of {gid} is gone: {path}", hint="restore it to rebuild")
+        if src.get("sha256") and path.is_file() and sha256_file(path) != src["sha256"]:
+            raise CheckFailed(f"the base model file {path} changed since {gid} was made")
+        materialize(BaseSource(src.get("kind", "gguf"), path, src.get("name", "")), out,
+                    src.get("dtype") or "float32", progress)
+        return
+    layers = [Layer(**l) for l in lineage["layers"]]
+    recipe = MergeRecipe(**lineage["recipe"])
+    anchor = lineage["anchor"]
+    if dropped_files(home, anchor):
+        raise NotFound(f"the anchor {anchor} has no weights", hint=f"soulctl gen materialize {anchor}")
+    plan, adapters = resolve_plan(home, lineage.get("parent"), anchor, layers, recipe)
+    write_merged(plan, adapters, home.generations / anchor, out, progress)
+
+
+def materialize(home: Home, ref: str, progress=None) -> dict:
+    """Rebuild a generation's weights from its lineage; sha256 must equal the manifest."""
+    gid = resolve(home, ref)
+    lineage = read_lineage(home, gid)
+    manifest = lineage.get("manifest", {})
+    tmp = home.generations / f".tmp-materialize-{gid}-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        rebuild(home, gid, tmp, progress)
+        rebuilt = {p.name: sha256_file(p) for p in weight_files(tmp)}
+        expected = {k: v["sha256"] for k, v in manifest.items() if k in rebuilt or k.endswith(".safetensors")}
+        mismatched = sorted(k for k in expected if rebuilt.get(k) != expected[k])
+        if mismatched:
+            raise CheckFailed(f"rebuilt {gid} differs from its lineage in {', '.join(mismatched)}",
+                              hint="the inputs changed (adapters, base model or tool versions)")
+        directory = home.generations / gid
+        restored = []
+        marker = home.generations / DROPPED_DIR / gid
+        if marker.exists():
+            make_writable(directory)
+            try:
+                for name in rebuilt:
+                    shutil.copyfile(tmp / name, directory / name)
+                    restored.append(name)
+            finally:
+                make_read_only(directory)
+            marker.unlink()
+    finally:
+        make_writable(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"id": gid, "files": sorted(rebuilt), "restored": restored, "identical": True}

@@ -1,0 +1,192 @@
+"""resonate: score the moments that resonate and select them into a training buffer.
+
+Signals in [0, 1]: explicit marks, novelty (distance from the nearest earlier packet), and an
+optional judge. `score` combines the present ones by the recipe's weights into a `combined`
+mark; a later explicit mark overrides it. `buffer` selects replies at or above a threshold,
+drops near-duplicates by cosine, pairs each with its prompt context and writes
+data/buffers/<id>.jsonl in chat format, with the log ids and thresholds beside it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from soulctl.errors import InvalidInput, NotFound
+from soulctl.evolve.recipes import ResonateRecipe
+from soulctl.home import Home
+from soulctl.store import Filters, Packet
+from soulctl.store.duckdb_store import DuckDBStore
+
+ROLE_MAP = {"user": "user", "soul": "assistant", "system": "system"}
+
+
+def packets_with_vectors(store: DuckDBStore, role: str | None = None) -> tuple[list[dict], np.ndarray]:
+    where = "WHERE role = ?" if role else ""
+    with store._read() as con:
+        if con is None:
+            return [], np.zeros((0, 0), np.float32)
+        rows = con.execute(f"SELECT id, seq, session, role, prose, resonance, embedding FROM log "
+                           f"{where} ORDER BY seq", [role] if role else []).fetchall()
+    meta = [{"id": r[0], "seq": r[1], "session": r[2], "role": r[3], "prose": r[4], "resonance": r[5]}
+            for r in rows]
+    vecs = np.array([r[6] for r in rows], dtype=np.float32) if rows else np.zeros((0, 0), np.float32)
+    return meta, vecs
+
+
+def novelty(vectors: np.ndarray, block: int = 4096) -> np.ndarray:
+    """1 − the highest cosine similarity to any earlier vector (the first packet: 1)."""
+    n = len(vectors)
+    out = np.ones(n, dtype=np.float32)
+    for start in range(0, n, block):
+        part = vectors[start:start + block]
+        sims = part @ vectors[:start + len(part)].T
+        for row in range(len(part)):
+            i = start + row
+            if i == 0:
+                continue
+            out[i] = 1.0 - float(np.max(sims[row, :i]))
+    return np.clip(out, 0.0, 1.0)
+
+
+def score(store: DuckDBStore, recipe: ResonateRecipe, role: str = "soul") -> dict:
+    """Novelty for every packet of `role`, then the combined resonance, as marks."""
+    meta, vecs = packets_with_vectors(store, None)
+    if not meta:
+        raise NotFound("the log is empty: nothing to score", hint="add packets or chat first")
+    nov = novelty(vecs)
+    explicit = _latest_marks(store, "mark")
+    marks = []
+    for m, v in zip(meta, nov):
+        if role and m["role"] != role:
+            continue
+        signals = {"novelty": float(v)}
+        if m["id"] in explicit:
+            signals["mark"] = explicit[m["id"]]
+        weights = {k: recipe.weights.get(k, 0.0) for k in signals}
+        total = sum(weights.values())
+        combined = sum(weights[k] * signals[k] for k in signals) / total if total else 0.0
+        marks.append((m["id"], float(v), "novelty"))
+        marks.append((m["id"], float(round(combined, 6)), "combined"))
+    store.mark_many(marks)
+    scored = [m for m in marks if m[2] == "combined"]
+    return {"scored": len(scored), "role": role,
+            "mean": float(np.mean([m[1] for m in scored])) if scored else None}
+
+
+def _latest_marks(store: DuckDBStore, source: str) -> dict[str, float]:
+    with store._read() as con:
+        rows = con.execute("SELECT packet_id, arg_max(score, ts) FROM resonance_marks "
+                           "WHERE source = ? GROUP BY packet_id", [source]).fetchall()
+    return {r[0]: float(r[1]) for r in rows}
+
+
+def top(store: DuckDBStore, n: int = 20, role: str | None = None) -> list[Packet]:
+    rows = [p for p in store.list(Filters(role=role, min_resonance=0.0), limit=None)]
+    rows.sort(key=lambda p: (-(p.resonance or 0.0), -p.seq))
+    return rows[:n]
+
+
+def clusters(store: DuckDBStore, threshold: float, k: int, role: str = "soul") -> dict:
+    meta, vecs = packets_with_vectors(store, role)
+    keep = [i for i, m in enumerate(meta) if (m["resonance"] or 0) >= threshold]
+    if len(keep) < k:
+        raise InvalidInput(f"{len(keep)} packets at or above {threshold}: fewer than {k} clusters",
+                           hint="lower --threshold or -k")
+    from sklearn.cluster import KMeans
+
+    x = vecs[keep]
+    model = KMeans(n_clusters=k, n_init=10, random_state=0).fit(x)
+    groups = []
+    for c in range(k):
+        members = [keep[i] for i in np.where(model.labels_ == c)[0]]
+        center = model.cluster_centers_[c]
+        nearest = max(members, key=lambda i: float(vecs[i] @ center))
+        groups.append({"cluster": c, "size": len(members), "ids": [meta[i]["id"] for i in members],
+                       "example": meta[nearest]["prose"]})
+    return {"threshold": threshold, "k": k, "clusters": groups, "points": x,
+            "labels": model.labels_.tolist()}
+
+
+def plot_clusters(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = result["points"]
+    centered = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centered, full_matrices=False)
+    xy = centered @ vt[:2].T
+    fig, ax = plt.subplots(figsize=(6, 5))
+    scatter = ax.scatter(xy[:, 0], xy[:, 1], c=result["labels"], cmap="tab10", s=18)
+    ax.set_title(f"high-resonance moments (≥ {result['threshold']}), {result['k']} clusters")
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    fig.colorbar(scatter, ax=ax, label="cluster")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def build_buffer(home: Home, store: DuckDBStore, recipe: ResonateRecipe,
+                 threshold: float | None = None, cluster: int | None = None, k: int = 4,
+                 role: str = "soul") -> dict:
+    threshold = recipe.threshold if threshold is None else threshold
+    meta, vecs = packets_with_vectors(store, None)
+    chosen = [i for i, m in enumerate(meta) if m["role"] == role and (m["resonance"] or 0) >= threshold]
+    if cluster is not None:
+        groups = clusters(store, threshold, k, role)
+        if not 0 <= cluster < k:
+            raise InvalidInput(f"--cluster {cluster} is outside 0..{k - 1}")
+        wanted = set(groups["clusters"][cluster]["ids"])
+        chosen = [i for i in chosen if meta[i]["id"] in wanted]
+    if not chosen:
+        raise InvalidInput(f"no {role} packet has resonance at or above {threshold}",
+                           hint="score first (soulctl resonate score), mark some, or lower --threshold")
+    chosen.sort(key=lambda i: -(meta[i]["resonance"] or 0))
+    kept: list[int] = []
+    for i in chosen:  # greedy: the most resonant of each near-duplicate group stays
+        if all(float(vecs[i] @ vecs[j]) < recipe.dedup_cosine for j in kept):
+            kept.append(i)
+    kept.sort(key=lambda i: meta[i]["seq"])
+    by_session: dict[str, list[int]] = {}
+    for i, m in enumerate(meta):
+        by_session.setdefault(m["session"], []).append(i)
+    lines, ids = [], []
+    for i in kept:
+        session = by_session[meta[i]["session"]]
+        pos = session.index(i)
+        context = [meta[j] for j in session[max(0, pos - recipe.context_turns):pos]]
+        messages = [_message(c) for c in context]
+        while messages and messages[0]["role"] == "assistant":
+            messages.pop(0)
+        messages.append({"role": "assistant", "content": meta[i]["prose"]})
+        lines.append(json.dumps({"messages": messages}, ensure_ascii=False))
+        ids.append(meta[i]["id"])
+    body = ("\n".join(lines) + "\n").encode("utf-8")
+    sha = hashlib.sha256(body).hexdigest()
+    buffer_id = "buf-" + sha[:12]
+    home.buffers.mkdir(parents=True, exist_ok=True)
+    path = home.buffers / f"{buffer_id}.jsonl"
+    record = {"id": buffer_id, "sha256": sha, "examples": len(lines), "log_ids": ids,
+              "threshold": threshold, "dedup_cosine": recipe.dedup_cosine, "cluster": cluster,
+              "context_turns": recipe.context_turns, "dropped_duplicates": len(chosen) - len(kept),
+              "created_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}
+    for target, data in ((path, body), (path.with_suffix(".json"),
+                                        (json.dumps(record, indent=1) + "\n").encode())):
+        tmp = target.with_name(f".{target.name}.{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    return {**record, "path": str(path)}
+
+
+def _message(packet: dict) -> dict:
+    role = ROLE_MAP.get(packet["role"], "user")
+    content = packet["prose"] if packet["role"] in ROLE_MAP else f"[{packet['role']}] {packet['prose']}"
+    return {"role": role, "content": content}
