@@ -47,12 +47,20 @@ def check(
     max_drift: Annotated[Optional[float], typer.Option(help="Largest allowed relative weight drift.")] = None,
     max_probe_loss: Annotated[Optional[float], typer.Option(help="Largest allowed probe loss (nats/token).")] = None,
 ) -> None:
-    """Exit 1 when a generation is past a limit, so scripts can refuse it."""
+    """Exit 1 when a generation is past a limit, so scripts can refuse it.
+
+    Without flags the limits come from recipes/anchor.yaml (max_drift, max_probe_loss_delta).
+    """
     from soulctl.evolve.anchor import check as run_check
     from soulctl.evolve.anchor import drift as run
+    from soulctl.evolve.recipes import AnchorRecipe, load_recipe
 
-    report = run(state.home(), gen)
-    failures = run_check(report, max_drift, max_probe_loss)
+    home = state.home()
+    recipe = load_recipe(home, "anchor", AnchorRecipe)
+    report = run(home, gen)
+    flags = max_drift is not None or max_probe_loss is not None
+    failures = run_check(report, max_drift if flags else recipe.max_drift, max_probe_loss,
+                         None if flags else recipe.max_probe_loss_delta)
     state.out.record({**report, "ok": not failures, "failures": failures}, human=lambda d: (
         f"{d['id']}: " + ("ok" if d["ok"] else "; ".join(d["failures"]))))
     if failures:

@@ -141,8 +141,12 @@ def _buffer_of(home: Home, layer: dict) -> str | None:
     return None
 
 
-def check(report: dict, max_drift: float | None, max_probe_loss: float | None) -> list[str]:
+def check(report: dict, max_drift: float | None, max_probe_loss: float | None,
+          max_probe_loss_delta: float | None = None) -> list[str]:
     failures = []
+    if max_probe_loss_delta is not None and report["probe_loss_delta"] > max_probe_loss_delta:
+        failures.append(f"probe loss rose {report['probe_loss_delta']:+.4f} over the anchor, "
+                        f"more than {max_probe_loss_delta}")
     if max_drift is not None and report["drift"] > max_drift:
         failures.append(f"weight drift {report['drift']:.6f} exceeds {max_drift}")
     if max_probe_loss is not None and report["probe_loss"] > max_probe_loss:

@@ -122,8 +122,13 @@ def plan_merge(home: Home, adapter_ids: list[str], recipe: MergeRecipe,
     if not adapter_ids:
         raise InvalidInput("no adapter to merge", hint="train one with `soulctl dream`, or name it")
     new_layers, loaded = [], []
+    present = {l.adapter for l in parent_layers}
     for adapter_id in adapter_ids:
         adapter = load_adapter(home, adapter_id)
+        if adapter.id in present:
+            raise InvalidInput(f"adapter {adapter.id} is already a layer of {parent}",
+                               hint="a layer is folded in once; dream a new adapter to grow further")
+        present.add(adapter.id)
         new_layers.append(Layer(adapter.id, adapter.sha256,
                                 density if density is not None else recipe.layer.density,
                                 weight if weight is not None else recipe.layer.weight,

@@ -54,6 +54,13 @@ class DreamRecipe(_Strict):
     device: Literal["auto", "cpu", "cuda", "mps", "mlx"] = "auto"
 
 
+class AnchorRecipe(_Strict):
+    """Limits `anchor check` applies when no flag is given."""
+
+    max_drift: float | None = Field(0.01, gt=0)
+    max_probe_loss_delta: float | None = Field(0.25, gt=0)
+
+
 class ResonateRecipe(_Strict):
     weights: dict[Literal["mark", "novelty", "judge"], float] = {"mark": 1.0, "novelty": 0.5, "judge": 0.5}
     threshold: float = Field(0.6, ge=0, le=1)

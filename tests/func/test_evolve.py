@@ -1,0 +1,195 @@
+"""The whole evolution cycle on the embedded SmolLM2: resonate → dream → merge → anchor → gen."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from conftest import BASE_ENV, REPO, soulctl, tree_snapshot
+
+CONVERSATION = REPO / "scripts" / "demo-conversation.jsonl"
+
+
+@pytest.fixture(scope="module")
+def evolved(gen0_home, tmp_path_factory):
+    """A home that went through one full cycle; tests that change it work on copies."""
+    home = tmp_path_factory.mktemp("evolve") / "home"
+    shutil.copytree(gen0_home, home, symlinks=True)
+    assert soulctl("log", "add", "--jsonl", "--home", home, input=CONVERSATION.read_text()).code == 0
+    scored = soulctl("resonate", "score", "--json", "--home", home)
+    assert scored.code == 0 and scored.json()["scored"] == 16, scored
+    buffer = soulctl("resonate", "buffer", "--threshold", "0.3", "--json", "--home", home)
+    assert buffer.code == 0, buffer
+    dream = soulctl("dream", "--json", "--home", home, timeout=900)
+    assert dream.code == 0, dream
+    merge = soulctl("merge", "--json", "--home", home)
+    assert merge.code == 0, merge
+    return home, buffer.json(), dream.json(), merge.json()
+
+
+def test_buffer_is_chat_format_with_its_log_ids(evolved):
+    home, buffer, _, _ = evolved
+    lines = [json.loads(l) for l in Path(buffer["path"]).read_text().splitlines()]
+    assert len(lines) == buffer["examples"] > 0
+    for line in lines:
+        roles = [m["role"] for m in line["messages"]]
+        assert roles[-1] == "assistant" and roles[0] == "user"
+    assert len(buffer["log_ids"]) == buffer["examples"]
+    record = json.loads(Path(buffer["path"]).with_suffix(".json").read_text())
+    assert record["sha256"] == buffer["sha256"] and record["threshold"] == 0.3
+
+
+def test_dream_lowers_the_loss_with_attention_only_lora(evolved):
+    from soulctl.evolve.adapters import content_sha
+
+    home, buffer, dream, _ = evolved
+    assert dream["loss_after"] < dream["loss_before"]
+    adapter = home / "data" / "adapters" / dream["id"]
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["r"] == 32 and config["lora_alpha"] == 64
+    assert set(config["target_modules"]) == {"q_proj", "k_proj", "v_proj"}
+    assert dream["id"] == "ad-" + content_sha(adapter)[:16]
+    meta = json.loads((adapter / "meta.json").read_text())
+    assert meta["buffer_sha256"] == buffer["sha256"] and meta["base_generation"] == "gen-0000"
+    assert len(meta["loss_curve"]) == dream["steps"] > 0
+    with safe_open(str(adapter / "adapter_model.safetensors"), framework="pt") as st:
+        assert not [k for k in st.keys() if "mlp" in k]
+
+
+def test_merge_makes_a_verified_generation_with_untouched_tensors_bit_identical(evolved):
+    home, _, dream, merge = evolved
+    assert merge["id"] == "gen-0001" and merge["parent"] == "gen-0000"
+    assert (home / "generations" / "current").resolve().name == "gen-0001"
+    assert soulctl("gen", "verify", "--home", home).code == 0
+    lineage = json.loads((home / "generations/gen-0001/lineage.json").read_text())
+    assert lineage["layers"][0]["adapter"] == dream["id"]
+    assert lineage["layers"][0]["density"] == 0.3 and lineage["layers"][0]["weight"] == 0.5
+    assert "merge_method: ties" in lineage["mergekit_yaml"]
+    a = home / "generations/gen-0000/model.safetensors"
+    b = home / "generations/gen-0001/model.safetensors"
+    changed = 0
+    with safe_open(str(a), framework="pt") as sa, safe_open(str(b), framework="pt") as sb:
+        for name in sa.keys():
+            same = bool((sa.get_tensor(name) == sb.get_tensor(name)).all())
+            if ".mlp." in name or "embed" in name or "norm" in name or "o_proj" in name:
+                assert same, name
+            changed += not same
+    assert changed == 90  # q, k and v of 30 layers
+
+
+def test_absorption_and_probe_bound(evolved):
+    home = evolved[0]
+    report = soulctl("anchor", "drift", "--json", "--home", home).json()
+    assert report["absorption"] > 0
+    assert report["buffers"][0]["loss"] < report["buffers"][0]["parent_loss"]
+    assert report["probe_loss_delta"] <= 0.25  # recipes/anchor.yaml
+    assert 0 < report["drift"] < 0.01
+    assert soulctl("anchor", "check", "--home", home).code == 0
+    strict = soulctl("anchor", "check", "--max-drift", "1e-9", "--home", home)
+    assert strict.code == 1 and "exceeds" in strict.stdout
+
+
+def test_gen_diff_and_plots(evolved, tmp_path):
+    home = evolved[0]
+    d = soulctl("gen", "diff", "gen-0000", "gen-0001", "--json", "--home", home).json()
+    assert d["layers_added"] == [evolved[2]["id"]]
+    assert d["weights"]["modules"]["down_proj"] == 0 and d["weights"]["modules"]["q_proj"] > 0
+    plot = tmp_path / "drift.png"
+    assert soulctl("anchor", "plot", plot, "--home", home).code == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gc_then_materialize_is_bit_identical(evolved, tmp_path):
+    src = evolved[0]
+    home = tmp_path / "home"
+    shutil.copytree(src, home, symlinks=True)
+    weights = home / "generations/gen-0001/model.safetensors"
+    before = json.loads((home / "generations/gen-0001/lineage.json").read_text())["manifest"]
+    assert soulctl("gen", "use", "gen-0000", "--home", home).code == 0
+    dropped = soulctl("gen", "gc", "--keep", "0", "--json", "--home", home).json()
+    assert dropped["dropped"] == ["gen-0001"] and not weights.exists()
+    assert soulctl("gen", "verify", "--home", home).code == 0
+    assert "gc" in soulctl("gen", "ls", "--home", home).stdout
+    rebuilt = soulctl("gen", "materialize", "gen-0001", "--json", "--home", home)
+    assert rebuilt.code == 0, rebuilt
+    assert rebuilt.json()["identical"] and weights.exists()
+    from soulctl.generations import sha256_file
+
+    assert sha256_file(weights) == before["model.safetensors"]["sha256"]
+    assert soulctl("gen", "verify", "--home", home).code == 0
+
+
+def test_sigkill_during_merge_leaves_no_generation(evolved, tmp_path):
+    src, _, dream, _ = evolved
+    home = tmp_path / "home"
+    shutil.copytree(src, home, symlinks=True)
+    soulctl("gen", "use", "gen-0000", "--home", home)
+    # a second lineage from the anchor: gen-0002 would be the next generation
+    proc = subprocess.Popen([sys.executable, "-m", "soulctl", "merge", dream["id"], "--home", str(home)],
+                            env=BASE_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((home / "generations").glob(".tmp-gen-0002-*")):
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (home / "generations/gen-0002").exists()
+    assert (home / "generations/current").resolve().name == "gen-0000"
+    assert soulctl("gen", "verify", "--home", home).code == 0
+    again = soulctl("merge", dream["id"], "--json", "--home", home)
+    assert again.code == 0 and again.json()["id"] == "gen-0002"
+    assert not list((home / "generations").glob(".tmp-*"))
+
+
+def _refused(result, code, words):
+    assert result.code == code, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], result.stderr
+
+
+def test_bad_input_writes_nothing(evolved, tmp_path):
+    src, _, dream, _ = evolved
+    home = tmp_path / "home"
+    shutil.copytree(src, home, symlinks=True)
+    adapters = home / "data" / "adapters"
+    # an adapter from another architecture (the tiny test model's shapes)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_merge_ties import tiny_adapter, tiny_home
+
+    tiny = tiny_home(tmp_path / "tiny")
+    foreign = tiny_adapter(tiny, 5)
+    shutil.copytree(tiny.adapters / foreign, adapters / foreign)
+    # a corrupt one: the real adapter's weights cut short
+    corrupt = adapters / "ad-corrupt"
+    shutil.copytree(adapters / dream["id"], corrupt)
+    data = (corrupt / "adapter_model.safetensors").read_bytes()
+    (corrupt / "adapter_model.safetensors").chmod(0o644)
+    (corrupt / "adapter_model.safetensors").write_bytes(data[: len(data) // 2])
+    empty = home / "data" / "buffers" / "empty.jsonl"
+    empty.write_text("")
+    before = tree_snapshot(home / "generations")
+    adapters_before = sorted(p.name for p in adapters.iterdir())
+    _refused(soulctl("merge", foreign, "--home", home), 5, "another architecture")
+    _refused(soulctl("merge", "ad-corrupt", "--home", home), 5, "corrupt safetensors")
+    _refused(soulctl("dream", str(empty), "--home", home), 5, "is empty")
+    _refused(soulctl("merge", dream["id"], "--home", home), 5, "already a layer")
+    soulctl("gen", "use", "gen-0000", "--home", home)
+    _refused(soulctl("merge", dream["id"], "--density", "1.5", "--home", home), 5, "outside (0, 1]")
+    _refused(soulctl("merge", dream["id"], "--density", "0", "--home", home), 5, "outside (0, 1]")
+    recipe = home / "recipes" / "merge.yaml"
+    recipe.write_text(recipe.read_text().replace("  density: 0.3", "  densty: 0.3"))
+    line = next(i for i, l in enumerate(recipe.read_text().splitlines(), 1) if "densty" in l)
+    _refused(soulctl("merge", dream["id"], "--home", home), 5, f"merge.yaml:{line}: layer.densty: unknown key")
+    soulctl("gen", "use", "gen-0001", "--home", home)
+    after = tree_snapshot(home / "generations")
+    assert {k: v for k, v in after.items() if k != "current"} == \
+        {k: v for k, v in before.items() if k != "current"}
+    assert sorted(p.name for p in adapters.iterdir()) == adapters_before
