@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -18,14 +19,36 @@ which is stored content-addressed under data/adapters/<id>/.
 
 def run(
     buffer: Annotated[Optional[str], typer.Argument(help="A buffer id (buf-…) or a .jsonl path.")] = None,
+    export_bundle: Annotated[Optional[Path], typer.Option("--export-bundle", help="Write buffer + recipe + base reference, encrypted, for a remote GPU.")] = None,
+    run_bundle: Annotated[Optional[Path], typer.Option("--run-bundle", help="Train from a bundle (on the GPU machine); needs --base and -o.")] = None,
+    base: Annotated[Optional[Path], typer.Option("--base", help="With --run-bundle: a copy of the base generation's directory.")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="With --run-bundle: the adapter bundle to write.")] = None,
+    import_: Annotated[Optional[Path], typer.Option("--import", help="Bring back an adapter bundle written by --run-bundle.")] = None,
+    key_file: Annotated[Optional[str], typer.Option("--key-file", help="32-byte key (raw, hex or base64); default $SOULCTL_BUNDLE_KEY.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs.", min=1)] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Override the recipe's learning rate.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, mps.")] = None,
 ) -> None:
+    from soulctl.errors import UsageError
+    from soulctl.evolve import bundle as bundles
     from soulctl.evolve.dream import dream
     from soulctl.evolve.recipes import DreamRecipe, load_recipe
 
+    out = state.out
+    if run_bundle is not None:  # on the GPU machine: no soul home there
+        if base is None or output is None:
+            raise UsageError("--run-bundle needs --base DIR and -o FILE")
+        key = bundles.load_key(key_file)
+        with out.progress_bars() as progress:
+            result = bundles.run_bundle(run_bundle, base, key, output, progress)
+        out.record(result, id_key="bundle", human=lambda d: (
+            f"trained on {d['device']}: loss {d['loss_before']:.4f} → {d['loss_after']:.4f}; wrote {d['bundle']}"))
+        return
     home = state.home()
+    if import_ is not None:
+        result = bundles.import_bundle(home, import_, bundles.load_key(key_file))
+        out.record(result, human=lambda d: f"imported {d['id']} (trained on {d['base_generation']})")
+        return
     recipe = load_recipe(home, "dream", DreamRecipe)
     updates = {}
     if epochs is not None:
@@ -35,7 +58,11 @@ def run(
     if device is not None:
         updates["device"] = device
     recipe = recipe.model_copy(update=updates)
-    out = state.out
+    if export_bundle is not None:
+        result = bundles.export_bundle(home, buffer, recipe, bundles.load_key(key_file), export_bundle)
+        out.record(result, id_key="bundle", human=lambda d: (
+            f"wrote {d['bundle']} ({d['buffer']} on {d['base_generation']}), encrypted"))
+        return
 
     def on_step(point: dict) -> None:
         if out.verbose:

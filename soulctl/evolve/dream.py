@@ -72,13 +72,31 @@ def dream(home: Home, buffer_ref: str | None, recipe: DreamRecipe, progress=None
     check_targets(recipe)
     buffer = resolve_buffer(home, buffer_ref)
     conversations = read_buffer(buffer)  # an empty buffer stops here, before any model loads
-    buffer_sha = hashlib.sha256(buffer.read_bytes()).hexdigest()
     gen = generation or current(home)
     if gen is None:
         raise NotFound("no current generation", hint="run `soulctl init`")
     model_dir = home.generations / gen
     if not any(model_dir.glob("*.safetensors")):
         raise NotFound(f"{gen} has no weights (dropped by gc)", hint=f"soulctl gen materialize {gen}")
+    staged = home.data / f".staged-adapter-{os.getpid()}"
+    meta = train_adapter(model_dir, conversations, recipe, staged, progress, on_step)
+    meta.update({"base_generation": gen, "buffer": buffer.stem,
+                 "buffer_sha256": hashlib.sha256(buffer.read_bytes()).hexdigest(),
+                 "log_ids": _buffer_log_ids(buffer)})
+    adapter_id = store_adapter(home, staged, meta)
+    return summary(adapter_id, meta)
+
+
+def summary(adapter_id: str, meta: dict) -> dict:
+    return {"id": adapter_id, **{k: v for k, v in meta.items() if k != "loss_curve"},
+            "steps": len(meta["loss_curve"]), "loss_curve": meta["loss_curve"]}
+
+
+def train_adapter(model_dir: Path, conversations: list[list[dict]], recipe: DreamRecipe,
+                  staged: Path, progress=None, on_step=None) -> dict:
+    """Train a LoRA on `conversations` over the model in `model_dir`; save it (PEFT format)
+    into `staged`; return what the adapter's meta.json records about the run."""
+    check_targets(recipe)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     import transformers
@@ -96,7 +114,7 @@ def dream(home: Home, buffer_ref: str | None, recipe: DreamRecipe, progress=None
     modules = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     missing = sorted(set(recipe.lora.target_modules) - modules)
     if missing:
-        raise InvalidInput(f"{gen} has no module(s) {', '.join(missing)}",
+        raise InvalidInput(f"{model_dir.name} has no module(s) {', '.join(missing)}",
                            hint="set lora.target_modules in recipes/dream.yaml to this model's attention projections")
     examples = [encode_conversation(tokenizer, c, recipe.train.max_seq_len) for c in conversations]
     before = mean_loss(model, tokenizer, examples, device=device)
@@ -137,22 +155,17 @@ def dream(home: Home, buffer_ref: str | None, recipe: DreamRecipe, progress=None
             ctx.__exit__(None, None, None)
     elapsed = time.perf_counter() - start
     after = mean_loss(peft_model, tokenizer, examples, device=device)
-    staged = home.adapters.parent / f".staged-adapter-{os.getpid()}"
     if staged.exists():
         shutil.rmtree(staged)
     peft_model.save_pretrained(str(staged))
     for extra in staged.glob("README.md"):
         extra.unlink()
-    meta = {
-        "base_generation": gen, "buffer": buffer.stem, "buffer_sha256": buffer_sha,
-        "log_ids": _buffer_log_ids(buffer), "recipe": recipe.model_dump(), "device": device,
-        "examples": len(examples), "trainable_params": trainable, "loss_before": round(before, 5),
-        "loss_after": round(after, 5), "loss_curve": curve, "tokens": tokens,
+    return {
+        "recipe": recipe.model_dump(), "device": device, "examples": len(examples),
+        "trainable_params": trainable, "loss_before": round(before, 5), "loss_after": round(after, 5),
+        "loss_curve": curve, "tokens": tokens,
         "tokens_per_s": round(tokens / elapsed, 2) if elapsed else None,
     }
-    adapter_id = store_adapter(home, staged, meta)
-    return {"id": adapter_id, **{k: v for k, v in meta.items() if k != "loss_curve"},
-            "steps": len(curve), "loss_curve": curve}
 
 
 def _buffer_log_ids(buffer: Path) -> list[str]:

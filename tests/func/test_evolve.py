@@ -193,3 +193,38 @@ def test_bad_input_writes_nothing(evolved, tmp_path):
     assert {k: v for k, v in after.items() if k != "current"} == \
         {k: v for k, v in before.items() if k != "current"}
     assert sorted(p.name for p in adapters.iterdir()) == adapters_before
+
+
+def test_encrypted_bundle_round_trip(evolved, tmp_path):
+    src = evolved[0]
+    home = tmp_path / "home"
+    shutil.copytree(src, home, symlinks=True)
+    key = tmp_path / "soul.key"
+    key.write_bytes(bytes(range(32)))
+    bundle = tmp_path / "buffer.bundle"
+    exported = soulctl("dream", "--epochs", "1", "--export-bundle", bundle, "--key-file", key, "--home", home)
+    assert exported.code == 0, exported
+    assert b"Ember" not in bundle.read_bytes()  # the buffer travels encrypted
+    remote = tmp_path / "gpu"  # the GPU machine: a copy of the base generation, no soul home
+    shutil.copytree(home / "generations" / "gen-0001", remote)
+    back = tmp_path / "adapter.bundle"
+    ran = soulctl("dream", "--run-bundle", bundle, "--base", remote, "-o", back, "--key-file", key,
+                  "--json", cwd=tmp_path, timeout=900)
+    assert ran.code == 0, ran
+    assert ran.json()["loss_after"] < ran.json()["loss_before"]
+    imported = soulctl("dream", "--import", back, "--key-file", key, "--json", "--home", home)
+    assert imported.code == 0, imported
+    adapter = home / "data" / "adapters" / imported.json()["id"]
+    assert json.loads((adapter / "meta.json").read_text())["base_generation"] == "gen-0001"
+    tampered = tmp_path / "tampered.bundle"
+    data = bytearray(back.read_bytes())
+    data[-5] ^= 1
+    tampered.write_bytes(bytes(data))
+    _refused(soulctl("dream", "--import", tampered, "--key-file", key, "--home", home), 5,
+             "authentication failed")
+    other = tmp_path / "other.key"
+    other.write_text("00" * 32)
+    _refused(soulctl("dream", "--import", back, "--key-file", other, "--home", home), 5,
+             "wrong key")
+    _refused(soulctl("dream", "--export-bundle", bundle, "--home", home, env={"SOULCTL_BUNDLE_KEY": ""}),
+             5, "no bundle key")
