@@ -15,7 +15,7 @@ from soulctl.home import Home
 from soulctl.store import Filters, Hit, NewPacket, Packet, Store, open_store
 from soulctl.store.base import MAX_PROSE_BYTES, ROLES
 
-WRITE_BATCH = 256
+WRITE_BATCH = 512  # packets per transaction: whole batches survive a crash
 SEARCH_MODES = ("hybrid", "semantic", "keyword")
 
 
@@ -147,31 +147,20 @@ def add_packets(home: Home, packets: Sequence[NewPacket], embedder, store: Store
                 progress=None) -> Iterator[Packet]:
     """Embed and write packets in batches; each batch is one transaction of whole packets.
 
-    Writing batch i overlaps embedding batch i+1 (torch and DuckDB both release the GIL), so
-    the store costs little beyond the embedding itself.
+    (Overlapping the write with the next batch's embedding was measured: on 2 cores the
+    writer only takes CPU from torch, so batches run one after the other.)
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     store = store or open_store(home)
     check_embedder(store, embedder)
     task_cm = progress.task("Adding packets", total=len(packets)) if progress else None
     task = task_cm.__enter__() if task_cm else None
-    pending = None
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="soulctl-write") as writer:
-            for start in range(0, len(packets), WRITE_BATCH):
-                batch = packets[start:start + WRITE_BATCH]
-                vectors = embedder.encode([p.prose for p in batch])
-                if pending is not None:
-                    yield from pending.result()  # in order; a failed write stops the rest
-                    if task:
-                        task.advance(WRITE_BATCH)
-                pending = writer.submit(store.add, batch, vectors, embedder.model_id)
-            if pending is not None:
-                written = pending.result()
-                yield from written
-                if task:
-                    task.advance(len(written))
+        for start in range(0, len(packets), WRITE_BATCH):
+            batch = packets[start:start + WRITE_BATCH]
+            vectors = embedder.encode([p.prose for p in batch])
+            yield from store.add(batch, vectors, embedder.model_id)
+            if task:
+                task.advance(len(batch))
     finally:
         if task_cm:
             task_cm.__exit__(None, None, None)

@@ -8,6 +8,7 @@ import sys
 import time
 
 from conftest import BASE_ENV, soulctl
+from soulctl.logbook import WRITE_BATCH
 
 LOOP = """
 import sys, time
@@ -79,7 +80,7 @@ def test_long_running_process_and_four_writers(home, tmp_path):
 
 
 def test_sigkill_mid_bulk_add_leaves_whole_packets(home):
-    lines = "\n".join(f"bulk line {i} about the weather on day {i}" for i in range(4000)) + "\n"
+    lines = "\n".join(f"bulk line {i} about the weather on day {i}" for i in range(5000)) + "\n"
     proc = subprocess.Popen([sys.executable, "-m", "soulctl", "log", "add", "--session", "bulk",
                              "--home", str(home)], env=BASE_ENV, text=True, stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -97,8 +98,8 @@ def test_sigkill_mid_bulk_add_leaves_whole_packets(home):
     stats = _sql_one(home, "SELECT count(*) AS n, count(embedding) AS vectors, "
                            "min(len(embedding)) AS lo, max(len(embedding)) AS hi, "
                            "count(DISTINCT id) AS ids FROM packets")
-    assert 0 < stats["n"] < 4000
-    assert stats["n"] % 256 == 0  # whole batches, each one transaction of whole packets
+    assert 0 < stats["n"] < 5000
+    assert stats["n"] % WRITE_BATCH == 0  # whole batches, each one transaction of whole packets
     assert stats["vectors"] == stats["ids"] == stats["n"]
     assert stats["lo"] == stats["hi"] == 384
     assert soulctl("log", "add", "written after the crash", "--home", home).code == 0
