@@ -228,3 +228,27 @@ def test_encrypted_bundle_round_trip(evolved, tmp_path):
              "wrong key")
     _refused(soulctl("dream", "--export-bundle", bundle, "--home", home, env={"SOULCTL_BUNDLE_KEY": ""}),
              5, "no bundle key")
+
+
+def test_marks_top_and_clusters(evolved, tmp_path):
+    src = evolved[0]
+    home = tmp_path / "home"
+    shutil.copytree(src, home, symlinks=True)
+    rows = soulctl("log", "ls", "--role", "soul", "-n", "1", "--json", "--home", home).json_lines()
+    marked = soulctl("resonate", "mark", rows[0]["id"][:20], "0.97", "--json", "--home", home)
+    assert marked.code == 0 and marked.json()["id"] == rows[0]["id"]
+    top = soulctl("resonate", "top", "-n", "3", "--json", "--home", home).json_lines()
+    assert top[0]["id"] == rows[0]["id"] and top[0]["resonance"] == 0.97
+    assert top[0]["resonance_source"] == "mark"
+    high = soulctl("log", "ls", "--min-resonance", "0.9", "-q", "--home", home).stdout.split()
+    assert high == [rows[0]["id"]]
+    plot = tmp_path / "clusters.png"
+    result = soulctl("resonate", "clusters", "-k", "2", "--threshold", "0.3", "--plot", plot,
+                     "--json", "--home", home)
+    assert result.code == 0, result
+    groups = result.json_lines()
+    assert len(groups) == 2 and sum(g["size"] for g in groups) >= 2
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    _refused(soulctl("resonate", "mark", rows[0]["id"], "1.5", "--home", home), 5, "outside [0, 1]")
+    _refused(soulctl("resonate", "buffer", "--threshold", "0.999", "--home", home), 5,
+             "no soul packet has resonance")
