@@ -16,7 +16,8 @@ from pathlib import Path
 
 from soulctl.errors import InvalidInput, MissingDependency, NotFound
 from soulctl.generations import sha256_file
-from soulctl.modelinfo import PRESETS, find_preset, open_gguf, read_safetensors_header
+from soulctl.modelinfo import (PRESETS, find_preset, open_gguf, read_model_config,
+                               read_safetensors_header)
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +91,7 @@ def resolve_base(ref: str | None) -> BaseSource:
 
 
 def _check_hf_dir(path: Path) -> None:
-    config = path / "config.json"
-    if not config.is_file():
-        raise InvalidInput(f"{path} is not a model directory: no config.json",
-                           hint="pass an HF model directory, a .gguf file or a preset name")
-    try:
-        cfg = json.loads(config.read_text())
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{config}: invalid JSON ({exc.msg})") from None
+    cfg = read_model_config(path)
     if cfg.get("quantization_config") or cfg.get("quantization"):
         raise InvalidInput(f"{path} holds a quantized model; the golden anchor must be unquantized",
                            hint="pass the full-precision model (or its GGUF, which is dequantized)")

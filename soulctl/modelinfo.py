@@ -208,8 +208,8 @@ def arch_from_config(cfg: dict) -> Arch:
                            hint="point at a decoder-only HF model directory") from None
 
 
-def read_safetensors_header(path: Path) -> dict:
-    """The JSON header of a .safetensors file, without reading the tensors."""
+def safetensors_layout(path: Path) -> tuple[dict, int]:
+    """A .safetensors file's JSON header (with `__metadata__`) and where its data starts."""
     try:
         with open(path, "rb") as fh:
             (length,) = struct.unpack("<Q", fh.read(8))
@@ -219,19 +219,30 @@ def read_safetensors_header(path: Path) -> dict:
     except (OSError, ValueError, struct.error) as exc:
         raise InvalidInput(f"{path} is not a valid safetensors file ({exc})",
                            hint="re-download or re-materialize the model") from None
+    return header, 8 + length
+
+
+def read_safetensors_header(path: Path) -> dict:
+    """The tensors of a .safetensors file (name → dtype, shape, offsets), without reading them."""
+    header, _ = safetensors_layout(path)
     header.pop("__metadata__", None)
     return header
 
 
-def hf_dir_info(path: Path) -> ModelInfo:
+def read_model_config(path: Path) -> dict:
+    """config.json of an HF model directory, or a one-line error."""
     config = path / "config.json"
     if not config.is_file():
-        raise InvalidInput(f"{path} is not a model: no config.json",
+        raise InvalidInput(f"{path} is not a model directory: no config.json",
                            hint="pass an HF model directory, a GGUF file or a preset name")
     try:
-        cfg = json.loads(config.read_text())
+        return json.loads(config.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InvalidInput(f"{config}: invalid JSON ({exc})") from None
+
+
+def hf_dir_info(path: Path) -> ModelInfo:
+    cfg = read_model_config(path)
     arch = arch_from_config(cfg)
     files = sorted(path.glob("*.safetensors"))
     params = weights = 0

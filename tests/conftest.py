@@ -68,3 +68,11 @@ def tree_snapshot(root: Path) -> dict:
         st = path.lstat()
         snap[path.relative_to(root).as_posix()] = (st.st_mode, st.st_size, st.st_mtime_ns)
     return snap
+
+
+def refused(result: Result, code: int, words: str) -> None:
+    """A refusal as the CLI conventions demand: its exit code, one line on stderr, no traceback."""
+    assert result.code == code, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], result.stderr
+    assert "Traceback" not in result.stderr

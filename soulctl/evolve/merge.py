@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +23,9 @@ from soulctl.evolve.recipes import MergeRecipe
 from soulctl.generations import (build_generation, current, generation_ids, next_id, now_iso,
                                  read_lineage, set_current, verify)
 from soulctl.home import Home
+from soulctl.modelinfo import safetensors_layout
 
 log = logging.getLogger(__name__)
-
-DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
-
 
 @dataclass
 class Layer:
@@ -44,16 +41,6 @@ class Layer:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-def read_header(path: Path) -> tuple[dict, int]:
-    try:
-        with open(path, "rb") as fh:
-            (length,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(length))
-    except (OSError, ValueError, struct.error) as exc:
-        raise InvalidInput(f"{path} is not a valid safetensors file ({exc})") from None
-    return header, 8 + length
 
 
 def ties_delta(deltas, densities, weights, normalize: bool, lam: float):
@@ -175,7 +162,7 @@ def anchor_shapes(anchor_dir: Path) -> dict[str, list[int]]:
                        hint=f"rebuild them: soulctl gen materialize {anchor_dir.name}")
     shapes = {}
     for f in files:
-        header, _ = read_header(f)
+        header, _ = safetensors_layout(f)
         header.pop("__metadata__", None)
         shapes.update({k: v["shape"] for k, v in header.items()})
     return shapes
@@ -207,12 +194,12 @@ def write_merged(plan: MergePlan, adapters: list[AdapterLayer], anchor_dir: Path
             shutil.copyfile(path, out / path.name)
     sums: dict[str, list[float]] = {}  # module type → [Σ‖ΔW‖², Σ‖W‖²]
     files = sorted(anchor_dir.glob("*.safetensors"))
-    total = sum(len(read_header(f)[0]) - 1 for f in files)
+    total = sum(len(safetensors_layout(f)[0]) - 1 for f in files)
     ctx = progress.task("Merging tensors", total=total) if progress else None
     task = ctx.__enter__() if ctx else None
     try:
         for src in files:
-            header, data_start = read_header(src)
+            header, data_start = safetensors_layout(src)
             order = sorted((k for k in header if k != "__metadata__"),
                            key=lambda k: header[k]["data_offsets"][0])
             with open(src, "rb") as fin, open(out / src.name, "wb") as fout, \

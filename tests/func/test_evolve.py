@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
-from conftest import BASE_ENV, REPO, soulctl, tree_snapshot
+from conftest import BASE_ENV, REPO, refused, soulctl, tree_snapshot
 
 CONVERSATION = REPO / "scripts" / "demo-conversation.jsonl"
 
@@ -149,10 +149,6 @@ def test_sigkill_during_merge_leaves_no_generation(evolved, tmp_path):
     assert not list((home / "generations").glob(".tmp-*"))
 
 
-def _refused(result, code, words):
-    assert result.code == code, result
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], result.stderr
 
 
 def test_bad_input_writes_nothing(evolved, tmp_path):
@@ -177,17 +173,17 @@ def test_bad_input_writes_nothing(evolved, tmp_path):
     empty.write_text("")
     before = tree_snapshot(home / "generations")
     adapters_before = sorted(p.name for p in adapters.iterdir())
-    _refused(soulctl("merge", foreign, "--home", home), 5, "another architecture")
-    _refused(soulctl("merge", "ad-corrupt", "--home", home), 5, "corrupt safetensors")
-    _refused(soulctl("dream", str(empty), "--home", home), 5, "is empty")
-    _refused(soulctl("merge", dream["id"], "--home", home), 5, "already a layer")
+    refused(soulctl("merge", foreign, "--home", home), 5, "another architecture")
+    refused(soulctl("merge", "ad-corrupt", "--home", home), 5, "corrupt safetensors")
+    refused(soulctl("dream", str(empty), "--home", home), 5, "is empty")
+    refused(soulctl("merge", dream["id"], "--home", home), 5, "already a layer")
     soulctl("gen", "use", "gen-0000", "--home", home)
-    _refused(soulctl("merge", dream["id"], "--density", "1.5", "--home", home), 5, "outside (0, 1]")
-    _refused(soulctl("merge", dream["id"], "--density", "0", "--home", home), 5, "outside (0, 1]")
+    refused(soulctl("merge", dream["id"], "--density", "1.5", "--home", home), 5, "outside (0, 1]")
+    refused(soulctl("merge", dream["id"], "--density", "0", "--home", home), 5, "outside (0, 1]")
     recipe = home / "recipes" / "merge.yaml"
     recipe.write_text(recipe.read_text().replace("  density: 0.3", "  densty: 0.3"))
     line = next(i for i, l in enumerate(recipe.read_text().splitlines(), 1) if "densty" in l)
-    _refused(soulctl("merge", dream["id"], "--home", home), 5, f"merge.yaml:{line}: layer.densty: unknown key")
+    refused(soulctl("merge", dream["id"], "--home", home), 5, f"merge.yaml:{line}: layer.densty: unknown key")
     soulctl("gen", "use", "gen-0001", "--home", home)
     after = tree_snapshot(home / "generations")
     assert {k: v for k, v in after.items() if k != "current"} == \
@@ -220,13 +216,13 @@ def test_encrypted_bundle_round_trip(evolved, tmp_path):
     data = bytearray(back.read_bytes())
     data[-5] ^= 1
     tampered.write_bytes(bytes(data))
-    _refused(soulctl("dream", "--import", tampered, "--key-file", key, "--home", home), 5,
+    refused(soulctl("dream", "--import", tampered, "--key-file", key, "--home", home), 5,
              "authentication failed")
     other = tmp_path / "other.key"
     other.write_text("00" * 32)
-    _refused(soulctl("dream", "--import", back, "--key-file", other, "--home", home), 5,
+    refused(soulctl("dream", "--import", back, "--key-file", other, "--home", home), 5,
              "wrong key")
-    _refused(soulctl("dream", "--export-bundle", bundle, "--home", home, env={"SOULCTL_BUNDLE_KEY": ""}),
+    refused(soulctl("dream", "--export-bundle", bundle, "--home", home, env={"SOULCTL_BUNDLE_KEY": ""}),
              5, "no bundle key")
 
 
@@ -249,6 +245,6 @@ def test_marks_top_and_clusters(evolved, tmp_path):
     groups = result.json_lines()
     assert len(groups) == 2 and sum(g["size"] for g in groups) >= 2
     assert plot.read_bytes()[:4] == b"\x89PNG"
-    _refused(soulctl("resonate", "mark", rows[0]["id"], "1.5", "--home", home), 5, "outside [0, 1]")
-    _refused(soulctl("resonate", "buffer", "--threshold", "0.999", "--home", home), 5,
+    refused(soulctl("resonate", "mark", rows[0]["id"], "1.5", "--home", home), 5, "outside [0, 1]")
+    refused(soulctl("resonate", "buffer", "--threshold", "0.999", "--home", home), 5,
              "no soul packet has resonance")

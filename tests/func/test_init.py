@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import BASE_ENV, soulctl, tree_snapshot
+from conftest import BASE_ENV, refused, soulctl, tree_snapshot
 
 
 def test_init_materializes_generation_zero(gen0_home):
@@ -74,10 +74,7 @@ def test_init_from_an_hf_directory_copies_it_bit_for_bit(gen0_home, tmp_path):
 
 
 def _assert_refused(result, code, target: Path, words: str):
-    assert result.code == code, result
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
+    refused(result, code, words)
     assert not target.exists(), f"{target} was left behind"
 
 

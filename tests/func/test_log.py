@@ -9,7 +9,7 @@ import shutil
 import duckdb
 import pytest
 
-from conftest import soulctl
+from conftest import refused, soulctl
 
 PLANTED = "The heron waited motionless at the edge of the marsh, then struck at a silver fish."
 RARE = "Our supplier finally shipped the quillwort samples to the greenhouse on Thursday."
@@ -167,31 +167,26 @@ def test_meta_and_roles_on_add(home):
 
 
 # -- bad input: one line, its exit code, nothing written --------------------------------------
-def _refused(result, code, words):
-    assert result.code == code, result
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
 
 
 def test_bad_input_is_refused_whole(home):
     soulctl("log", "add", "seed packet", "--home", home)
-    _refused(soulctl("log", "add", "", "--home", home), 5, "empty packet text")
-    _refused(soulctl("log", "add", "--home", home, input="ok line\n" + "x" * 10_000_000 + "\n"),
+    refused(soulctl("log", "add", "", "--home", home), 5, "empty packet text")
+    refused(soulctl("log", "add", "--home", home, input="ok line\n" + "x" * 10_000_000 + "\n"),
              5, "line 2: packet text is 10.0 MB")
     bad_utf8 = "fine\n".encode() + b"caf\xe9 au lait\n"
     proc = __import__("subprocess").run(
         [__import__("sys").executable, "-m", "soulctl", "log", "add", "--home", str(home)],
         input=bad_utf8, capture_output=True, env=__import__("conftest").BASE_ENV)
     assert proc.returncode == 5 and b"line 2: invalid UTF-8" in proc.stderr
-    _refused(soulctl("log", "add", "--jsonl", "--home", home,
+    refused(soulctl("log", "add", "--jsonl", "--home", home,
                      input='{"prose": "a"}\n{"prose": "b"}\n{"prose": "c",\n'), 5, "line 3: invalid JSON")
-    _refused(soulctl("log", "add", "--jsonl", "--home", home, input='{"prose": "a", "colour": 1}\n'),
+    refused(soulctl("log", "add", "--jsonl", "--home", home, input='{"prose": "a", "colour": 1}\n'),
              5, "unknown key")
-    _refused(soulctl("log", "ls", "--colour", "red", "--home", home), 2, "No such option: --colour")
-    _refused(soulctl("log", "ls", "--role", "wizard", "--home", home), 5, "unknown role")
-    _refused(soulctl("log", "ls", "--since", "last tuesday", "--home", home), 5, "cannot read time")
-    _refused(soulctl("log", "add", "x", "--meta", "{oops", "--home", home), 5, "--meta is not valid JSON")
+    refused(soulctl("log", "ls", "--colour", "red", "--home", home), 2, "No such option: --colour")
+    refused(soulctl("log", "ls", "--role", "wizard", "--home", home), 5, "unknown role")
+    refused(soulctl("log", "ls", "--since", "last tuesday", "--home", home), 5, "cannot read time")
+    refused(soulctl("log", "add", "x", "--meta", "{oops", "--home", home), 5, "--meta is not valid JSON")
     assert count(home) == 1
 
 
@@ -209,7 +204,7 @@ def test_another_embedder_points_at_reembed(home, tmp_path):
     yaml_path = home / "soul.yaml"
     yaml_path.write_text(yaml_path.read_text().replace("model: all-MiniLM-L6-v2", f"model: {other}"))
     for args in (["log", "search", "cat"], ["log", "add", "more"]):
-        _refused(soulctl(*args, "--home", home), 5, "soulctl log reembed")
+        refused(soulctl(*args, "--home", home), 5, "soulctl log reembed")
     assert count(home) == 2
     done = soulctl("log", "reembed", "--json", "--home", home)
     assert done.code == 0 and done.json()["packets"] == 2, done

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conftest import soulctl
+from conftest import refused, soulctl
 
 GARDEN = """# Garden notes
 
@@ -175,24 +175,20 @@ def test_retrieve_fits_the_token_budget(corpus_home):
     assert retrieve(h, "watering", embedder_for(h.config, h.root), 0, count) == []
 
 
-def _refused(result, code, words):
-    assert result.code == code, result
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], result.stderr
 
 
 def test_bad_input(corpus_home, tmp_path):
     home, tree, _ = corpus_home
-    _refused(soulctl("mount", "add", "x", tmp_path / "missing", "--home", home), 3, "does not exist")
-    _refused(soulctl("mount", "add", "x", tree / "docs" / "garden.md", "--home", home), 5, "is a file")
-    _refused(soulctl("mount", "add", "a/b", tree, "--home", home), 5, "bad corpus name")
-    _refused(soulctl("mount", "add", "..", tree, "--home", home), 5, "bad corpus name")
-    _refused(soulctl("mount", "add", "notes", tree, "--home", home), 4, "already exists")
+    refused(soulctl("mount", "add", "x", tmp_path / "missing", "--home", home), 3, "does not exist")
+    refused(soulctl("mount", "add", "x", tree / "docs" / "garden.md", "--home", home), 5, "is a file")
+    refused(soulctl("mount", "add", "a/b", tree, "--home", home), 5, "bad corpus name")
+    refused(soulctl("mount", "add", "..", tree, "--home", home), 5, "bad corpus name")
+    refused(soulctl("mount", "add", "notes", tree, "--home", home), 4, "already exists")
     work = tmp_path / "home"
     shutil.copytree(home, work, symlinks=True)
     soulctl("mount", "off", "--home", work)
-    _refused(soulctl("mount", "search", "ferry", "--home", work), 3, "no corpus is mounted")
-    _refused(soulctl("mount", "rm", "notes", "--home", work), 2, "without --yes")
+    refused(soulctl("mount", "search", "ferry", "--home", work), 3, "no corpus is mounted")
+    refused(soulctl("mount", "rm", "notes", "--home", work), 2, "without --yes")
     assert (work / "corpora" / "notes" / "manifest.json").is_file()
-    _refused(soulctl("mount", "use", "nope", "--home", work), 3, "no corpus 'nope'")
+    refused(soulctl("mount", "use", "nope", "--home", work), 3, "no corpus 'nope'")
     assert not list((work / "corpora").glob(".tmp-*"))
