@@ -7,6 +7,7 @@ content-addressed under data/adapters/<id>/ with the buffer hash and the base ge
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import random
@@ -160,6 +161,11 @@ def train_adapter(model_dir: Path, conversations: list[list[dict]], recipe: Drea
     peft_model.save_pretrained(str(staged))
     for extra in staged.glob("README.md"):
         extra.unlink()
+    # the base by its generation id, not this machine's path: the same training, the same bytes
+    config_path = staged / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = model_dir.name
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return {
         "recipe": recipe.model_dump(), "device": device, "examples": len(examples),
         "trainable_params": trainable, "loss_before": round(before, 5), "loss_after": round(after, 5),
@@ -169,8 +175,6 @@ def train_adapter(model_dir: Path, conversations: list[list[dict]], recipe: Drea
 
 
 def _buffer_log_ids(buffer: Path) -> list[str]:
-    import json
-
     meta = buffer.with_suffix(".json")
     if meta.is_file():
         try:

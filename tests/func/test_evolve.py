@@ -248,3 +248,9 @@ def test_marks_top_and_clusters(evolved, tmp_path):
     refused(soulctl("resonate", "mark", rows[0]["id"], "1.5", "--home", home), 5, "outside [0, 1]")
     refused(soulctl("resonate", "buffer", "--threshold", "0.999", "--home", home), 5,
              "no soul packet has resonance")
+
+
+def test_adapter_config_names_the_generation_not_a_path(evolved):
+    home, _, dream, _ = evolved
+    config = json.loads((home / "data/adapters" / dream["id"] / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "gen-0000"
