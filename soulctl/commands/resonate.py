@@ -42,12 +42,21 @@ def mark(
 @app.command("score")
 def score(
     role: Annotated[str, typer.Option(help="Whose packets to score.")] = "soul",
+    judge: Annotated[bool, typer.Option("--judge", help="Also ask the majordomo (else the soul) with the recipe's rubric.")] = False,
 ) -> None:
-    """Score novelty against the log's vectors and combine it with marks (recipes/resonate.yaml)."""
+    """Score novelty against the log's vectors, optionally a judge's rubric score, and combine
+    them with explicit marks by the weights in recipes/resonate.yaml."""
+    from soulctl.evolve.resonate import engine_judge
     from soulctl.evolve.resonate import score as run
 
     home, store, recipe = _ctx()
-    result = run(store, recipe, role)
+    judge_fn = None
+    if judge:
+        from soulctl.engine import open_engine
+
+        judge_fn = engine_judge(open_engine(home, "majordomo" if "majordomo" in home.config.roles else "soul"))
+    with state.out.progress_bars() as progress:
+        result = run(store, recipe, role, judge_fn, progress)
     state.out.record(result, id_key="scored", human=lambda d: f"scored {d['scored']} {d['role']} "
                      f"packets (mean resonance {d['mean']:.3f})" if d["mean"] is not None else "nothing to score")
 

@@ -66,6 +66,9 @@ class ResonateRecipe(_Strict):
     threshold: float = Field(0.6, ge=0, le=1)
     dedup_cosine: float = Field(0.95, gt=0, le=1)
     context_turns: int = Field(4, ge=0)
+    judge_rubric: str = ("You judge moments in a conversation. A reply resonates when it surprises, "
+                         "deepens an idea, or shows a distinct and coherent character. Score 0 for "
+                         "generic or empty replies and 10 for replies worth remembering.")
 
 
 def load_recipe(home: Home | None, name: str, model: type[BaseModel], path: Path | None = None):

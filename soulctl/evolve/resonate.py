@@ -54,13 +54,16 @@ def novelty(vectors: np.ndarray, block: int = 4096) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def score(store: DuckDBStore, recipe: ResonateRecipe, role: str = "soul") -> dict:
-    """Novelty for every packet of `role`, then the combined resonance, as marks."""
+def score(store: DuckDBStore, recipe: ResonateRecipe, role: str = "soul", judge=None,
+          progress=None) -> dict:
+    """Novelty for every packet of `role` (and a judge's score, given a judge), then the
+    combined resonance, as marks."""
     meta, vecs = packets_with_vectors(store, None)
     if not meta:
         raise NotFound("the log is empty: nothing to score", hint="add packets or chat first")
     nov = novelty(vecs)
     explicit = _latest_marks(store, "mark")
+    judged = _judge_all(meta, role, recipe, judge, progress) if judge else {}
     marks = []
     for m, v in zip(meta, nov):
         if role and m["role"] != role:
@@ -68,6 +71,9 @@ def score(store: DuckDBStore, recipe: ResonateRecipe, role: str = "soul") -> dic
         signals = {"novelty": float(v)}
         if m["id"] in explicit:
             signals["mark"] = explicit[m["id"]]
+        if judged.get(m["id"]) is not None:
+            signals["judge"] = judged[m["id"]]
+            marks.append((m["id"], judged[m["id"]], "judge"))
         weights = {k: recipe.weights.get(k, 0.0) for k in signals}
         total = sum(weights.values())
         combined = sum(weights[k] * signals[k] for k in signals) / total if total else 0.0
@@ -75,8 +81,44 @@ def score(store: DuckDBStore, recipe: ResonateRecipe, role: str = "soul") -> dic
         marks.append((m["id"], float(round(combined, 6)), "combined"))
     store.mark_many(marks)
     scored = [m for m in marks if m[2] == "combined"]
-    return {"scored": len(scored), "role": role,
+    return {"scored": len(scored), "role": role, "judged": sum(v is not None for v in judged.values()),
             "mean": float(np.mean([m[1] for m in scored])) if scored else None}
+
+
+def _judge_all(meta: list[dict], role: str, recipe: ResonateRecipe, judge, progress) -> dict:
+    """Ask the judge about each reply of `role`, with the turn before it as context."""
+    targets = [i for i, m in enumerate(meta) if m["role"] == role]
+    out: dict[str, float | None] = {}
+    ctx = progress.task("Judging", total=len(targets)) if progress else None
+    task = ctx.__enter__() if ctx else None
+    try:
+        for i in targets:
+            before = next((meta[j]["prose"] for j in range(i - 1, -1, -1)
+                           if meta[j]["session"] == meta[i]["session"]), "")
+            out[meta[i]["id"]] = judge(recipe.judge_rubric, before, meta[i]["prose"])
+            if task:
+                task.advance(1)
+    finally:
+        if ctx:
+            ctx.__exit__(None, None, None)
+    return out
+
+
+def engine_judge(engine):
+    """A judge backed by a chat engine: the rubric and the exchange, then the expected score
+    under the model's own probabilities for the digits 0-9 after "Score: " (so even a small
+    model that will not answer with a bare number gives a graded judgement)."""
+    digits = [str(d) for d in range(10)]
+
+    def judge(rubric: str, prompt: str, reply: str) -> float:
+        probs = engine.choice_probs([
+            {"role": "system", "content": rubric},
+            {"role": "user", "content": f"Message:\n{prompt}\n\nReply:\n{reply}\n\n"
+                                        "Score the reply from 0 (generic) to 9 (worth remembering)."},
+        ], "Score: ", digits)
+        return round(sum(p * d for p, d in zip(probs, range(10))) / 9, 6)
+
+    return judge
 
 
 def _latest_marks(store: DuckDBStore, source: str) -> dict[str, float]:

@@ -254,3 +254,15 @@ def test_adapter_config_names_the_generation_not_a_path(evolved):
     home, _, dream, _ = evolved
     config = json.loads((home / "data/adapters" / dream["id"] / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "gen-0000"
+
+
+def test_judge_scores_each_reply_with_the_rubric(evolved, tmp_path):
+    src = evolved[0]
+    home = tmp_path / "home"
+    shutil.copytree(src, home, symlinks=True)
+    result = soulctl("resonate", "score", "--judge", "--json", "--home", home, timeout=600)
+    assert result.code == 0, result
+    assert result.json()["judged"] == 16
+    rows = soulctl("log", "sql", "SELECT count(*) AS n, min(score) AS lo, max(score) AS hi "
+                   "FROM resonance_marks WHERE source = 'judge'", "--json", "--home", home).json()
+    assert rows["n"] == 16 and 0 <= rows["lo"] <= rows["hi"] <= 1 and rows["lo"] < rows["hi"]
