@@ -12,7 +12,8 @@ import typer
 
 from soulctl import __version__
 from soulctl.cli import state
-from soulctl.commands import anchor, budget, dream, gen, init, log, merge, mount, resonate
+from soulctl.commands import (anchor, budget, chat, dream, gen, init, log, merge, mount, notebook,
+                              resonate)
 from soulctl.errors import (EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE,
                             SoulError)
 from soulctl.output import Output, PipeClosed
@@ -58,6 +59,8 @@ def root(
 # Every command, registered in one visible place.
 app.command("init", help=init.HELP)(init.run)
 app.command("budget", help=budget.HELP)(budget.run)
+app.command("chat", help=chat.HELP)(chat.run)
+app.add_typer(notebook.app, name="notebook")
 app.add_typer(gen.app, name="gen")
 app.add_typer(log.app, name="log")
 app.add_typer(mount.app, name="mount")

@@ -40,7 +40,8 @@ class TransformersEngine:
         if prompt + max_tokens > self.context_length:
             raise InvalidInput(f"prompt of {prompt} tokens + {max_tokens} to generate exceeds the "
                                f"context of {self.context_length}")
-        kwargs = dict(**inputs, max_new_tokens=max_tokens, pad_token_id=self.tokenizer.eos_token_id)
+        kwargs = dict(**inputs, max_new_tokens=max_tokens, pad_token_id=self.tokenizer.eos_token_id,
+                      repetition_penalty=1.15)  # small models loop without it
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature)
         else:
@@ -84,6 +85,10 @@ class TransformersEngine:
             logits = self.model(input_ids=ids).logits[0, -1].float()
         probs = self.torch.softmax(logits[token_ids], dim=0)
         return [float(p) for p in probs]
+
+    def truncate(self, text: str, limit: int) -> str:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][:limit]
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -140,6 +140,24 @@ class DuckDBStore(Store):
         for packets, embeddings in batches:
             yield self.add(packets, embeddings, embed_model)
 
+    # -- notebook and self-definition versions -------------------------------------------
+    def memory_versions(self, kind: str) -> list[dict]:
+        with self._read() as con:
+            if con is None or "0005_memory_versions" in migrations.pending(con):
+                return []
+            rows = con.execute("SELECT version, ts, author, reason, text FROM memory_versions "
+                               "WHERE kind = ? ORDER BY version", [kind]).fetchall()
+        return [{"kind": kind, "version": r[0], "ts": r[1].replace(tzinfo=_dt.timezone.utc).isoformat(),
+                 "author": r[2], "reason": r[3], "text": r[4]} for r in rows]
+
+    def memory_add(self, kind: str, text: str, author: str, reason: str | None) -> int:
+        with self._write() as con:
+            version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM memory_versions "
+                                  "WHERE kind = ?", [kind]).fetchone()[0]
+            con.execute("INSERT INTO memory_versions VALUES (?, ?, ?, ?, ?, ?)",
+                        [kind, version, utcnow().replace(tzinfo=None), author, reason, text])
+        return int(version)
+
     def mark_many(self, marks: list[tuple[str, float, str]]) -> None:
         """Record many (packet id, score, source) resonance signals in one transaction."""
         if not marks:

@@ -57,6 +57,18 @@ MIGRATIONS: list[tuple[str, Callable[[int], str]]] = [
                    FROM resonance_marks WHERE source IN ('mark', 'combined', 'import')
                    GROUP BY packet_id) m ON m.packet_id = p.id;
     """),
+    ("0005_memory_versions", lambda dim: """
+        -- the notebook and the self-definition: every version kept, with author and reason
+        CREATE TABLE memory_versions (
+            kind VARCHAR NOT NULL,            -- notebook | self
+            version INTEGER NOT NULL,
+            ts TIMESTAMP NOT NULL,
+            author VARCHAR NOT NULL,          -- user | soul | majordomo
+            reason VARCHAR,
+            text VARCHAR NOT NULL,
+            PRIMARY KEY (kind, version)
+        );
+    """),
 ]
 
 

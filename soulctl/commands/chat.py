@@ -1,0 +1,102 @@
+"""soulctl chat: talk to the soul through the Memory OS."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from soulctl.cli import state
+
+HELP = """Talk to the soul through the Memory OS.
+
+With MESSAGE, or with text piped on stdin, one turn: only the reply goes to stdout. On a
+terminal without MESSAGE, a conversation: /mount NAME, /unmount, /notebook, /flush,
+/resonate [SCORE], /quit. Every turn, reply, notebook rewrite and flush is a packet in the log.
+"""
+
+
+def run(
+    message: Annotated[Optional[str], typer.Argument(help="One message (default: stdin, or a conversation on a terminal).")] = None,
+    session: Annotated[Optional[str], typer.Option("--session", help="Resume this session (its window is rebuilt from the log).")] = None,
+) -> None:
+    from soulctl.engine import open_engine
+    from soulctl.embed import embedder_for
+    from soulctl.memory.session import ChatSession
+    from soulctl.store import open_store
+    from soulctl.store.base import env_session, new_session_id
+
+    out = state.out
+    home = state.home()
+    store = open_store(home)
+    engine = open_engine(home, "soul")
+    keeper, keeper_role = engine, "soul"
+    if "majordomo" in home.config.roles:
+        keeper, keeper_role = open_engine(home, "majordomo"), "majordomo"
+    chat = ChatSession(home, engine, embedder_for(home.config, home.root), store,
+                       session or env_session() or new_session_id(), keeper, keeper_role)
+    if message is None and not sys.stdin.isatty():
+        message = sys.stdin.read()
+    if message is not None:
+        result = chat.turn(message.strip())
+        if out.json:
+            out.record({"reply": result.reply, "session": chat.session, "user_id": result.user_id,
+                        "reply_id": result.reply_id, "prompt_tokens": result.prompt_tokens,
+                        "flushed": result.flushed, "retrieved": result.retrieved}, id_key="reply_id")
+        else:
+            out.text(result.reply)
+        return
+    _repl(chat, home, store)
+
+
+def _repl(chat, home, store) -> None:
+    import readline  # noqa: F401  (line editing and history for input())
+
+    out = state.out
+    out.info(f"session {chat.session} — /quit to leave, /notebook, /flush, /mount NAME, /unmount, /resonate [SCORE]")
+    while True:
+        try:
+            line = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            out.info("")
+            return
+        if not line:
+            continue
+        if line.startswith("/"):
+            if _slash(line, chat, home, store):
+                return
+            continue
+        sys.stdout.write("soul> ")
+        chat.turn(line, on_token=lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
+        sys.stdout.write("\n")
+
+
+def _slash(line: str, chat, home, store) -> bool:
+    from soulctl.corpus import mounts
+    from soulctl.memory import notebook as nb
+
+    out = state.out
+    cmd, _, arg = line.partition(" ")
+    if cmd in ("/quit", "/exit"):
+        return True
+    if cmd == "/notebook":
+        out.text(nb.current(store, home, "notebook")["text"] or "(empty)")
+    elif cmd == "/flush":
+        if chat.window:
+            out.info(f"notebook v{chat.pressure()} written; window flushed")
+    elif cmd == "/mount" and arg:
+        out.info("mounted: " + ", ".join(mounts.use(home, arg.split(), add_to=True)))
+    elif cmd == "/unmount":
+        out.info("mounted: " + (", ".join(mounts.off(home, arg or None)) or "nothing"))
+    elif cmd == "/resonate":
+        last = next((t for t in reversed(chat.window) if t.role == "assistant"), None)
+        if last is None:
+            out.warn("no reply to mark yet")
+        else:
+            score = float(arg) if arg else 1.0
+            store.mark(last.packet_id, score, "mark")
+            out.info(f"marked the last reply at {score}")
+    else:
+        out.warn(f"unknown command {cmd}")
+    return False

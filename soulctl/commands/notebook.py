@@ -1,0 +1,110 @@
+"""soulctl notebook: the agent-written notebook and, with --self, the self-definition."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from soulctl.cli import state
+from soulctl.output import Column
+
+app = typer.Typer(help="The notebook (and, with --self, the self-definition): show, edit, set, history, diff.",
+                  no_args_is_help=True)
+SelfOpt = Annotated[bool, typer.Option("--self", help="The self-definition instead of the notebook.")]
+
+
+def _ctx(self_: bool):
+    from soulctl.store import open_store
+
+    home = state.home()
+    return home, open_store(home), "self" if self_ else "notebook"
+
+
+@app.command("show")
+def show(self_: SelfOpt = False) -> None:
+    """Print the current version."""
+    from soulctl.memory import notebook as nb
+
+    home, store, kind = _ctx(self_)
+    state.out.record(nb.current(store, home, kind), id_key="version", human=lambda d: d["text"])
+
+
+@app.command("set")
+def set_(
+    self_: SelfOpt = False,
+    reason: Annotated[Optional[str], typer.Option(help="Why (kept with the version).")] = None,
+) -> None:
+    """Write a new version from stdin (author: user)."""
+    from soulctl.errors import InvalidInput
+    from soulctl.memory import notebook as nb
+
+    home, store, kind = _ctx(self_)
+    if sys.stdin.isatty():
+        raise InvalidInput("nothing piped on stdin", hint="echo 'text' | soulctl notebook set")
+    try:
+        text = sys.stdin.buffer.read().decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"stdin is not UTF-8 (byte {exc.start})") from None
+    version = nb.write(store, kind, text, "user", reason or "set by user")
+    state.out.record({"kind": kind, "version": version}, id_key="version",
+                     human=lambda d: f"{d['kind']} v{d['version']}")
+
+
+@app.command("edit")
+def edit(
+    self_: SelfOpt = False,
+    reason: Annotated[Optional[str], typer.Option(help="Why (kept with the version).")] = None,
+) -> None:
+    """Edit in $EDITOR; a new version only if the text changed."""
+    import os
+    import subprocess
+    import tempfile
+
+    from soulctl.errors import InvalidInput
+    from soulctl.memory import notebook as nb
+
+    home, store, kind = _ctx(self_)
+    if not state.out.interactive:
+        raise InvalidInput("notebook edit needs a terminal", hint="pipe the text to `soulctl notebook set`")
+    old = nb.current(store, home, kind)["text"]
+    with tempfile.NamedTemporaryFile("w", suffix=".md", delete=False) as fh:
+        fh.write(old)
+    try:
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        if subprocess.call([*editor.split(), fh.name]) != 0:
+            raise InvalidInput(f"{editor} exited with an error; nothing changed")
+        new = open(fh.name, encoding="utf-8").read().strip()
+    finally:
+        os.unlink(fh.name)
+    if new == old.strip():
+        state.out.hint("unchanged")
+        return
+    version = nb.write(store, kind, new, "user", reason or "edited by user")
+    state.out.record({"kind": kind, "version": version}, id_key="version",
+                     human=lambda d: f"{d['kind']} v{d['version']}")
+
+
+@app.command("history")
+def history(self_: SelfOpt = False) -> None:
+    """Every version, newest first, with author and reason."""
+    home, store, kind = _ctx(self_)
+    rows = [{**v, "chars": len(v["text"])} for v in reversed(store.memory_versions(kind))]
+    state.out.rows(rows, [Column("version", align="right"), Column("ts"), Column("author"),
+                          Column("chars", align="right"), Column("reason")],
+                   id_key="version", empty=f"no {kind} versions yet")
+
+
+@app.command("diff")
+def diff(
+    a: Annotated[Optional[int], typer.Argument(help="From version (default: the one before B).")] = None,
+    b: Annotated[Optional[int], typer.Argument(help="To version (default: the latest).")] = None,
+    self_: SelfOpt = False,
+) -> None:
+    """Unified diff between two versions."""
+    from soulctl.memory import notebook as nb
+
+    home, store, kind = _ctx(self_)
+    text = nb.diff(store, home, kind, a, b)
+    state.out.record({"kind": kind, "diff": text}, id_key=None, human=lambda d: d["diff"].rstrip("\n"))

@@ -1,0 +1,59 @@
+"""The notebook and the self-definition: versioned text, every version kept with its author
+and reason. The self-definition changes only through the soul's own rewrite or
+`notebook set --self`; until then it is recipes/self.md."""
+
+from __future__ import annotations
+
+import difflib
+
+from soulctl.errors import InvalidInput, NotFound
+from soulctl.home import Home
+
+KINDS = ("notebook", "self")
+AUTHORS = ("user", "soul", "majordomo")
+
+
+def default_self(home: Home) -> str:
+    from soulctl.basemodel import shipped_recipes
+
+    for path in (home.recipes / "self.md", shipped_recipes() / "self.md"):
+        if path.is_file():
+            return path.read_text(encoding="utf-8").strip()
+    return "You are the soul of this machine."
+
+
+def current(store, home: Home, kind: str) -> dict:
+    versions = store.memory_versions(kind)
+    if versions:
+        return versions[-1]
+    text = default_self(home) if kind == "self" else ""
+    return {"kind": kind, "version": 0, "ts": None, "author": "default", "reason": "initial", "text": text}
+
+
+def write(store, kind: str, text: str, author: str, reason: str | None) -> int:
+    if kind not in KINDS:
+        raise InvalidInput(f"unknown memory {kind!r}")
+    if author not in AUTHORS:
+        raise InvalidInput(f"unknown author {author!r}", hint=f"authors: {', '.join(AUTHORS)}")
+    return store.memory_add(kind, text, author, reason)
+
+
+def version(store, home: Home, kind: str, number: int) -> dict:
+    if number == 0:  # what there was before the first write
+        return {"kind": kind, "version": 0, "text": default_self(home) if kind == "self" else "",
+                "author": "default", "reason": "initial", "ts": None}
+    for v in store.memory_versions(kind):
+        if v["version"] == number:
+            return v
+    raise NotFound(f"no {kind} version {number}", hint="see `soulctl notebook history`")
+
+
+def diff(store, home: Home, kind: str, a: int | None, b: int | None) -> str:
+    versions = store.memory_versions(kind)
+    last = versions[-1]["version"] if versions else 0
+    b = last if b is None else b
+    a = max(b - 1, 0) if a is None else a
+    va, vb = version(store, home, kind, a), version(store, home, kind, b)
+    lines = difflib.unified_diff(va["text"].splitlines(keepends=True), vb["text"].splitlines(keepends=True),
+                                 fromfile=f"{kind} v{a}", tofile=f"{kind} v{b}")
+    return "".join(lines)

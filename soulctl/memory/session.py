@@ -1,0 +1,229 @@
+"""A conversation through the Memory OS (DESIGN §5).
+
+The prompt is assembled from protected sectors — self-definition, notebook, retrieved (mounted
+corpora and the log) and window — counted with the serving model's tokenizer. When the window
+reaches the pressure threshold the protocol runs: the soul (or the majordomo) rewrites the
+notebook from the window, its size is enforced (asked again, then trimmed with a logged
+reason), the window is flushed, and the conversation resumes on the new notebook. Before any
+request the assembler proves that prompt + reply fit the model's context: overflow is
+prevented, not caught.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from soulctl.errors import InvalidInput
+from soulctl.home import Home
+from soulctl.memory import notebook as nb
+from soulctl.store import NewPacket
+
+log = logging.getLogger(__name__)
+
+REWRITE_PROMPT = (
+    "Your context window is nearly full and is about to be flushed. Rewrite your notebook: keep "
+    "what it already holds that still matters and add the critical facts, decisions and open "
+    "threads from the conversation below. Write at most {limit} tokens, plain notes only.\n\n"
+    "Current notebook:\n{notebook}\n\nConversation:\n{window}")
+
+
+@dataclass
+class Turn:
+    role: str  # user | assistant
+    content: str
+    packet_id: str | None = None
+
+
+@dataclass
+class TurnResult:
+    reply: str
+    prompt_tokens: int
+    flushed: bool
+    user_id: str
+    reply_id: str
+    retrieved: list[str] = field(default_factory=list)
+
+
+class ChatSession:
+    def __init__(self, home: Home, engine, embedder, store, session: str, keeper=None,
+                 keeper_role: str = "soul", retrieve_log: bool = True):
+        self.home, self.engine, self.embedder, self.store = home, engine, embedder, store
+        self.session = session
+        self.keeper = keeper or engine  # who rewrites the notebook: the majordomo if configured
+        self.keeper_role = keeper_role
+        self.mem = home.config.memory
+        self.retrieve_log = retrieve_log
+        self.window: list[Turn] = self._rebuild_window()
+        from soulctl.generations import current
+
+        self.generation = current(home)
+        self.last_prompt: list[dict] = []
+
+    # -- the window, rebuilt from the log ------------------------------------------------
+    def _rebuild_window(self) -> list[Turn]:
+        from soulctl.store import Filters
+
+        turns: list[Turn] = []
+        for packet in self.store.list(Filters(session=self.session), newest_first=True):
+            if packet.role == "system" and (packet.meta or {}).get("kind") == "flush":
+                break
+            if packet.role in ("user", "soul") and not (packet.meta or {}).get("kind"):
+                turns.append(Turn("user" if packet.role == "user" else "assistant", packet.prose, packet.id))
+        return list(reversed(turns))
+
+    # -- sectors -------------------------------------------------------------------------
+    def system_text(self, retrieved: str = "") -> str:
+        self_text = nb.current(self.store, self.home, "self")["text"]
+        notebook = nb.current(self.store, self.home, "notebook")["text"]
+        parts = [self_text, "# Notebook\n" + (notebook or "(empty)")]
+        if retrieved:
+            parts.append("# Retrieved\n" + retrieved)
+        return "\n\n".join(parts)
+
+    def window_tokens(self, extra: list[Turn] = ()) -> int:
+        turns = [*self.window, *extra]
+        if not turns:
+            return 0
+        return sum(self.engine.count_tokens(t.content) + 4 for t in turns)
+
+    def _retrieved(self, query: str) -> tuple[str, list[str]]:
+        from soulctl.corpus.mounts import mounted, render_hit, retrieve
+
+        budget = self.mem.retrieved_tokens
+        blocks, cites = [], []
+        if budget and mounted(self.home):
+            hits = retrieve(self.home, query, self.embedder, budget // 2 if self.retrieve_log else budget,
+                            self.engine.count_tokens)
+            for hit in hits:
+                blocks.append(render_hit(hit))
+                cites.append(f"{hit.corpus}:{hit.cite}")
+        if budget and self.retrieve_log:
+            from soulctl.logbook import search
+
+            used = sum(self.engine.count_tokens(b) for b in blocks)
+            in_window = {t.packet_id for t in self.window}
+            try:
+                found = search(self.store, self.embedder, query, 6)
+            except InvalidInput:
+                found = []
+            for r in found:
+                if r.packet.id in in_window or r.packet.session == self.session and r.packet.role == "system":
+                    continue
+                text = f"[log {r.packet.ts.date()} {r.packet.role}] {r.packet.prose}\n"
+                cost = self.engine.count_tokens(text)
+                if used + cost > budget:
+                    continue
+                blocks.append(text)
+                cites.append(f"log:{r.packet.id}")
+                used += cost
+        return "\n".join(blocks), cites
+
+    def assemble(self, user_text: str) -> tuple[list[dict], int, list[str]]:
+        retrieved, cites = self._retrieved(user_text)
+        messages = [{"role": "system", "content": self.system_text(retrieved)}]
+        messages += [{"role": t.role, "content": t.content} for t in self.window]
+        messages.append({"role": "user", "content": user_text})
+        return messages, self.engine.count_chat_tokens(messages), cites
+
+    # -- a turn --------------------------------------------------------------------------
+    def turn(self, user_text: str, on_token=None) -> TurnResult:
+        if not user_text.strip():
+            raise InvalidInput("empty message")
+        flushed = False
+        pending = Turn("user", user_text)
+        if self.window and self.window_tokens([pending]) >= self.mem.pressure * self.mem.window_tokens:
+            self.pressure()
+            flushed = True
+        elif self.window_tokens([pending]) >= self.mem.warn * self.mem.window_tokens:
+            log.warning("window at %d%% of its sector", 100 * self.window_tokens([pending]) // self.mem.window_tokens)
+        messages, prompt_tokens, cites = self.assemble(user_text)
+        limit = self.engine.context_length - self.mem.reply_tokens
+        if prompt_tokens > limit and self.window:
+            self.pressure()
+            flushed = True
+            messages, prompt_tokens, cites = self.assemble(user_text)
+        if prompt_tokens > limit:
+            raise InvalidInput(f"the message needs {prompt_tokens} prompt tokens; the model's context "
+                               f"leaves {limit} after the reply", hint="send a shorter message")
+        self.last_prompt = messages
+        if on_token:
+            pieces = []
+            for piece in self.engine.stream(messages, self.mem.reply_tokens):
+                pieces.append(piece)
+                on_token(piece)
+            reply = "".join(pieces).strip()
+        else:
+            reply = self.engine.chat(messages, self.mem.reply_tokens)
+        user_packet, reply_packet = self._log_turn(user_text, reply, prompt_tokens, cites)
+        self.window += [Turn("user", user_text, user_packet), Turn("assistant", reply, reply_packet)]
+        return TurnResult(reply, prompt_tokens, flushed, user_packet, reply_packet, cites)
+
+    def _log_turn(self, user_text: str, reply: str, prompt_tokens: int, cites: list[str]) -> tuple[str, str]:
+        from soulctl.corpus.mounts import mounted
+        from soulctl.logbook import add_packets
+
+        corpus = ",".join(mounted(self.home)) or None
+        user = NewPacket(prose=user_text, role="user", session=self.session,
+                         generation=self.generation, corpus=corpus)
+        written = list(add_packets(self.home, [user], self.embedder, self.store))
+        soul = NewPacket(prose=reply or "(no reply)", role="soul", session=self.session,
+                         parent=written[0].id, generation=self.generation, corpus=corpus,
+                         meta={"prompt_tokens": prompt_tokens, "context": self.engine.context_length,
+                               "retrieved": cites})
+        written += list(add_packets(self.home, [soul], self.embedder, self.store))
+        return written[0].id, written[1].id
+
+    # -- the pressure protocol -----------------------------------------------------------
+    def pressure(self) -> int:
+        """Rewrite the notebook from the window, enforce its size, flush, resume."""
+        limit = self.mem.notebook_tokens
+        self_text = nb.current(self.store, self.home, "self")["text"]
+        current_notebook = nb.current(self.store, self.home, "notebook")["text"] or "(empty)"
+        # quote as much of the window as the keeper's context holds, newest turns first
+        room = (self.keeper.context_length - limit - 64 - self.engine.count_tokens(self_text)
+                - self.engine.count_tokens(REWRITE_PROMPT + current_notebook))
+        lines: list[str] = []
+        for t in reversed(self.window):
+            line = f"{t.role}: {t.content}"
+            room -= self.engine.count_tokens(line) + 1
+            if room < 0:
+                break
+            lines.insert(0, line)
+        ask = [{"role": "system", "content": self_text},
+               {"role": "user", "content": REWRITE_PROMPT.format(
+                   limit=limit, notebook=current_notebook, window="\n".join(lines))}]
+        text = self.keeper.chat(ask, max_tokens=limit + 32)
+        reason = "pressure: window flushed"
+        if self.engine.count_tokens(text) > limit:  # re-ask once, then trim, saying so
+            again = ask + [{"role": "assistant", "content": text},
+                           {"role": "user", "content": f"That is too long. Shorten it to at most {limit} tokens."}]
+            if self.keeper.count_chat_tokens(again) + limit + 32 <= self.keeper.context_length:
+                text = self.keeper.chat(again, max_tokens=limit + 32)
+            if self.engine.count_tokens(text) > limit:
+                before = self.engine.count_tokens(text)
+                text = trim_to_tokens(self.engine, text, limit)
+                reason += f"; trimmed from {before} to {limit} tokens"
+        text = text.strip()
+        version = nb.write(self.store, "notebook", text, self.keeper_role, reason)
+        from soulctl.logbook import add_packets
+
+        rewrite = NewPacket(prose=text or "(empty notebook)", role=self.keeper_role,
+                            session=self.session, generation=self.generation,
+                            meta={"kind": "notebook", "version": version, "reason": reason})
+        flush = NewPacket(prose=f"window flushed after {len(self.window)} turns; notebook v{version} injected",
+                          role="system", session=self.session, generation=self.generation,
+                          meta={"kind": "flush", "turns": len(self.window), "notebook_version": version})
+        list(add_packets(self.home, [rewrite, flush], self.embedder, self.store))
+        self.window = []
+        return version
+
+
+def trim_to_tokens(engine, text: str, limit: int) -> str:
+    """The longest prefix within `limit` tokens, cut at a sentence or line end when possible."""
+    cut = engine.truncate(text, limit)
+    for stop in ("\n", ". "):
+        at = cut.rfind(stop)
+        if at > len(cut) // 2:
+            return cut[: at + 1].strip()
+    return cut.strip()

@@ -1,0 +1,129 @@
+"""Memory OS and chat on the embedded SmolLM2 (transformers backend), real store and embedder."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from conftest import refused, soulctl
+
+
+def configure(home, **memory):
+    path = home / "soul.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["memory"].update(memory)
+    for key in ("context",):
+        if key in memory:
+            data["roles"]["soul"]["context"] = memory.pop(key)
+            data["memory"].pop(key)
+    path.write_text(yaml.safe_dump(data))
+
+
+def test_notebook_versions(home):
+    assert "soul of this machine" in soulctl("notebook", "show", "--self", "--home", home).stdout
+    assert soulctl("notebook", "show", "--home", home).stdout.strip() == ""
+    assert soulctl("notebook", "set", "--home", home, input="rivers matter\n").stdout.strip() == "notebook v1"
+    assert soulctl("notebook", "set", "--reason", "more", "--home", home, input="rivers and seas\n").code == 0
+    history = soulctl("notebook", "history", "--json", "--home", home).json_lines()
+    assert [(h["version"], h["author"]) for h in history] == [(2, "user"), (1, "user")]
+    assert history[0]["reason"] == "more"
+    d = soulctl("notebook", "diff", "--home", home).stdout
+    assert "-rivers matter" in d and "+rivers and seas" in d
+    assert soulctl("notebook", "set", "--self", "--home", home, input="You are Ember.\n").code == 0
+    assert soulctl("notebook", "show", "--self", "--home", home).stdout.strip() == "You are Ember."
+    refused(soulctl("notebook", "edit", "--home", home), 5, "needs a terminal")
+
+
+def test_one_shot_chat_logs_linked_packets(home):
+    configure(home, reply_tokens=24)
+    result = soulctl("chat", "--session", "one", "--home", home, input="What is a river?\n")
+    assert result.code == 0, result
+    assert result.stdout.strip() and result.stderr.strip() == ""
+    rows = soulctl("log", "ls", "--session", "one", "--json", "--home", home).json_lines()
+    soul, user = rows
+    assert (user["role"], soul["role"]) == ("user", "soul") and soul["parent"] == user["id"]
+    assert user["prose"] == "What is a river?" and soul["prose"] == result.stdout.strip()
+    assert soul["generation"] == "gen-0000" and soul["meta"]["prompt_tokens"] > 0
+    full = soulctl("log", "show", soul["id"], "--json", "--home", home).json()
+    assert len(full["embedding"]) == 384
+
+
+@pytest.fixture
+def session(home):
+    from soulctl.embed import embedder_for
+    from soulctl.engine import open_engine
+    from soulctl.home import Home
+    from soulctl.memory.session import ChatSession
+    from soulctl.store import open_store
+
+    def make(name="s", **memory):
+        configure(home, **memory)
+        h = Home(home)
+        return ChatSession(h, open_engine(h), embedder_for(h.config, h.root), open_store(h), name)
+
+    return make
+
+
+def test_pressure_protocol_keeps_every_request_inside_the_context(session):
+    chat = session("pressure", context=1024, window_tokens=256, notebook_tokens=96,
+                   reply_tokens=32, retrieved_tokens=64)
+    topics = ["the heron", "the tide", "the lantern", "the orchard", "the glacier", "the violin"]
+    flushes = 0
+    for i in range(30):
+        result = chat.turn(f"Turn {i}: tell me one short fact about {topics[i % len(topics)]}.")
+        flushes += result.flushed
+        assert result.prompt_tokens + 32 <= 1024
+    assert flushes >= 2
+    store = chat.store
+    versions = store.memory_versions("notebook")
+    assert len(versions) >= 2 and {v["author"] for v in versions} == {"soul"}
+    from soulctl.store import Filters
+
+    packets = list(store.list(Filters(session="pressure"), newest_first=False))
+    assert sum(1 for p in packets if (p.meta or {}).get("kind") == "flush") == flushes
+    prompts = [p.meta["prompt_tokens"] for p in packets if p.role == "soul" and "prompt_tokens" in (p.meta or {})]
+    assert len(prompts) == 30 and max(prompts) + 32 <= 1024
+    # the first turns were flushed from the window but stay in the log, found by search
+    from soulctl.logbook import search
+
+    hits = search(store, chat.embedder, "Turn 0: tell me one short fact about the heron", 5,
+                  filters=Filters(session="pressure"))
+    assert any(h.packet.prose.startswith("Turn 0:") for h in hits)
+
+
+def test_notebook_size_is_enforced(session):
+    chat = session("enforce", window_tokens=256, notebook_tokens=64, reply_tokens=16, retrieved_tokens=0)
+    chat.turn("Remember: my sister Ada lives in Lisbon and plays the cello every Sunday.")
+    chat.pressure()
+    latest = chat.store.memory_versions("notebook")[-1]
+    assert latest["author"] == "soul" and latest["text"]
+    assert chat.engine.count_tokens(latest["text"]) <= 64
+    from soulctl.memory.session import trim_to_tokens
+
+    long_text = "Ada lives in Lisbon. " * 40
+    assert chat.engine.count_tokens(trim_to_tokens(chat.engine, long_text, 64)) <= 64
+
+
+def test_retrieved_sector_cites_a_mounted_corpus(session, tmp_path):
+    corpus = tmp_path / "notes"
+    corpus.mkdir()
+    (corpus / "lighthouse.md").write_text("# Lighthouse\n\nThe keeper of the Skerryvore lighthouse "
+                                          "winds the clockwork lamp at 21:40 every night.\n")
+    chat = session("retrieve", reply_tokens=16)
+    assert soulctl("mount", "add", "notes", corpus, "--home", chat.home.root).code == 0
+    assert soulctl("mount", "use", "notes", "--home", chat.home.root).code == 0
+    result = chat.turn("When does the Skerryvore keeper wind the lamp?")
+    system = chat.last_prompt[0]["content"]
+    assert "# Retrieved" in system and "lighthouse.md:" in system and "21:40" in system
+    assert any(c.startswith("notes:lighthouse.md:") for c in result.retrieved)
+
+
+def test_backend_and_model_errors(home):
+    path = home / "soul.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("backend: auto", "backend: mlx"))
+    refused(soulctl("chat", "hello", "--home", home), 6, "mlx backend")
+    path.write_text(text.replace("model: generations/current", "model: generations/nowhere"))
+    refused(soulctl("chat", "hello", "--home", home), 3, "does not exist")
