@@ -18,6 +18,7 @@ from soulctl.errors import InvalidInput, MissingDependency, NotFound
 from soulctl.generations import sha256_file
 from soulctl.modelinfo import (PRESETS, find_preset, open_gguf, read_model_config,
                                read_safetensors_header)
+from soulctl.progress import progress_task
 
 log = logging.getLogger(__name__)
 
@@ -124,18 +125,12 @@ def _copy_hf(src: Path, out: Path, progress) -> None:
     names = [n for n in HF_FILES if (src / n).is_file()]
     names += sorted(p.name for p in src.glob("*.safetensors"))
     total = sum((src / n).stat().st_size for n in names)
-    ctx = progress.task("Copying base model", total=total) if progress else None
-    task = ctx.__enter__() if ctx else None
-    try:
+    with progress_task(progress, "Copying base model", total) as task:
         for name in names:
             with open(src / name, "rb") as fin, open(out / name, "wb") as fout:
                 while block := fin.read(16 * 1024 * 1024):
                     fout.write(block)
-                    if task:
-                        task.advance(len(block))
-    finally:
-        if ctx:
-            ctx.__exit__(None, None, None)
+                    task.advance(len(block))
 
 
 def _dequantize_gguf(path: Path, out: Path, dtype: str, progress) -> dict:
@@ -151,23 +146,18 @@ def _dequantize_gguf(path: Path, out: Path, dtype: str, progress) -> dict:
     transformers.utils.logging.set_verbosity_error()
     torch_dtype = getattr(torch, dtype)
     folder, name = str(path.parent), path.name
-    steps = progress.task("Dequantizing GGUF into generation 0", total=4) if progress else None
-    task = steps.__enter__() if steps else None
-    try:
+    with progress_task(progress, "Dequantizing GGUF into generation 0", 4) as task:
         try:
             config = AutoConfig.from_pretrained(folder, gguf_file=name)
-            if task:
-                task.advance(1)
+            task.advance(1)
             tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-            if task:
-                task.advance(1)
+            task.advance(1)
             loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch_dtype)
         except (ValueError, KeyError, RuntimeError, OSError) as exc:
             raise InvalidInput(f"{path}: cannot dequantize ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0][:200]})",
                                hint="use a GGUF of a supported architecture, or an HF directory") from None
-        if task:
-            task.advance(1)
+        task.advance(1)
         # A model loaded from GGUF refuses save_pretrained; a fresh one built from the clean
         # config (no quantization entry) takes its weights and saves as plain safetensors.
         if hasattr(config, "quantization_config"):
@@ -180,11 +170,7 @@ def _dequantize_gguf(path: Path, out: Path, dtype: str, progress) -> dict:
         fresh.generation_config = loaded.generation_config
         fresh.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
-        if task:
-            task.advance(1)
-    finally:
-        if steps:
-            steps.__exit__(None, None, None)
+        task.advance(1)
     cfg = json.loads((out / "config.json").read_text())
     if "quantization_config" in cfg:
         cfg.pop("quantization_config")

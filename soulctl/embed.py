@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from soulctl.errors import InvalidInput, MissingDependency, NotFound
+from soulctl.progress import progress_task
 
 log = logging.getLogger(__name__)
 
@@ -123,17 +124,11 @@ class Embedder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         # Sort by length so each batch pads little; write back in input order.
         order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
-        ctx = progress.task("Embedding", total=len(texts)) if progress else None
-        task = ctx.__enter__() if ctx else None
-        try:
+        with progress_task(progress, "Embedding", len(texts)) as task:
             for start in range(0, len(texts), self.batch_size):
                 idx = order[start:start + self.batch_size]
                 out[idx] = impl([texts[i] for i in idx])
-                if task:
-                    task.advance(len(idx))
-        finally:
-            if ctx:
-                ctx.__exit__(None, None, None)
+                task.advance(len(idx))
         return out
 
     def _load(self):

@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 
 from soulctl.errors import AlreadyExists, InvalidInput, NotFound
 from soulctl.home import Home
+from soulctl.progress import progress_task
 
 LINEAGE = "lineage.json"
 CURRENT = "current"
@@ -139,17 +140,11 @@ def _files(root: Path) -> Iterator[Path]:
 def manifest(root: Path, progress=None) -> dict[str, dict]:
     entries = {}
     files = list(_files(root))
-    task_cm = progress.task("Hashing", total=len(files)) if progress else None
-    task = task_cm.__enter__() if task_cm else None
-    try:
+    with progress_task(progress, "Hashing", len(files)) as task:
         for path in files:
             rel = path.relative_to(root).as_posix()
             entries[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-            if task:
-                task.advance(1)
-    finally:
-        if task_cm:
-            task_cm.__exit__(None, None, None)
+            task.advance(1)
     return entries
 
 
@@ -280,19 +275,13 @@ def verify(home: Home, gid: str, progress=None) -> Verification:
     result = Verification(gid, True, len(expected), dropped=bool(gone))
     result.missing = sorted(set(expected) - present)
     result.extra = sorted(present - set(expected))
-    task_cm = progress.task(f"Verifying {gid}", total=len(expected)) if progress else None
-    task = task_cm.__enter__() if task_cm else None
-    try:
+    with progress_task(progress, f"Verifying {gid}", len(expected)) as task:
         for rel in sorted(set(expected) & present):
             path = root / rel
             entry = expected[rel]
             if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
                 result.modified.append(rel)
-            if task:
-                task.advance(1)
-    finally:
-        if task_cm:
-            task_cm.__exit__(None, None, None)
+            task.advance(1)
     result.ok = not (result.missing or result.extra or result.modified)
     return result
 

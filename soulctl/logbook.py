@@ -14,6 +14,7 @@ from soulctl.errors import InvalidInput
 from soulctl.home import Home
 from soulctl.store import Filters, Hit, NewPacket, Packet, Store, open_store
 from soulctl.store.base import MAX_PROSE_BYTES, ROLES
+from soulctl.progress import progress_task
 
 WRITE_BATCH = 512  # packets per transaction: whole batches survive a crash
 SEARCH_MODES = ("hybrid", "semantic", "keyword")
@@ -152,18 +153,12 @@ def add_packets(home: Home, packets: Sequence[NewPacket], embedder, store: Store
     """
     store = store or open_store(home)
     check_embedder(store, embedder)
-    task_cm = progress.task("Adding packets", total=len(packets)) if progress else None
-    task = task_cm.__enter__() if task_cm else None
-    try:
+    with progress_task(progress, "Adding packets", len(packets)) as task:
         for start in range(0, len(packets), WRITE_BATCH):
             batch = packets[start:start + WRITE_BATCH]
             vectors = embedder.encode([p.prose for p in batch])
             yield from store.add(batch, vectors, embedder.model_id)
-            if task:
-                task.advance(len(batch))
-    finally:
-        if task_cm:
-            task_cm.__exit__(None, None, None)
+            task.advance(len(batch))
 
 
 # -- searching ------------------------------------------------------------------------------

@@ -36,3 +36,13 @@ class NullProgress:
 
 
 NULL = NullProgress()
+
+
+@contextmanager
+def progress_task(progress, description: str, total: float | None = None) -> Iterator[Task]:
+    """A task of `progress`, or a silent one when there is no progress to report to."""
+    if progress is None:
+        yield _NullTask()
+        return
+    with progress.task(description, total) as task:
+        yield task

@@ -54,12 +54,33 @@ def gen0_home(tmp_path_factory) -> Path:
     return root
 
 
+def copy_home(src: Path, dst: Path) -> Path:
+    """Copy a soul home; generation files are immutable, so they are hard links, not copies
+    (a whole suite of private homes then costs megabytes, not tens of gigabytes). A test that
+    changes a generation file must first replace the link with a copy: `unshare`."""
+    def copy(s: str, d: str) -> None:
+        if f"{os.sep}generations{os.sep}gen-" in s:
+            os.link(s, d)
+        else:
+            shutil.copy2(s, d)
+
+    shutil.copytree(src, dst, symlinks=True, copy_function=copy)
+    return dst
+
+
+def unshare(path: Path) -> None:
+    """Give `path` (a hard-linked generation file) its own inode, writable, before changing it."""
+    os.chmod(path.parent, 0o755)
+    tmp = path.with_name(path.name + ".unshare")
+    shutil.copyfile(path, tmp)
+    os.replace(tmp, path)
+    os.chmod(path, 0o644)
+
+
 @pytest.fixture
 def home(gen0_home, tmp_path) -> Path:
     """A private copy of the generation-0 home that a test may change."""
-    target = tmp_path / "home"
-    shutil.copytree(gen0_home, target, symlinks=True)
-    return target
+    return copy_home(gen0_home, tmp_path / "home")
 
 
 def tree_snapshot(root: Path) -> dict:

@@ -23,6 +23,7 @@ from soulctl.corpus.walk import DEFAULT_MAX_BYTES, read_text, walk
 from soulctl.errors import AlreadyExists, InvalidInput, NotFound
 from soulctl.fusion import rrf
 from soulctl.home import Home
+from soulctl.progress import progress_task
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MOUNTS = "mounts.json"
@@ -86,13 +87,10 @@ def _chunk_files(files, progress) -> tuple[list[Chunk], list[str], dict, list[di
     shas: list[str] = []
     records: dict[str, dict] = {}
     skipped: list[dict] = []
-    ctx = progress.task("Chunking files", total=len(files)) if progress else None
-    task = ctx.__enter__() if ctx else None
-    try:
+    with progress_task(progress, "Chunking files", len(files)) as task:
         for f in files:
             text = read_text(f.path)
-            if task:
-                task.advance(1)
+            task.advance(1)
             if text is None:  # stat kept, so a refresh need not read it again
                 skipped.append({"rel": f.rel, "reason": "not-utf8", "size": f.size, "mtime_ns": f.mtime_ns})
                 continue
@@ -101,9 +99,6 @@ def _chunk_files(files, progress) -> tuple[list[Chunk], list[str], dict, list[di
             chunks += parts
             shas += [sha] * len(parts)
             records[f.rel] = {"sha256": sha, "size": f.size, "mtime_ns": f.mtime_ns, "chunks": len(parts)}
-    finally:
-        if ctx:
-            ctx.__exit__(None, None, None)
     return chunks, shas, records, skipped
 
 

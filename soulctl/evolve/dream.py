@@ -21,6 +21,7 @@ from soulctl.evolve.recipes import DreamRecipe
 from soulctl.evolve.training import batches, encode_conversation, mean_loss, read_buffer
 from soulctl.generations import current
 from soulctl.home import Home
+from soulctl.progress import progress_task
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +130,8 @@ def train_adapter(model_dir: Path, conversations: list[list[dict]], recipe: Drea
     curve: list[dict] = []
     tokens = 0
     steps_per_epoch = -(-len(examples) // recipe.train.batch_size)
-    ctx = progress.task("Dreaming", total=steps_per_epoch * recipe.train.epochs) if progress else None
-    task = ctx.__enter__() if ctx else None
     start = time.perf_counter()
-    try:
+    with progress_task(progress, "Dreaming", steps_per_epoch * recipe.train.epochs) as task:
         rng = random.Random(seed)
         for epoch in range(recipe.train.epochs):
             order = examples[:]
@@ -149,11 +148,7 @@ def train_adapter(model_dir: Path, conversations: list[list[dict]], recipe: Drea
                 curve.append(point)
                 if on_step:
                     on_step(point)
-                if task:
-                    task.advance(1)
-    finally:
-        if ctx:
-            ctx.__exit__(None, None, None)
+                task.advance(1)
     elapsed = time.perf_counter() - start
     after = mean_loss(peft_model, tokenizer, examples, device=device)
     if staged.exists():

@@ -24,6 +24,7 @@ from soulctl.generations import (build_generation, current, generation_ids, next
                                  read_lineage, set_current, verify)
 from soulctl.home import Home
 from soulctl.modelinfo import safetensors_layout
+from soulctl.progress import progress_task
 
 log = logging.getLogger(__name__)
 
@@ -195,9 +196,7 @@ def write_merged(plan: MergePlan, adapters: list[AdapterLayer], anchor_dir: Path
     sums: dict[str, list[float]] = {}  # module type → [Σ‖ΔW‖², Σ‖W‖²]
     files = sorted(anchor_dir.glob("*.safetensors"))
     total = sum(len(safetensors_layout(f)[0]) - 1 for f in files)
-    ctx = progress.task("Merging tensors", total=total) if progress else None
-    task = ctx.__enter__() if ctx else None
-    try:
+    with progress_task(progress, "Merging tensors", total) as task:
         for src in files:
             header, data_start = safetensors_layout(src)
             order = sorted((k for k in header if k != "__metadata__"),
@@ -232,11 +231,7 @@ def write_merged(plan: MergePlan, adapters: list[AdapterLayer], anchor_dir: Path
                         acc = sums.setdefault(kind, [0.0, 0.0])
                         acc[1] += _sq_norm(raw, header[name]["dtype"])
                     fout.write(raw)
-                    if task:
-                        task.advance(1)
-    finally:
-        if ctx:
-            ctx.__exit__(None, None, None)
+                    task.advance(1)
     return drift_from_sums(sums)
 
 

@@ -22,6 +22,7 @@ from soulctl.evolve.recipes import ResonateRecipe
 from soulctl.home import Home
 from soulctl.store import Filters, Packet
 from soulctl.store.duckdb_store import DuckDBStore
+from soulctl.progress import progress_task
 
 ROLE_MAP = {"user": "user", "soul": "assistant", "system": "system"}
 
@@ -89,18 +90,12 @@ def _judge_all(meta: list[dict], role: str, recipe: ResonateRecipe, judge, progr
     """Ask the judge about each reply of `role`, with the turn before it as context."""
     targets = [i for i, m in enumerate(meta) if m["role"] == role]
     out: dict[str, float | None] = {}
-    ctx = progress.task("Judging", total=len(targets)) if progress else None
-    task = ctx.__enter__() if ctx else None
-    try:
+    with progress_task(progress, "Judging", len(targets)) as task:
         for i in targets:
             before = next((meta[j]["prose"] for j in range(i - 1, -1, -1)
                            if meta[j]["session"] == meta[i]["session"]), "")
             out[meta[i]["id"]] = judge(recipe.judge_rubric, before, meta[i]["prose"])
-            if task:
-                task.advance(1)
-    finally:
-        if ctx:
-            ctx.__exit__(None, None, None)
+            task.advance(1)
     return out
 
 

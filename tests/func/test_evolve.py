@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
-from conftest import BASE_ENV, REPO, refused, soulctl, tree_snapshot
+from conftest import BASE_ENV, REPO, copy_home, refused, soulctl, tree_snapshot
 
 CONVERSATION = REPO / "scripts" / "demo-conversation.jsonl"
 
@@ -22,7 +23,7 @@ CONVERSATION = REPO / "scripts" / "demo-conversation.jsonl"
 def evolved(gen0_home, tmp_path_factory):
     """A home that went through one full cycle; tests that change it work on copies."""
     home = tmp_path_factory.mktemp("evolve") / "home"
-    shutil.copytree(gen0_home, home, symlinks=True)
+    copy_home(gen0_home, home)
     assert soulctl("log", "add", "--jsonl", "--home", home, input=CONVERSATION.read_text()).code == 0
     scored = soulctl("resonate", "score", "--json", "--home", home)
     assert scored.code == 0 and scored.json()["scored"] == 16, scored
@@ -110,7 +111,7 @@ def test_gen_diff_and_plots(evolved, tmp_path):
 def test_gc_then_materialize_is_bit_identical(evolved, tmp_path):
     src = evolved[0]
     home = tmp_path / "home"
-    shutil.copytree(src, home, symlinks=True)
+    copy_home(src, home)
     weights = home / "generations/gen-0001/model.safetensors"
     before = json.loads((home / "generations/gen-0001/lineage.json").read_text())["manifest"]
     assert soulctl("gen", "use", "gen-0000", "--home", home).code == 0
@@ -130,7 +131,7 @@ def test_gc_then_materialize_is_bit_identical(evolved, tmp_path):
 def test_sigkill_during_merge_leaves_no_generation(evolved, tmp_path):
     src, _, dream, _ = evolved
     home = tmp_path / "home"
-    shutil.copytree(src, home, symlinks=True)
+    copy_home(src, home)
     soulctl("gen", "use", "gen-0000", "--home", home)
     # a second lineage from the anchor: gen-0002 would be the next generation
     proc = subprocess.Popen([sys.executable, "-m", "soulctl", "merge", dream["id"], "--home", str(home)],
@@ -154,7 +155,7 @@ def test_sigkill_during_merge_leaves_no_generation(evolved, tmp_path):
 def test_bad_input_writes_nothing(evolved, tmp_path):
     src, _, dream, _ = evolved
     home = tmp_path / "home"
-    shutil.copytree(src, home, symlinks=True)
+    copy_home(src, home)
     adapters = home / "data" / "adapters"
     # an adapter from another architecture (the tiny test model's shapes)
     sys.path.insert(0, str(Path(__file__).parent))
@@ -194,7 +195,7 @@ def test_bad_input_writes_nothing(evolved, tmp_path):
 def test_encrypted_bundle_round_trip(evolved, tmp_path):
     src = evolved[0]
     home = tmp_path / "home"
-    shutil.copytree(src, home, symlinks=True)
+    copy_home(src, home)
     key = tmp_path / "soul.key"
     key.write_bytes(bytes(range(32)))
     bundle = tmp_path / "buffer.bundle"
@@ -202,7 +203,7 @@ def test_encrypted_bundle_round_trip(evolved, tmp_path):
     assert exported.code == 0, exported
     assert b"Ember" not in bundle.read_bytes()  # the buffer travels encrypted
     remote = tmp_path / "gpu"  # the GPU machine: a copy of the base generation, no soul home
-    shutil.copytree(home / "generations" / "gen-0001", remote)
+    shutil.copytree(home / "generations" / "gen-0001", remote, copy_function=os.link)
     back = tmp_path / "adapter.bundle"
     ran = soulctl("dream", "--run-bundle", bundle, "--base", remote, "-o", back, "--key-file", key,
                   "--json", cwd=tmp_path, timeout=900)
@@ -229,7 +230,7 @@ def test_encrypted_bundle_round_trip(evolved, tmp_path):
 def test_marks_top_and_clusters(evolved, tmp_path):
     src = evolved[0]
     home = tmp_path / "home"
-    shutil.copytree(src, home, symlinks=True)
+    copy_home(src, home)
     rows = soulctl("log", "ls", "--role", "soul", "-n", "1", "--json", "--home", home).json_lines()
     marked = soulctl("resonate", "mark", rows[0]["id"][:20], "0.97", "--json", "--home", home)
     assert marked.code == 0 and marked.json()["id"] == rows[0]["id"]
@@ -259,7 +260,7 @@ def test_adapter_config_names_the_generation_not_a_path(evolved):
 def test_judge_scores_each_reply_with_the_rubric(evolved, tmp_path):
     src = evolved[0]
     home = tmp_path / "home"
-    shutil.copytree(src, home, symlinks=True)
+    copy_home(src, home)
     result = soulctl("resonate", "score", "--judge", "--json", "--home", home, timeout=600)
     assert result.code == 0, result
     assert result.json()["judged"] == 16

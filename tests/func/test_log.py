@@ -9,7 +9,7 @@ import shutil
 import duckdb
 import pytest
 
-from conftest import refused, soulctl
+from conftest import copy_home, refused, soulctl
 
 PLANTED = "The heron waited motionless at the edge of the marsh, then struck at a silver fish."
 RARE = "Our supplier finally shipped the quillwort samples to the greenhouse on Thursday."
@@ -38,7 +38,7 @@ def corpus_lines(n: int = 1000, seed: int = 1) -> list[str]:
 def log_home(gen0_home, tmp_path_factory):
     """A home with 1,000 packets added from stdin; read-only for the tests that use it."""
     root = tmp_path_factory.mktemp("log") / "home"
-    shutil.copytree(gen0_home, root, symlinks=True)
+    copy_home(gen0_home, root)
     result = soulctl("log", "add", "--session", "bulk", "--home", root,
                      input="\n".join(corpus_lines()) + "\n")
     assert result.code == 0, result

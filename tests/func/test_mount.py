@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conftest import refused, soulctl
+from conftest import copy_home, refused, soulctl
 
 GARDEN = """# Garden notes
 
@@ -64,7 +64,7 @@ def make_tree(root, outside):
 def corpus_home(gen0_home, tmp_path_factory):
     base = tmp_path_factory.mktemp("mount")
     home = base / "home"
-    shutil.copytree(gen0_home, home, symlinks=True)
+    copy_home(gen0_home, home)
     make_tree(base / "tree", base / "outside")
     result = soulctl("mount", "add", "notes", base / "tree", "--json", "--home", home)
     assert result.code == 0, result
@@ -118,9 +118,9 @@ def test_known_answers_by_paraphrase_and_identifier(corpus_home):
 def test_refresh_matches_a_fresh_build_and_reads_only_changes(corpus_home, tmp_path):
     home, tree, _ = corpus_home
     work = tmp_path / "home"
-    shutil.copytree(home, work, symlinks=True)
+    copy_home(home, work)
     live = tmp_path / "tree"
-    shutil.copytree(tree, live, symlinks=True)
+    copy_home(tree, live)
     soulctl("mount", "rm", "notes", "--yes", "--home", work)
     assert soulctl("mount", "add", "notes", live, "--home", work).code == 0
     (live / "docs" / "garden.md").write_text(GARDEN.replace("every morning in July", "at dawn in July"))
@@ -142,7 +142,7 @@ def test_refresh_matches_a_fresh_build_and_reads_only_changes(corpus_home, tmp_p
 def test_two_corpora_are_labelled_and_off_removes_one(corpus_home, tmp_path):
     home, _, _ = corpus_home
     work = tmp_path / "home"
-    shutil.copytree(home, work, symlinks=True)
+    copy_home(home, work)
     other = tmp_path / "other"
     other.mkdir()
     (other / "ships.md").write_text("# Ships\n\nThe ferry crosses the strait to the harbour twice a day.\n")
@@ -185,7 +185,7 @@ def test_bad_input(corpus_home, tmp_path):
     refused(soulctl("mount", "add", "..", tree, "--home", home), 5, "bad corpus name")
     refused(soulctl("mount", "add", "notes", tree, "--home", home), 4, "already exists")
     work = tmp_path / "home"
-    shutil.copytree(home, work, symlinks=True)
+    copy_home(home, work)
     soulctl("mount", "off", "--home", work)
     refused(soulctl("mount", "search", "ferry", "--home", work), 3, "no corpus is mounted")
     refused(soulctl("mount", "rm", "notes", "--home", work), 2, "without --yes")
