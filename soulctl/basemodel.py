@@ -175,10 +175,8 @@ def _dequantize_gguf(path: Path, out: Path, dtype: str, progress) -> dict:
     if "quantization_config" in cfg:
         cfg.pop("quantization_config")
         (out / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-    import gguf
-
     return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "gguf": getattr(gguf, "__version__", None) or _dist_version("gguf")}
+            "gguf": _dist_version("gguf")}
 
 
 def _dist_version(name: str) -> str | None:

@@ -48,7 +48,6 @@ def run(
 
 
 def _newest_unmerged(home) -> str:
-    import json
 
     from soulctl.errors import NotFound
     from soulctl.generations import current, read_lineage

@@ -106,7 +106,6 @@ def read_table(directory: Path) -> ChunkTable:
     import pyarrow.parquet as pq
 
     t = pq.read_table(directory / CHUNKS)
-    cols = t.to_pydict() if t.num_rows < 1 else None
     if t.num_rows == 0:
         return ChunkTable(np.zeros(0, np.int64), [], [], np.zeros((0, 0), np.float32))
     vec_col = t.column("vector").combine_chunks()
@@ -115,7 +114,6 @@ def read_table(directory: Path) -> ChunkTable:
     paths, starts, ends = t.column("path").to_pylist(), t.column("start").to_pylist(), t.column("end").to_pylist()
     headings, texts = t.column("heading").to_pylist(), t.column("text").to_pylist()
     chunks = [Chunk(p, s, e, h, x) for p, s, e, h, x in zip(paths, starts, ends, headings, texts)]
-    del cols
     return ChunkTable(t.column("id").to_numpy(), chunks, t.column("file_sha").to_pylist(), vecs)
 
 

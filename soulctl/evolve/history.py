@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from soulctl.errors import CheckFailed, InvalidInput, NotFound
-from soulctl.generations import (LINEAGE, current, dropped_files, generation_ids,
+from soulctl.generations import (current, dropped_files, generation_ids,
                                  make_read_only, make_writable, read_lineage, resolve, sha256_file)
 from soulctl.home import Home
 

@@ -10,7 +10,6 @@ the anchor's safetensors layout: tensors no adapter touches are the anchor's byt
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import dataclass, field

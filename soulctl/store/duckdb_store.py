@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -135,12 +134,6 @@ class DuckDBStore(Store):
                 self._sync_indexes(con)
         return written
 
-    def add_batches(self, batches, embed_model: str) -> Iterator[list[Packet]]:
-        """Write (packets, embeddings) batches, each its own transaction (for bulk ingest)."""
-        for packets, embeddings in batches:
-            yield self.add(packets, embeddings, embed_model)
-
-    # -- notebook and self-definition versions -------------------------------------------
     def memory_versions(self, kind: str) -> list[dict]:
         with self._read() as con:
             if con is None or "0005_memory_versions" in migrations.pending(con):
@@ -567,7 +560,7 @@ def _insert(con, rows: list[dict], dim: int) -> None:
                       "embedding": _fixed(np.stack([r["embedding"] for r in rows]), dim)})
     con.register("incoming", table)
     try:
-        con.execute(f"INSERT INTO packets (seq, id, ts, session, role, prose, embedding, embed_model, "
+        con.execute("INSERT INTO packets (seq, id, ts, session, role, prose, embedding, embed_model, "
                     "generation, corpus, resonance, resonance_source, parent, corrects, meta) "
                     "SELECT seq, id, ts, session, role, prose, embedding::FLOAT[%d], embed_model, "
                     "generation, corpus, resonance, resonance_source, parent, corrects, meta::JSON "
