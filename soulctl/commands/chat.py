@@ -30,10 +30,11 @@ def run(
     out = state.out
     home = state.home()
     store = open_store(home)
-    engine = open_engine(home, "soul")
-    keeper, keeper_role = engine, "soul"
-    if "majordomo" in home.config.roles:
-        keeper, keeper_role = open_engine(home, "majordomo"), "majordomo"
+    with out.progress_bars() as progress:  # a first run on llama.cpp converts the generation
+        engine = open_engine(home, "soul", progress=progress)
+        keeper, keeper_role = engine, "soul"
+        if "majordomo" in home.config.roles:
+            keeper, keeper_role = open_engine(home, "majordomo", progress=progress), "majordomo"
     chat = ChatSession(home, engine, embedder_for(home.config, home.root), store,
                        session or env_session() or new_session_id(), keeper, keeper_role)
     if message is None and not sys.stdin.isatty():

@@ -7,13 +7,16 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from soulctl.engine import REPEAT_PENALTY
 from soulctl.errors import InvalidInput
 
 
 class TransformersEngine:
     name = "transformers"
 
-    def __init__(self, model_dir: Path, context: int | None = None, device: str | None = None):
+    def __init__(self, model_dir: Path, context: int | None = None, device: str | None = None,
+                 generation: str | None = None):
+        self.generation = generation
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         import transformers
@@ -41,7 +44,7 @@ class TransformersEngine:
             raise InvalidInput(f"prompt of {prompt} tokens + {max_tokens} to generate exceeds the "
                                f"context of {self.context_length}")
         kwargs = dict(**inputs, max_new_tokens=max_tokens, pad_token_id=self.tokenizer.eos_token_id,
-                      repetition_penalty=1.15)  # small models loop without it
+                      repetition_penalty=REPEAT_PENALTY)
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature)
         else:

@@ -104,6 +104,10 @@ def engine_judge(engine):
     under the model's own probabilities for the digits 0-9 after "Score: " (so even a small
     model that will not answer with a bare number gives a graded judgement)."""
     digits = [str(d) for d in range(10)]
+    if not hasattr(engine, "choice_probs"):
+        raise InvalidInput(f"the {engine.name} backend cannot judge: it gives no token probabilities",
+                           hint="give the judging role (majordomo, else soul) a local backend: "
+                                "llamacpp, transformers or mlx")
 
     def judge(rubric: str, prompt: str, reply: str) -> float:
         probs = engine.choice_probs([

@@ -55,9 +55,8 @@ class ChatSession:
         self.mem = home.config.memory
         self.retrieve_log = retrieve_log
         self.window: list[Turn] = self._rebuild_window()
-        from soulctl.generations import current
-
-        self.generation = current(home)
+        # the generation actually served (None when a server serves a model we cannot name)
+        self.generation = getattr(engine, "generation", None)
         self.last_prompt: list[dict] = []
 
     # -- the window, rebuilt from the log ------------------------------------------------
@@ -170,7 +169,7 @@ class ChatSession:
         soul = NewPacket(prose=reply or "(no reply)", role="soul", session=self.session,
                          parent=written[0].id, generation=self.generation, corpus=corpus,
                          meta={"prompt_tokens": prompt_tokens, "context": self.engine.context_length,
-                               "retrieved": cites})
+                               "retrieved": cites, "backend": self.engine.name})
         written += list(add_packets(self.home, [soul], self.embedder, self.store))
         return written[0].id, written[1].id
 
@@ -195,22 +194,28 @@ class ChatSession:
                    limit=limit, notebook=current_notebook, window="\n".join(lines))}]
         text = self.keeper.chat(ask, max_tokens=limit + 32)
         reason = "pressure: window flushed"
-        if self.engine.count_tokens(text) > limit:  # re-ask once, then trim, saying so
+        drafts = []  # over-long drafts are kept in the rewrite packet, never silently dropped
+        if (size := self.engine.count_tokens(text)) > limit:  # re-ask once, then trim, saying so
+            drafts.append(text)
+            reason += f"; re-asked (draft of {size} tokens > {limit})"
             again = ask + [{"role": "assistant", "content": text},
                            {"role": "user", "content": f"That is too long. Shorten it to at most {limit} tokens."}]
             if self.keeper.count_chat_tokens(again) + limit + 32 <= self.keeper.context_length:
                 text = self.keeper.chat(again, max_tokens=limit + 32)
-            if self.engine.count_tokens(text) > limit:
-                before = self.engine.count_tokens(text)
+            if (size := self.engine.count_tokens(text)) > limit:
+                if text != drafts[-1]:
+                    drafts.append(text)
                 text = trim_to_tokens(self.engine, text, limit)
-                reason += f"; trimmed from {before} to {limit} tokens"
+                reason += f"; trimmed from {size} to {limit} tokens"
+                log.warning("notebook rewrite trimmed from %d to %d tokens", size, limit)
         text = text.strip()
         version = nb.write(self.store, "notebook", text, self.keeper_role, reason)
         from soulctl.logbook import add_packets
 
         rewrite = NewPacket(prose=text or "(empty notebook)", role=self.keeper_role,
                             session=self.session, generation=self.generation,
-                            meta={"kind": "notebook", "version": version, "reason": reason})
+                            meta={"kind": "notebook", "version": version, "reason": reason,
+                                  **({"drafts": drafts} if drafts else {})})
         flush = NewPacket(prose=f"window flushed after {len(self.window)} turns; notebook v{version} injected",
                           role="system", session=self.session, generation=self.generation,
                           meta={"kind": "flush", "turns": len(self.window), "notebook_version": version})

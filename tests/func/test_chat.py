@@ -92,13 +92,27 @@ def test_pressure_protocol_keeps_every_request_inside_the_context(session):
     assert any(h.packet.prose.startswith("Turn 0:") for h in hits)
 
 
-def test_notebook_size_is_enforced(session):
+def test_an_overlong_notebook_is_enforced_never_dropped(session):
+    from soulctl.memory import notebook as nb
+    from soulctl.store import Filters
+
     chat = session("enforce", window_tokens=256, notebook_tokens=64, reply_tokens=16, retrieved_tokens=0)
-    chat.turn("Remember: my sister Ada lives in Lisbon and plays the cello every Sunday.")
+    facts = " ".join(f"Fact {i}: the heron number {i} nests by the mill pond in spring." for i in range(25))
+    nb.write(chat.store, "notebook", facts, "user", "seeded long")
+    nb.write(chat.store, "self", "You are a helpful assistant.", "user", "plain")
+    chat.turn("Write a long detailed story about the heron by the mill pond.")
     chat.pressure()
     latest = chat.store.memory_versions("notebook")[-1]
+    # the model wrote more than its sector holds: asked again, then trimmed, and the log says so
     assert latest["author"] == "soul" and latest["text"]
     assert chat.engine.count_tokens(latest["text"]) <= 64
+    assert "re-asked (draft of" in latest["reason"] and "trimmed from" in latest["reason"], latest
+    packets = list(chat.store.list(Filters(session="enforce"), newest_first=False))
+    rewrite = next(p for p in packets if (p.meta or {}).get("kind") == "notebook")
+    assert rewrite.prose == latest["text"] and rewrite.meta["reason"] == latest["reason"]
+    # the over-long draft is kept with the rewrite, not dropped
+    assert rewrite.meta["drafts"] and chat.engine.count_tokens(rewrite.meta["drafts"][0]) > 64
+    assert any((p.meta or {}).get("kind") == "flush" for p in packets)
     from soulctl.memory.session import trim_to_tokens
 
     long_text = "Ada lives in Lisbon. " * 40
@@ -117,12 +131,3 @@ def test_retrieved_sector_cites_a_mounted_corpus(session, tmp_path):
     system = chat.last_prompt[0]["content"]
     assert "# Retrieved" in system and "lighthouse.md:" in system and "21:40" in system
     assert any(c.startswith("notes:lighthouse.md:") for c in result.retrieved)
-
-
-def test_backend_and_model_errors(home):
-    path = home / "soul.yaml"
-    text = path.read_text()
-    path.write_text(text.replace("backend: auto", "backend: mlx"))
-    refused(soulctl("chat", "hello", "--home", home), 6, "mlx backend")
-    path.write_text(text.replace("model: generations/current", "model: generations/nowhere"))
-    refused(soulctl("chat", "hello", "--home", home), 3, "does not exist")

@@ -267,3 +267,30 @@ def test_judge_scores_each_reply_with_the_rubric(evolved, tmp_path):
     rows = soulctl("log", "sql", "SELECT count(*) AS n, min(score) AS lo, max(score) AS hi "
                    "FROM resonance_marks WHERE source = 'judge'", "--json", "--home", home).json()
     assert rows["n"] == 16 and 0 <= rows["lo"] <= rows["hi"] <= 1 and rows["lo"] < rows["hi"]
+
+
+def test_llama_cpp_serves_a_new_generation_converted_once(evolved, tmp_path):
+    """A merged generation has no GGUF: llama.cpp's converter makes one, recorded beside it and
+    outside the immutable directory, which still verifies."""
+    import yaml
+
+    home = tmp_path / "home"
+    copy_home(evolved[0], home)
+    config = yaml.safe_load((home / "soul.yaml").read_text())
+    config["roles"]["soul"]["backend"] = "llamacpp"
+    (home / "soul.yaml").write_text(yaml.safe_dump(config))
+    result = soulctl("chat", "--json", "--home", home, input="What is a river?\n")
+    assert result.code == 0, result
+    soul = soulctl("log", "show", result.json()["reply_id"], "--json", "--home", home).json()
+    assert soul["generation"] == "gen-0001" and soul["meta"]["backend"] == "llamacpp"
+    record = json.loads((home / "generations/.derived/gen-0001/derived.json").read_text())
+    lineage = json.loads((home / "generations/gen-0001/lineage.json").read_text())
+    assert record["kind"] == "conversion" and record["generation"] == "gen-0001"
+    assert record["weights"] == {"model.safetensors": lineage["manifest"]["model.safetensors"]["sha256"]}
+    gguf = home / "generations/.derived/gen-0001" / record["file"]
+    assert gguf.stat().st_size == record["bytes"]
+    assert soulctl("gen", "verify", "gen-0001", "--home", home).code == 0
+    assert {g["id"] for g in soulctl("gen", "ls", "--json", "--home", home).json_lines()} == {"gen-0000", "gen-0001"}
+    before = gguf.stat().st_mtime_ns
+    assert soulctl("chat", "--home", home, input="And a lake?\n").code == 0
+    assert gguf.stat().st_mtime_ns == before  # converted once

@@ -1,0 +1,76 @@
+"""The mlx backend: mlx-lm on Apple silicon (on Linux it runs on CPU with `mlx[cpu]`, slowly).
+
+mlx-lm loads the generation's HF safetensors directly; no conversion.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+from soulctl.engine import REPEAT_PENALTY
+from soulctl.errors import InvalidInput
+
+
+class MlxEngine:
+    name = "mlx"
+
+    def __init__(self, model_dir: Path, context: int | None = None, generation: str | None = None):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import mlx_lm
+
+        self.generation = generation
+        self.model, self.tokenizer = mlx_lm.load(str(model_dir))
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise InvalidInput(f"{model_dir} has no chat template", hint="use an instruct model")
+        args = getattr(self.model, "args", None)
+        trained = int(getattr(args, "max_position_embeddings", 0) or 0)
+        self.context_length = min(context, trained) if context and trained else (context or trained or 2048)
+
+    def prompt_tokens(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt,
+                                                 tokenize=True)
+        if hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return list(ids)
+
+    def stream(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+        from mlx_lm import stream_generate
+        from mlx_lm.sample_utils import make_logits_processors, make_sampler
+
+        tokens = self.prompt_tokens(messages)
+        if len(tokens) + max_tokens > self.context_length:
+            raise InvalidInput(f"prompt of {len(tokens)} tokens + {max_tokens} to generate exceeds the "
+                               f"context of {self.context_length}")
+        for response in stream_generate(self.model, self.tokenizer, tokens, max_tokens=max_tokens,
+                                        sampler=make_sampler(temp=temperature),
+                                        logits_processors=make_logits_processors(repetition_penalty=REPEAT_PENALTY)):
+            if response.text:
+                yield response.text
+
+    def chat(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0) -> str:
+        return "".join(self.stream(messages, max_tokens, temperature)).strip()
+
+    def choice_probs(self, messages: list[dict], prefix: str, choices: list[str]) -> list[float]:
+        import mlx.core as mx
+
+        ids = []
+        for choice in choices:
+            encoded = self.tokenizer.encode(choice, add_special_tokens=False)
+            if len(encoded) != 1:
+                raise InvalidInput(f"choice {choice!r} is not one token for this model")
+            ids.append(encoded[0])
+        tokens = self.prompt_tokens(messages) + self.tokenizer.encode(prefix, add_special_tokens=False)
+        logits = self.model(mx.array([tokens]))[0, -1]
+        probs = mx.softmax(logits[mx.array(ids)].astype(mx.float32))
+        return [float(p) for p in probs.tolist()]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False)) if text else 0
+
+    def truncate(self, text: str, limit: int) -> str:
+        return self.tokenizer.decode(self.tokenizer.encode(text, add_special_tokens=False)[:limit])
+
+    def count_chat_tokens(self, messages: list[dict], add_generation_prompt: bool = True) -> int:
+        return len(self.prompt_tokens(messages, add_generation_prompt))

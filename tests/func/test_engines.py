@@ -1,0 +1,219 @@
+"""The inference backends on the embedded SmolLM2: llamacpp, transformers and mlx in process,
+openai against llama-cpp-python's own OpenAI-compatible server on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import BASE_ENV, refused, soulctl
+
+PROMPT = [{"role": "system", "content": "You are a helpful assistant."},
+          {"role": "user", "content": "What is a river?"}]
+
+
+def set_role(home: Path, **fields) -> None:
+    path = home / "soul.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["roles"]["soul"].update(fields)
+    path.write_text(yaml.safe_dump(data))
+
+
+def open_engine(home: Path, backend: str | None = None):
+    from soulctl.engine import open_engine as open_
+    from soulctl.home import Home
+
+    return open_(Home(home), "soul", backend=backend)
+
+
+def test_local_backends_answer_the_same_prompt_through_one_interface(home):
+    engines = {b: open_engine(home, b) for b in ("llamacpp", "transformers", "mlx")}
+    counts = set()
+    for backend, engine in engines.items():
+        assert engine.name == backend
+        assert engine.context_length == 8192 and engine.generation == "gen-0000"
+        reply = engine.chat(PROMPT, max_tokens=12)
+        assert len(reply.split()) >= 3 and "river" in reply.lower(), (backend, reply)
+        pieces = list(engine.stream(PROMPT, max_tokens=12))
+        assert len(pieces) > 1 and "".join(pieces).strip() == reply, (backend, pieces)
+        # the same tokenizer and chat template, counted by each backend's own machinery
+        counts.add((engine.count_tokens("The keeper winds the lamp at 21:40."),
+                    engine.count_chat_tokens(PROMPT)))
+        cut = engine.truncate("The quick brown fox jumps over the lazy dog", 4)
+        assert engine.count_tokens(cut) <= 4 and "The quick brown fox".startswith(cut.strip())
+        probs = engine.choice_probs(PROMPT, "Score: ", ["1", "2", "3"])
+        assert abs(sum(probs) - 1) < 1e-6 and all(p > 0 for p in probs)
+    assert len(counts) == 1, counts
+    # a prompt that cannot fit is refused before anything is generated
+    huge = [{"role": "user", "content": "river " * 9000}]
+    with pytest.raises(Exception, match="exceeds the context"):
+        engines["llamacpp"].chat(huge, max_tokens=8)
+
+
+def test_auto_serves_generation_0_on_llama_cpp_from_its_bundled_gguf(home):
+    engine = open_engine(home)
+    assert engine.name == "llamacpp"  # the fastest backend this machine has
+    record = json.loads((home / "generations/.derived/gen-0000/derived.json").read_text())
+    lineage = json.loads((home / "generations/gen-0000/lineage.json").read_text())
+    assert record["kind"] == "source" and record["sha256"] == lineage["source"]["sha256"]
+    assert Path(record["path"]) == engine.path
+    result = soulctl("chat", "--session", "auto", "--json", "--home", home, input="What is a river?\n")
+    assert result.code == 0, result
+    soul = soulctl("log", "show", result.json()["reply_id"], "--json", "--home", home).json()
+    assert soul["meta"]["backend"] == "llamacpp" and soul["generation"] == "gen-0000"
+
+
+def test_an_hf_directory_is_converted_once_and_recorded(home, tmp_path):
+    plain = tmp_path / "plain-hf"
+    plain.mkdir()
+    for f in (home / "generations/gen-0000").iterdir():
+        if f.name != "lineage.json":
+            (plain / f.name).write_bytes(f.read_bytes())
+    set_role(home, backend="llamacpp", model=str(plain), quant="q8_0")
+    engine = open_engine(home)
+    records = list((home / "data/gguf").glob("*/derived.json"))
+    assert len(records) == 1
+    record = json.loads(records[0].read_text())
+    gguf = records[0].parent / record["file"]
+    assert engine.path == gguf and record["kind"] == "conversion" and record["outtype"] == "q8_0"
+    assert "convert_hf_to_gguf.py" in record["converter"]
+    from soulctl.generations import sha256_file
+
+    assert record["sha256"] == sha256_file(gguf) and record["bytes"] == gguf.stat().st_size
+    assert "river" in engine.chat(PROMPT, max_tokens=12).lower()
+    before = gguf.stat().st_mtime_ns
+    assert open_engine(home).path == gguf and gguf.stat().st_mtime_ns == before  # cached
+
+
+@pytest.fixture(scope="module")
+def llama_server(gen0_home, tmp_path_factory):
+    """llama-cpp-python's OpenAI-compatible server on a free loopback port."""
+    from soulctl.basemodel import bundled_gguf
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf()),
+                                 "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
+                                stdout=fh, stderr=subprocess.STDOUT, env=BASE_ENV)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url + "/models", timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_openai_backend_against_llama_cpp_server(home, llama_server):
+    set_role(home, backend="openai", url=llama_server, context=2048)
+    engine = open_engine(home)
+    local = open_engine(home, "llamacpp")
+    assert engine.name == "openai" and engine.context_length == 2048
+    # the server's own tokenizer: counts match the in-process ones
+    text = "The keeper winds the lamp at 21:40."
+    assert engine.count_tokens(text) == local.count_tokens(text)
+    assert engine.count_chat_tokens(PROMPT) >= local.count_chat_tokens(PROMPT)  # never an undercount
+    reply = engine.chat(PROMPT, max_tokens=12)
+    assert "river" in reply.lower()
+    assert "".join(engine.stream(PROMPT, max_tokens=12)).strip() == reply
+    result = soulctl("chat", "--session", "remote", "--home", home, input="What is a river?\n")
+    assert result.code == 0 and result.stdout.strip(), result
+    rows = soulctl("log", "ls", "--session", "remote", "--json", "--home", home).json_lines()
+    soul, user = rows
+    assert soul["parent"] == user["id"] and soul["meta"]["backend"] == "openai"
+    assert soul["meta"]["prompt_tokens"] + 512 <= 2048
+
+
+def test_backend_errors_name_the_fix(home, tmp_path):
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "sitecustomize.py").write_text("import sys\nsys.modules['mlx_lm'] = None\n")
+    set_role(home, backend="mlx")
+    refused(soulctl("chat", "hello", "--home", home, env={"PYTHONPATH": str(blocked)}), 6,
+            "mlx-lm is not installed")
+    set_role(home, backend="transformers", model=str(tmp_path / "missing"))
+    refused(soulctl("chat", "hello", "--home", home), 3, "does not exist")
+    set_role(home, backend="transformers", model=str(tmp_path / "blocked"))
+    refused(soulctl("chat", "hello", "--home", home), 5, "not an HF model directory")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    set_role(home, backend="openai", url=f"http://127.0.0.1:{port}/v1", model="generations/current")
+    refused(soulctl("chat", "hello", "--home", home), 7, "cannot reach the model server")
+    set_role(home, backend="openai", url="not a url")
+    refused(soulctl("chat", "hello", "--home", home), 5, "bad server URL")
+    rows = soulctl("log", "ls", "--json", "--home", home).json_lines()
+    assert rows == []  # nothing logged by a turn that never ran
+
+
+def test_repl_streams_and_takes_slash_commands(home):
+    """The conversation on a real terminal (a pty): streamed replies and slash commands."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "soulctl", "chat", "--session", "tty", "--home", str(home)],
+                            stdin=slave, stdout=slave, stderr=slave, env={**BASE_ENV, "TERM": "dumb"},
+                            cwd=home, close_fds=True)
+    os.close(slave)
+    seen, pos = b"", 0
+
+    def read_until(marker: bytes, timeout: float = 180) -> None:
+        """Read the terminal until `marker` appears after the previous match."""
+        nonlocal seen, pos
+        deadline = time.time() + timeout
+        while seen.find(marker, pos) < 0:
+            ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.time()))
+            if not ready:
+                raise AssertionError(f"no {marker!r} in {seen[-2000:]!r}")
+            try:
+                seen += os.read(master, 4096)
+            except OSError:
+                raise AssertionError(f"terminal closed before {marker!r}: {seen[-2000:]!r}")
+        pos = seen.find(marker, pos) + len(marker)
+
+    try:
+        read_until(b"you> ")
+        os.write(master, b"What is a river?\n")
+        read_until(b"soul> ")
+        read_until(b"you> ")
+        reply = seen.split(b"soul> ")[-1].split(b"you> ")[0].decode().strip()
+        assert reply, seen
+        os.write(master, b"/resonate 0.9\n")
+        read_until(b"marked the last reply at 0.9")
+        os.write(master, b"/notebook\n")
+        read_until(b"(empty)")
+        os.write(master, b"/flush\n")
+        read_until(b"window flushed")
+        os.write(master, b"/quit\n")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        os.close(master)
+    rows = soulctl("log", "ls", "--session", "tty", "--json", "--home", home).json_lines()
+    kinds = [(r["role"], (r["meta"] or {}).get("kind")) for r in reversed(rows)]
+    assert kinds[:2] == [("user", None), ("soul", None)]
+    assert ("system", "flush") in kinds and ("soul", "notebook") in kinds
+    soul_reply = rows[-2]
+    assert soul_reply["prose"] == reply
+    marks = soulctl("log", "sql", f"SELECT score FROM resonance_marks WHERE packet_id = '{soul_reply['id']}'",
+                    "--json", "--home", home).json()
+    assert marks["score"] == 0.9
