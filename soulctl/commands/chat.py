@@ -39,7 +39,10 @@ def run(
                        session or env_session() or new_session_id(), keeper, keeper_role)
     if message is None and not sys.stdin.isatty():
         message = sys.stdin.read()
-    if message is not None:
+    try:
+        if message is None:
+            _repl(chat, home, store)
+            return
         result = chat.turn(message.strip())
         if out.json:
             out.record({"reply": result.reply, "session": chat.session, "user_id": result.user_id,
@@ -47,8 +50,10 @@ def run(
                         "flushed": result.flushed, "retrieved": result.retrieved}, id_key="reply_id")
         else:
             out.text(result.reply)
-        return
-    _repl(chat, home, store)
+    finally:
+        chat.settle()  # the reply is out; its packets finish indexing before the process ends
+        for e in {id(engine): engine, id(keeper): keeper}.values():
+            e.close()
 
 
 def _repl(chat, home, store) -> None:

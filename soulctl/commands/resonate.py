@@ -50,13 +50,18 @@ def score(
     from soulctl.evolve.resonate import score as run
 
     home, store, recipe = _ctx()
-    judge_fn = None
+    judge_fn = engine = None
     if judge:
         from soulctl.engine import open_engine
 
-        judge_fn = engine_judge(open_engine(home, "majordomo" if "majordomo" in home.config.roles else "soul"))
-    with state.out.progress_bars() as progress:
-        result = run(store, recipe, role, judge_fn, progress)
+        engine = open_engine(home, "majordomo" if "majordomo" in home.config.roles else "soul")
+        judge_fn = engine_judge(engine)
+    try:
+        with state.out.progress_bars() as progress:
+            result = run(store, recipe, role, judge_fn, progress)
+    finally:
+        if engine is not None:
+            engine.close()
     state.out.record(result, id_key="scored", human=lambda d: f"scored {d['scored']} {d['role']} "
                      f"packets (mean resonance {d['mean']:.3f})" if d["mean"] is not None else "nothing to score")
 

@@ -347,7 +347,8 @@ class Wardrobe:
 
 
 def retrieve(home: Home, query: str, embedder, token_budget: int, count_tokens: Callable[[str], int],
-             wardrobe: Wardrobe | None = None, k: int = 20) -> list[CorpusHit]:
+             wardrobe: Wardrobe | None = None, k: int = 20,
+             query_vector: np.ndarray | None = None) -> list[CorpusHit]:
     """Hits for the Memory OS's retrieved sector: best first, as many as fit `token_budget`
     when each is rendered as `[corpus] path:start-end` + its text, counted by the caller's
     tokenizer (the serving model's)."""
@@ -355,7 +356,7 @@ def retrieve(home: Home, query: str, embedder, token_budget: int, count_tokens: 
         return []
     wardrobe = wardrobe or Wardrobe(home)
     chosen, used = [], 0
-    for hit in wardrobe.search(query, embedder, k):
+    for hit in wardrobe.search(query, embedder, k, query_vector=query_vector):
         cost = count_tokens(render_hit(hit))
         if used + cost <= token_budget:
             chosen.append(hit)

@@ -49,6 +49,8 @@ class Engine(Protocol):
 
     def count_chat_tokens(self, messages: list[dict], add_generation_prompt: bool = True) -> int: ...
 
+    def close(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class ModelRef:

@@ -103,5 +103,9 @@ class LlamaCppEngine:
         ids = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)[:limit]
         return self.llm.detokenize(ids).decode("utf-8", "ignore")
 
+    def close(self) -> None:
+        """Free the model now: llama.cpp freed during interpreter shutdown can abort."""
+        self.llm.close()
+
     def count_chat_tokens(self, messages: list[dict], add_generation_prompt: bool = True) -> int:
         return len(self.prompt_tokens(messages, add_generation_prompt))

@@ -66,6 +66,9 @@ class MlxEngine:
         probs = mx.softmax(logits[mx.array(ids)].astype(mx.float32))
         return [float(p) for p in probs.tolist()]
 
+    def close(self) -> None:
+        pass
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False)) if text else 0
 

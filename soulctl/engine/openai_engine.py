@@ -118,6 +118,9 @@ class OpenAIEngine:
         return None
 
     # -- the interface -------------------------------------------------------------------
+    def close(self) -> None:
+        pass
+
     def count_tokens(self, text: str) -> int:
         if not text:
             return 0

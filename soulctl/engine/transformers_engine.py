@@ -93,6 +93,9 @@ class TransformersEngine:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][:limit]
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
+    def close(self) -> None:
+        pass
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 

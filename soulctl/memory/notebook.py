@@ -23,11 +23,18 @@ def default_self(home: Home) -> str:
 
 
 def current(store, home: Home, kind: str) -> dict:
-    versions = store.memory_versions(kind)
-    if versions:
-        return versions[-1]
-    text = default_self(home) if kind == "self" else ""
-    return {"kind": kind, "version": 0, "ts": None, "author": "default", "reason": "initial", "text": text}
+    return current_all(store, home)[kind]
+
+
+def current_all(store, home: Home) -> dict[str, dict]:
+    """The current self-definition and notebook, read together."""
+    latest = store.memory_latest(KINDS)
+    for kind in KINDS:
+        if kind not in latest:
+            text = default_self(home) if kind == "self" else ""
+            latest[kind] = {"kind": kind, "version": 0, "ts": None, "author": "default",
+                            "reason": "initial", "text": text}
+    return latest
 
 
 def write(store, kind: str, text: str, author: str, reason: str | None) -> int:

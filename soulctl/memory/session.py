@@ -12,12 +12,16 @@ prevented, not caught.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from soulctl.errors import InvalidInput
 from soulctl.home import Home
 from soulctl.memory import notebook as nb
 from soulctl.store import NewPacket
+from soulctl.store.base import new_id
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ class Turn:
     role: str  # user | assistant
     content: str
     packet_id: str | None = None
+    tokens: int | None = None  # counted once, with the serving model's tokenizer
 
 
 @dataclass
@@ -54,6 +59,13 @@ class ChatSession:
         self.keeper_role = keeper_role
         self.mem = home.config.memory
         self.retrieve_log = retrieve_log
+        from soulctl.corpus.mounts import Wardrobe
+        from soulctl.logbook import check_embedder
+
+        check_embedder(store, embedder)  # once: every packet of the session is embedded here
+        self.wardrobe = Wardrobe(home)  # mounted corpora stay open between turns
+        self._indexing: threading.Thread | None = None
+        self._counts: dict[str, int] = {}  # token counts of retrieved texts, which recur
         self.window: list[Turn] = self._rebuild_window()
         # the generation actually served (None when a server serves a model we cannot name)
         self.generation = getattr(engine, "generation", None)
@@ -73,44 +85,46 @@ class ChatSession:
 
     # -- sectors -------------------------------------------------------------------------
     def system_text(self, retrieved: str = "") -> str:
-        self_text = nb.current(self.store, self.home, "self")["text"]
-        notebook = nb.current(self.store, self.home, "notebook")["text"]
+        memory = nb.current_all(self.store, self.home)
+        self_text, notebook = memory["self"]["text"], memory["notebook"]["text"]
         parts = [self_text, "# Notebook\n" + (notebook or "(empty)")]
         if retrieved:
             parts.append("# Retrieved\n" + retrieved)
         return "\n\n".join(parts)
 
     def window_tokens(self, extra: list[Turn] = ()) -> int:
-        turns = [*self.window, *extra]
-        if not turns:
-            return 0
-        return sum(self.engine.count_tokens(t.content) + 4 for t in turns)
+        total = 0
+        for t in [*self.window, *extra]:
+            if t.tokens is None:
+                t.tokens = self.engine.count_tokens(t.content)
+            total += t.tokens + 4
+        return total
 
-    def _retrieved(self, query: str) -> tuple[str, list[str]]:
+    def _retrieved(self, query: str, vector: np.ndarray | None = None) -> tuple[str, list[str]]:
         from soulctl.corpus.mounts import mounted, render_hit, retrieve
 
         budget = self.mem.retrieved_tokens
         blocks, cites = [], []
         if budget and mounted(self.home):
             hits = retrieve(self.home, query, self.embedder, budget // 2 if self.retrieve_log else budget,
-                            self.engine.count_tokens)
+                            self._count, self.wardrobe, query_vector=vector)
             for hit in hits:
                 blocks.append(render_hit(hit))
                 cites.append(f"{hit.corpus}:{hit.cite}")
         if budget and self.retrieve_log:
             from soulctl.logbook import search
 
-            used = sum(self.engine.count_tokens(b) for b in blocks)
+            used = sum(self._count(b) for b in blocks)
             in_window = {t.packet_id for t in self.window}
             try:
-                found = search(self.store, self.embedder, query, 6)
+                found = search(self.store, self.embedder, query, 6, query_vector=vector)
             except InvalidInput:
                 found = []
             for r in found:
                 if r.packet.id in in_window or r.packet.session == self.session and r.packet.role == "system":
                     continue
                 text = f"[log {r.packet.ts.date()} {r.packet.role}] {r.packet.prose}\n"
-                cost = self.engine.count_tokens(text)
+                cost = self._count(text)
                 if used + cost > budget:
                     continue
                 blocks.append(text)
@@ -118,8 +132,17 @@ class ChatSession:
                 used += cost
         return "\n".join(blocks), cites
 
-    def assemble(self, user_text: str) -> tuple[list[dict], int, list[str]]:
-        retrieved, cites = self._retrieved(user_text)
+    def _count(self, text: str) -> int:
+        if (n := self._counts.get(text)) is None:
+            if len(self._counts) > 4096:
+                self._counts.clear()
+            n = self._counts[text] = self.engine.count_tokens(text)
+        return n
+
+    def assemble(self, user_text: str, vector: np.ndarray | None = None) -> tuple[list[dict], int, list[str]]:
+        """The request: sectors in order, and its token count with the serving model's own
+        chat template — the number the context check is made on."""
+        retrieved, cites = self._retrieved(user_text, vector)
         messages = [{"role": "system", "content": self.system_text(retrieved)}]
         messages += [{"role": t.role, "content": t.content} for t in self.window]
         messages.append({"role": "user", "content": user_text})
@@ -129,19 +152,21 @@ class ChatSession:
     def turn(self, user_text: str, on_token=None) -> TurnResult:
         if not user_text.strip():
             raise InvalidInput("empty message")
+        self.settle()
         flushed = False
+        vector = self.embedder.encode([user_text])[0]  # one embedding: retrieval and the packet
         pending = Turn("user", user_text)
         if self.window and self.window_tokens([pending]) >= self.mem.pressure * self.mem.window_tokens:
             self.pressure()
             flushed = True
         elif self.window_tokens([pending]) >= self.mem.warn * self.mem.window_tokens:
             log.warning("window at %d%% of its sector", 100 * self.window_tokens([pending]) // self.mem.window_tokens)
-        messages, prompt_tokens, cites = self.assemble(user_text)
+        messages, prompt_tokens, cites = self.assemble(user_text, vector)
         limit = self.engine.context_length - self.mem.reply_tokens
         if prompt_tokens > limit and self.window:
             self.pressure()
             flushed = True
-            messages, prompt_tokens, cites = self.assemble(user_text)
+            messages, prompt_tokens, cites = self.assemble(user_text, vector)
         if prompt_tokens > limit:
             raise InvalidInput(f"the message needs {prompt_tokens} prompt tokens; the model's context "
                                f"leaves {limit} after the reply", hint="send a shorter message")
@@ -154,28 +179,55 @@ class ChatSession:
             reply = "".join(pieces).strip()
         else:
             reply = self.engine.chat(messages, self.mem.reply_tokens)
-        user_packet, reply_packet = self._log_turn(user_text, reply, prompt_tokens, cites)
+        user_packet, reply_packet = self._log_turn(user_text, vector, reply, prompt_tokens, cites)
         self.window += [Turn("user", user_text, user_packet), Turn("assistant", reply, reply_packet)]
         return TurnResult(reply, prompt_tokens, flushed, user_packet, reply_packet, cites)
 
-    def _log_turn(self, user_text: str, reply: str, prompt_tokens: int, cites: list[str]) -> tuple[str, str]:
+    def _log_turn(self, user_text: str, vector: np.ndarray, reply: str, prompt_tokens: int,
+                  cites: list[str]) -> tuple[str, str]:
+        """The message and the reply, linked, as two bifocal packets in one transaction."""
         from soulctl.corpus.mounts import mounted
-        from soulctl.logbook import add_packets
 
         corpus = ",".join(mounted(self.home)) or None
-        user = NewPacket(prose=user_text, role="user", session=self.session,
+        user = NewPacket(prose=user_text, role="user", session=self.session, id=new_id(),
                          generation=self.generation, corpus=corpus)
-        written = list(add_packets(self.home, [user], self.embedder, self.store))
         soul = NewPacket(prose=reply or "(no reply)", role="soul", session=self.session,
-                         parent=written[0].id, generation=self.generation, corpus=corpus,
+                         parent=user.id, generation=self.generation, corpus=corpus,
                          meta={"prompt_tokens": prompt_tokens, "context": self.engine.context_length,
                                "retrieved": cites, "backend": self.engine.name})
-        written += list(add_packets(self.home, [soul], self.embedder, self.store))
+        vectors = np.stack([vector, self.embedder.encode([soul.prose])[0]])
+        written = self.store.add([user, soul], vectors, self.embedder.model_id, index=False)
+        self._index_in_background()
         return written[0].id, written[1].id
+
+    # -- indexes: brought up to the log while the user reads the reply -------------------
+    def _index_in_background(self) -> None:
+        """The packets are committed; their search indexes (a tantivy commit, FAISS) follow in
+        a thread, under the store's lock. Until then a search catches up by itself, so nothing
+        is ever unsearchable, only later indexed."""
+        sync = getattr(self.store, "sync_indexes", None)
+        if sync is None:
+            return
+
+        def run() -> None:
+            try:
+                sync()
+            except Exception as exc:  # the next search or write catches up
+                log.warning("indexing the log in the background failed: %s", exc)
+
+        self._indexing = threading.Thread(target=run, name="soulctl-index", daemon=True)
+        self._indexing.start()
+
+    def settle(self) -> None:
+        """Wait for background indexing (before the next turn, and before exit)."""
+        if self._indexing is not None:
+            self._indexing.join()
+            self._indexing = None
 
     # -- the pressure protocol -----------------------------------------------------------
     def pressure(self) -> int:
         """Rewrite the notebook from the window, enforce its size, flush, resume."""
+        self.settle()
         limit = self.mem.notebook_tokens
         self_text = nb.current(self.store, self.home, "self")["text"]
         current_notebook = nb.current(self.store, self.home, "notebook")["text"] or "(empty)"

@@ -43,6 +43,7 @@ class DuckDBStore(Store):
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.index = LogIndex(index_dir or self.path.parent / "index" / "log")
+        self._migrated = False  # set once the schema is known to be current
 
     # -- connections ---------------------------------------------------------------------
     @contextmanager
@@ -68,7 +69,7 @@ class DuckDBStore(Store):
         with store_lock(self.lock_path, exclusive=True):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with attached(self.path, read_only=False) as con:
-                if migrations.pending(con):
+                if self._pending(con):
                     if dim is None:
                         dim = self._existing_dim(con)
                     if dim is None:
@@ -76,6 +77,14 @@ class DuckDBStore(Store):
                                        hint="add packets with `soulctl log add`")
                     migrations.apply(con, dim)
                 yield con
+
+    def _pending(self, con) -> list[str]:
+        """Migrations not yet applied; once none are, that holds for this process."""
+        if self._migrated:
+            return []
+        pending = migrations.pending(con)
+        self._migrated = not pending
+        return pending
 
     @staticmethod
     def _existing_dim(con) -> int | None:
@@ -88,7 +97,7 @@ class DuckDBStore(Store):
     # -- metadata ------------------------------------------------------------------------
     def embedder_record(self) -> tuple[str, int] | None:
         with self._read() as con:
-            if con is None or migrations.pending(con):
+            if con is None or self._pending(con):
                 return None
             rows = dict(con.execute("SELECT key, value FROM store_meta").fetchall())
         if "embed_model" not in rows:
@@ -136,12 +145,24 @@ class DuckDBStore(Store):
 
     def memory_versions(self, kind: str) -> list[dict]:
         with self._read() as con:
-            if con is None or "0005_memory_versions" in migrations.pending(con):
+            if con is None or "0005_memory_versions" in self._pending(con):
                 return []
             rows = con.execute("SELECT version, ts, author, reason, text FROM memory_versions "
                                "WHERE kind = ? ORDER BY version", [kind]).fetchall()
         return [{"kind": kind, "version": r[0], "ts": r[1].replace(tzinfo=_dt.timezone.utc).isoformat(),
                  "author": r[2], "reason": r[3], "text": r[4]} for r in rows]
+
+    def memory_latest(self, kinds: Sequence[str]) -> dict[str, dict]:
+        """The newest version of each kind that has one, in one read."""
+        with self._read() as con:
+            if con is None or "0005_memory_versions" in self._pending(con):
+                return {}
+            rows = con.execute(
+                "SELECT kind, version, ts, author, reason, text FROM memory_versions "
+                "WHERE kind IN (SELECT unnest(?)) QUALIFY row_number() OVER "
+                "(PARTITION BY kind ORDER BY version DESC) = 1", [list(kinds)]).fetchall()
+        return {r[0]: {"kind": r[0], "version": r[1], "ts": r[2].replace(tzinfo=_dt.timezone.utc).isoformat(),
+                       "author": r[3], "reason": r[4], "text": r[5]} for r in rows}
 
     def memory_add(self, kind: str, text: str, author: str, reason: str | None) -> int:
         with self._write() as con:
@@ -208,6 +229,11 @@ class DuckDBStore(Store):
                 [state.vector_seq]).fetchnumpy())
             self.index.vector_extend(seqs, vecs, total, sample)
 
+    def sync_indexes(self) -> None:
+        """Bring the derived indexes up to the log (after writes made with index=False)."""
+        with self._write() as con:
+            self._sync_indexes(con)
+
     def reindex(self) -> dict:
         """Rebuild the derived indexes from the database."""
         self.index.reset()
@@ -246,7 +272,7 @@ class DuckDBStore(Store):
     def count(self, filters: Filters | None = None) -> int:
         where, params = _where(filters)
         with self._read() as con:
-            if con is None or migrations.pending(con):
+            if con is None or self._pending(con):
                 return 0
             return int(con.execute(f"SELECT count(*) FROM log WHERE TRUE {where}", params).fetchone()[0])
 
