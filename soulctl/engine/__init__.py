@@ -111,16 +111,13 @@ def resolve_model(home: Home, role: str, model: str | None) -> ModelRef:
                    hint=f"point roles.{role}.model in soul.yaml at a generation, an HF directory or a .gguf file")
 
 
-def choose_backend(spec, ref: ModelRef | None) -> str:
-    if spec.backend != "auto":
-        return spec.backend
-    if spec.url:
-        return "openai"
-    if ref is not None and ref.kind == "gguf":
+def choose_backend(ref: ModelRef) -> str:
+    """`auto` for a local model (a role with a URL is served by the openai backend)."""
+    if ref.kind == "gguf":
         return "llamacpp"
     if apple_silicon() and installed("mlx"):
         return "mlx"
-    if installed("llamacpp") and ref is not None:
+    if installed("llamacpp"):
         from soulctl.engine.gguf import can_serve_gguf
 
         if can_serve_gguf(ref):
@@ -135,7 +132,7 @@ def open_engine(home: Home, role: str = "soul", backend: str | None = None, prog
         raise NotFound(f"no {role} role in soul.yaml", hint=f"roles: {', '.join(roles)}")
     spec = roles[role]
     backend = backend or spec.backend
-    if backend == "openai" or (backend == "auto" and spec.url) or (backend == "llamacpp" and spec.url):
+    if backend == "openai" or (spec.url and backend in ("auto", "llamacpp")):  # llama-server is a URL
         from soulctl.engine.openai_engine import OpenAIEngine
 
         if not spec.url:
@@ -144,7 +141,7 @@ def open_engine(home: Home, role: str = "soul", backend: str | None = None, prog
         return OpenAIEngine(spec.url, model=spec.model, context=spec.context, role=role)
     ref = resolve_model(home, role, spec.model)
     if backend == "auto":
-        backend = choose_backend(spec.model_copy(update={"backend": "auto"}), ref)
+        backend = choose_backend(ref)
     require(backend)
     if backend == "llamacpp":
         from soulctl.engine.gguf import gguf_for

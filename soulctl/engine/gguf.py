@@ -56,14 +56,16 @@ def _source_gguf(generation_dir: Path) -> dict | None:
 
 
 def can_serve_gguf(ref) -> bool:
+    """Whether llama.cpp can serve `ref` without more installing: a GGUF, a generation 0 with
+    its source GGUF, or anything once llama.cpp's converter is here."""
     if ref.kind == "gguf":
         return True
     if ref.kind == "generation" and _source_gguf(ref.path):
         return True
-    return converter_dir() is not None or _cached(_derived_dir_for(ref), DEFAULT_OUTTYPE) is not None
+    return converter_dir() is not None
 
 
-def _derived_dir_for(ref, home: Home | None = None) -> Path:
+def _derived_dir_for(ref, home: Home) -> Path:
     if ref.kind == "generation":
         return ref.path.parent / DERIVED / ref.generation
     key = hashlib.sha256(str(ref.path).encode())
@@ -71,8 +73,7 @@ def _derived_dir_for(ref, home: Home | None = None) -> Path:
         if f.is_file():
             st = f.stat()
             key.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    base = home.data if home else ref.path.parent
-    return base / "gguf" / f"{ref.path.name}-{key.hexdigest()[:12]}"
+    return home.data / "gguf" / f"{ref.path.name}-{key.hexdigest()[:12]}"
 
 
 def _cached(directory: Path, outtype: str) -> Path | None:

@@ -33,14 +33,11 @@ class LlamaCppEngine:
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise InvalidInput(f"{self.path} has no chat template", hint="use an instruct model")
-        eos = self.llm.token_eos()
         bos = self.llm.token_bos()
-        self.eos_text = self._piece(eos)
-        self.formatter = Jinja2ChatFormatter(template, eos_token=self.eos_text,
-                                             bos_token=self._piece(bos) if bos >= 0 else "")
-        self.formatter_open = Jinja2ChatFormatter(template, eos_token=self.eos_text,
-                                                  bos_token=self._piece(bos) if bos >= 0 else "",
-                                                  add_generation_prompt=False)
+        self.eos_text = self._piece(self.llm.token_eos())
+        tokens = dict(eos_token=self.eos_text, bos_token=self._piece(bos) if bos >= 0 else "")
+        self.formatter = Jinja2ChatFormatter(template, **tokens)
+        self.formatter_open = Jinja2ChatFormatter(template, **tokens, add_generation_prompt=False)
 
     def _load(self, llama_cpp, threads: int | None):
         try:

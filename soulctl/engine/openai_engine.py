@@ -129,8 +129,10 @@ class OpenAIEngine:
         return len(self._tokenize(text))
 
     def count_chat_tokens(self, messages: list[dict], add_generation_prompt: bool = True) -> int:
-        content = sum(self.count_tokens(m.get("content") or "") for m in messages)
-        return content + self._overhead * (len(messages) + 1)
+        return self._content_tokens(messages) + self._overhead * (len(messages) + 1)
+
+    def _content_tokens(self, messages: list[dict]) -> int:
+        return sum(self.count_tokens(m.get("content") or "") for m in messages)
 
     def truncate(self, text: str, limit: int) -> str:
         if self._tokenize is None:
@@ -146,11 +148,12 @@ class OpenAIEngine:
         return text[:lo]
 
     def _body(self, messages: list[dict], max_tokens: int, temperature: float, stream: bool) -> dict:
-        estimate = self.count_chat_tokens(messages)
+        content = self._content_tokens(messages)  # one tokenize request per message, not two
+        estimate = content + self._overhead * (len(messages) + 1)
         if estimate + max_tokens > self.context_length:
             raise InvalidInput(f"prompt of ~{estimate} tokens + {max_tokens} to generate exceeds the "
                                f"context of {self.context_length}")
-        self._estimate = (estimate, sum(self.count_tokens(m.get("content") or "") for m in messages), len(messages))
+        self._estimate = (estimate, content, len(messages))
         return {"model": self.model, "messages": messages, "max_tokens": max_tokens,
                 "temperature": temperature, "stream": stream}
 

@@ -91,7 +91,6 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="soulctl-bench-chat-"))
     try:
         root = make_home(tmp)
-        home = Home(root)
         config = (root / "soul.yaml").read_text().replace("reply_tokens: 512", f"reply_tokens: {args.reply_tokens}")
         (root / "soul.yaml").write_text(config)
         home = Home(root)
