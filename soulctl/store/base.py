@@ -134,6 +134,15 @@ class Store(ABC):
     def add(self, packets: Sequence[NewPacket], embeddings: np.ndarray, embed_model: str) -> list[Packet]:
         """Write whole packets atomically (all of them or none)."""
 
+    def add_then_index(self, packets: Sequence[NewPacket], embeddings: np.ndarray,
+                       embed_model: str) -> list[Packet]:
+        """Like add, but a backend may return once the packets are committed and bring its
+        indexes up afterwards (settle() waits for that)."""
+        return self.add(packets, embeddings, embed_model)
+
+    def settle(self) -> None:
+        """Wait for any work add_then_index left running."""
+
     @abstractmethod
     def get(self, packet_id: str, with_embedding: bool = False) -> Packet: ...
 

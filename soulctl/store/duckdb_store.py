@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import os
 import threading
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -44,6 +46,9 @@ class DuckDBStore(Store):
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.index = LogIndex(index_dir or self.path.parent / "index" / "log")
         self._migrated = False  # set once the schema is known to be current
+        self._upkeep: threading.Thread | None = None  # see add_then_index
+        self.stamp_path = self.path.with_name(self.path.name + ".memory")  # see memory_latest
+        self._memory_cache: tuple | None = None
 
     # -- connections ---------------------------------------------------------------------
     @contextmanager
@@ -115,33 +120,59 @@ class DuckDBStore(Store):
             index: bool = True) -> list[Packet]:
         """Write whole packets in one transaction; `index=False` defers the indexes (bulk loads
         then call reindex)."""
-        if len(packets) != len(embeddings):
-            raise ValueError("one embedding per packet")
-        if not packets:
+        if not _check_batch(packets, embeddings):
             return []
-        dim = int(embeddings.shape[1])
-        written: list[Packet] = []
-        with self._write(dim) as con:
-            meta = dict(con.execute("SELECT key, value FROM store_meta").fetchall())
-            if not meta:
-                con.execute("INSERT INTO store_meta VALUES ('embed_model', ?), ('dim', ?)",
-                            [embed_model, str(dim)])
-            elif meta["embed_model"] != embed_model or int(meta["dim"]) != dim:
-                raise embedder_mismatch(meta["embed_model"], embed_model)
-            next_seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM packets").fetchone()[0]
-            rows = _rows(packets, embeddings, embed_model, next_seq)
-            con.execute("BEGIN TRANSACTION")
-            try:
-                _insert(con, rows, dim)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            written = [_packet_from_row(r) for r in rows]
-            self.index.note_log_seq(rows[-1]["seq"])
+        with self._write(int(embeddings.shape[1])) as con:
+            written = self._append(con, packets, embeddings, embed_model)
             if index:
                 self._sync_indexes(con)
+            else:
+                self.index.note_log_seq(written[-1].seq)
         return written
+
+    def add_then_index(self, packets: Sequence[NewPacket], embeddings: np.ndarray,
+                       embed_model: str) -> list[Packet]:
+        """Write whole packets and return as soon as they are committed (durable in the
+        write-ahead log). Their index update and the checkpoint go on in a background thread,
+        still under the exclusive lock, so no reader sees the log ahead of its indexes;
+        `settle()` waits for it. A chat turn uses this: the reader reads the reply meanwhile."""
+        if not _check_batch(packets, embeddings):
+            return []
+        self.settle()
+        job = _Upkeep(self, packets, embeddings, embed_model)
+        self._upkeep = threading.Thread(target=job.run, name="soulctl-store", daemon=True)
+        self._upkeep.start()
+        return job.committed()
+
+    def settle(self) -> None:
+        """Wait for background upkeep (indexing and checkpoint after add_then_index)."""
+        if self._upkeep is not None:
+            self._upkeep.join()
+            self._upkeep = None
+
+    def _append(self, con, packets: Sequence[NewPacket], embeddings: np.ndarray,
+                embed_model: str) -> list[Packet]:
+        dim = int(embeddings.shape[1])
+        rows = con.execute("SELECT key, value, (SELECT coalesce(max(seq), 0) + 1 FROM packets) "
+                           "FROM store_meta").fetchall()
+        meta = {key: value for key, value, _ in rows}
+        if not meta:
+            con.execute("INSERT INTO store_meta VALUES ('embed_model', ?), ('dim', ?)",
+                        [embed_model, str(dim)])
+            next_seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM packets").fetchone()[0]
+        elif meta["embed_model"] != embed_model or int(meta["dim"]) != dim:
+            raise embedder_mismatch(meta["embed_model"], embed_model)
+        else:
+            next_seq = rows[0][2]
+        rows = _rows(packets, embeddings, embed_model, next_seq)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _insert(con, rows, dim)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return [_packet_from_row(r) for r in rows]
 
     def memory_versions(self, kind: str) -> list[dict]:
         with self._read() as con:
@@ -153,16 +184,24 @@ class DuckDBStore(Store):
                  "author": r[2], "reason": r[3], "text": r[4]} for r in rows]
 
     def memory_latest(self, kinds: Sequence[str]) -> dict[str, dict]:
-        """The newest version of each kind that has one, in one read."""
+        """The newest version of each kind that has one, in one read; cached until the memory
+        stamp (rewritten by every memory write, in any process) changes."""
+        key = tuple(kinds)
+        cached = self._memory_cache
+        if cached is not None and cached[0] == (self._memory_stamp(), key):
+            return {kind: dict(v) for kind, v in cached[1].items()}
         with self._read() as con:
             if con is None or "0005_memory_versions" in self._pending(con):
                 return {}
+            stamp = self._memory_stamp(create=True)
             rows = con.execute(
                 "SELECT kind, version, ts, author, reason, text FROM memory_versions "
                 "WHERE kind IN (SELECT unnest(?)) QUALIFY row_number() OVER "
                 "(PARTITION BY kind ORDER BY version DESC) = 1", [list(kinds)]).fetchall()
-        return {r[0]: {"kind": r[0], "version": r[1], "ts": r[2].replace(tzinfo=_dt.timezone.utc).isoformat(),
-                       "author": r[3], "reason": r[4], "text": r[5]} for r in rows}
+        latest = {r[0]: {"kind": r[0], "version": r[1], "ts": r[2].replace(tzinfo=_dt.timezone.utc).isoformat(),
+                         "author": r[3], "reason": r[4], "text": r[5]} for r in rows}
+        self._memory_cache = ((stamp, key), latest) if stamp is not None else None
+        return {kind: dict(v) for kind, v in latest.items()}
 
     def memory_add(self, kind: str, text: str, author: str, reason: str | None) -> int:
         with self._write() as con:
@@ -170,7 +209,31 @@ class DuckDBStore(Store):
                                   "WHERE kind = ?", [kind]).fetchone()[0]
             con.execute("INSERT INTO memory_versions VALUES (?, ?, ?, ?, ?, ?)",
                         [kind, version, utcnow().replace(tzinfo=None), author, reason, text])
+            self._restamp_memory()  # still under the exclusive lock, after the commit
         return int(version)
+
+    def _memory_stamp(self, create: bool = False) -> str | None:
+        """The database's inode and the token beside it that every memory write renews; None
+        when there is none (then nothing is cached). `create` (under the lock) starts one."""
+        try:
+            return f"{self.path.stat().st_ino}:{self.stamp_path.read_text()}"
+        except FileNotFoundError:
+            if not create or not self.path.exists():
+                return None
+        try:
+            fd = os.open(self.stamp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:  # another reader made it meanwhile
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(uuid.uuid4().hex)
+        return self._memory_stamp()
+
+    def _restamp_memory(self) -> None:
+        tmp = self.stamp_path.with_name(f"{self.stamp_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(uuid.uuid4().hex)
+        os.replace(tmp, self.stamp_path)
+        self._memory_cache = None
 
     def mark_many(self, marks: list[tuple[str, float, str]]) -> None:
         """Record many (packet id, score, source) resonance signals in one transaction."""
@@ -228,11 +291,14 @@ class DuckDBStore(Store):
                 "SELECT seq, embedding FROM packets WHERE seq > ? ORDER BY seq",
                 [state.vector_seq]).fetchnumpy())
             self.index.vector_extend(seqs, vecs, total, sample)
-
-    def sync_indexes(self) -> None:
-        """Bring the derived indexes up to the log (after writes made with index=False)."""
-        with self._write() as con:
-            self._sync_indexes(con)
+        elif lag and state.tail_seq < max_seq:  # the few past the index go to its tail
+            dim = self._existing_dim(con)
+            restart = state.tail_seq < state.vector_seq or not self.index.tail_ok(state, dim)
+            seqs, vecs = _vectors(con.execute(
+                "SELECT seq, embedding FROM packets WHERE seq > ? ORDER BY seq",
+                [state.vector_seq if restart else state.tail_seq]).fetchnumpy())
+            if len(seqs):
+                self.index.tail_append(seqs, vecs, restart)
 
     def reindex(self) -> dict:
         """Rebuild the derived indexes from the database."""
@@ -318,14 +384,20 @@ class DuckDBStore(Store):
             return [(int(r[0]), float(r[1])) for r in rows]
         seqs, scores = self.index.vector_search(vector, depth)
         pairs = list(zip(seqs.tolist(), scores.tolist()))
-        if state.vector_seq < state.log_seq or not self.index.has_vectors():
-            # the packets the index does not reach yet, searched exactly
-            tail = db.get().execute(
+        reach = 0  # packets up to this seq are covered by the FAISS index and its tail
+        if self.index.has_vectors() or state.vector_seq == 0:
+            reach = state.vector_seq
+            if state.tail_seq >= state.vector_seq:
+                tail = self.index.tail_search(vector, depth, state)
+                if tail is not None:
+                    pairs += zip(tail[0].tolist(), tail[1].tolist())
+                    reach = max(reach, state.tail_seq)
+        if reach < state.log_seq:  # packets no index reaches yet (a crash, a bulk load): exact
+            rows = db.get().execute(
                 f"SELECT seq, array_inner_product(embedding, ?::FLOAT[{dim}]) AS s FROM packets "
-                f"WHERE seq > ? ORDER BY s DESC LIMIT {int(depth)}",
-                [vector.tolist(), state.vector_seq if self.index.has_vectors() else 0]).fetchall()
-            pairs += [(int(s), float(v)) for s, v in tail]
-            pairs.sort(key=lambda p: -p[1])
+                f"WHERE seq > ? ORDER BY s DESC LIMIT {int(depth)}", [vector.tolist(), reach]).fetchall()
+            pairs += [(int(s), float(v)) for s, v in rows]
+        pairs.sort(key=lambda p: -p[1])
         return pairs[:depth]
 
     def _keyword_ranking(self, db, text, depth, filters) -> list[tuple[int, float]]:
@@ -413,6 +485,49 @@ class DuckDBStore(Store):
 
 
 # -- helpers ---------------------------------------------------------------------------------
+def _check_batch(packets: Sequence[NewPacket], embeddings: np.ndarray) -> bool:
+    """Whether there is anything to write; one embedding per packet or a ValueError."""
+    if len(packets) != len(embeddings):
+        raise ValueError("one embedding per packet")
+    return bool(packets)
+
+
+class _Upkeep:
+    """One add_then_index: the write, then (after the caller is released) the indexes and the
+    checkpoint, all under one exclusive lock and one attachment."""
+
+    def __init__(self, store: DuckDBStore, packets, embeddings, embed_model):
+        self.store, self.args = store, (packets, embeddings, embed_model)
+        self._done = threading.Event()
+        self._written: list[Packet] | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with self.store._write(int(self.args[1].shape[1])) as con:
+                self._written = self.store._append(con, *self.args)
+                self._done.set()  # readers wait for the lock, so state.json can follow
+                try:
+                    self.store.index.note_log_seq(self._written[-1].seq)
+                    self.store._sync_indexes(con)
+                except Exception as exc:  # the packets are safe; the next search catches up
+                    log.warning("indexing the log in the background failed: %s", exc)
+        except BaseException as exc:
+            if self._written is None:
+                self._error = exc
+            else:
+                log.warning("finishing a log write in the background failed: %s", exc)
+        finally:
+            self._done.set()
+
+    def committed(self) -> list[Packet]:
+        self._done.wait()
+        if self._written is None:
+            self.store.settle()
+            raise self._error or RuntimeError("the log write did not finish")
+        return self._written
+
+
 def embedder_mismatch(stored: str, configured: str) -> InvalidInput:
     return InvalidInput(f"the log's vectors were made by {stored}, but the configured embedder "
                         f"is {configured}", hint="run `soulctl log reembed` to re-embed the log")
@@ -529,20 +644,27 @@ class _LazyRead:
 
 
 def _fetch_by_seq(con, seqs: list[int]) -> dict[int, Packet]:
-    rows = con.execute(
-        f"SELECT {', '.join('p.' + c for c in COLUMNS if c not in ('resonance', 'resonance_source'))}, "
-        "coalesce(m.score, p.resonance), coalesce(m.source, p.resonance_source) "
-        "FROM packets p LEFT JOIN (SELECT packet_id, arg_max(score, ts) AS score, "
-        "arg_max(source, ts) AS source FROM resonance_marks "
-        "WHERE source IN ('mark', 'combined', 'import') AND packet_id IN "
-        "(SELECT id FROM packets WHERE seq IN (SELECT unnest(?::BIGINT[]))) GROUP BY packet_id) m "
-        "ON m.packet_id = p.id WHERE p.seq IN (SELECT unnest(?::BIGINT[]))",
-        [[int(s) for s in seqs]] * 2).fetchall()
-    order = [c for c in COLUMNS if c not in ("resonance", "resonance_source")] + ["resonance", "resonance_source"]
+    """Whole packets by seq, with their current resonance (the newest mark, else their own).
+
+    The seqs are integers written into the query: a literal IN list lets DuckDB skip row
+    groups by their min/max, where a parameter list would scan the column."""
+    if not seqs:
+        return {}
+    listed = ", ".join(str(int(s)) for s in seqs)
+    rows = con.execute(f"SELECT {_SELECT} FROM packets WHERE seq IN ({listed})").fetchall()
+    if not rows:
+        return {}
+    marks = dict(con.execute(
+        "SELECT packet_id, (arg_max(score, ts), arg_max(source, ts)) FROM resonance_marks "
+        "WHERE source IN ('mark', 'combined', 'import') AND packet_id IN (SELECT unnest(?)) "
+        "GROUP BY packet_id", [[r[0] for r in rows]]).fetchall())
+    at = COLUMNS.index("resonance")
     packets = {}
     for row in rows:
-        data = dict(zip(order, row))
-        packets[data["seq"]] = _packet(tuple(data[c] for c in COLUMNS))
+        if (mark := marks.get(row[0])) is not None:
+            row = row[:at] + tuple(mark) + row[at + 2:]  # (score, source)
+        packet = _packet(row)
+        packets[packet.seq] = packet
     return packets
 
 
@@ -576,7 +698,19 @@ def _rows(packets: Sequence[NewPacket], embeddings: np.ndarray, embed_model: str
     return rows
 
 
+_INSERT_COLUMNS = ("seq", "id", "ts", "session", "role", "prose", "embedding", "embed_model",
+                   "generation", "corpus", "resonance", "resonance_source", "parent", "corrects", "meta")
+SMALL_INSERT = 16  # rows bound as parameters; more go through one Arrow table
+
+
 def _insert(con, rows: list[dict], dim: int) -> None:
+    insert = f"INSERT INTO packets ({', '.join(_INSERT_COLUMNS)}) "
+    if len(rows) <= SMALL_INSERT:  # a chat turn: building an Arrow table would cost more
+        one = "(" + ", ".join(f"?::FLOAT[{dim}]" if c == "embedding" else "?::JSON" if c == "meta" else "?"
+                              for c in _INSERT_COLUMNS) + ")"
+        params = [r[c].tolist() if c == "embedding" else r[c] for r in rows for c in _INSERT_COLUMNS]
+        con.execute(insert + "VALUES " + ", ".join([one] * len(rows)), params)
+        return
     import pyarrow as pa
 
     cols = [c for c in rows[0] if c != "embedding"]
@@ -586,11 +720,9 @@ def _insert(con, rows: list[dict], dim: int) -> None:
                       "embedding": _fixed(np.stack([r["embedding"] for r in rows]), dim)})
     con.register("incoming", table)
     try:
-        con.execute("INSERT INTO packets (seq, id, ts, session, role, prose, embedding, embed_model, "
-                    "generation, corpus, resonance, resonance_source, parent, corrects, meta) "
-                    "SELECT seq, id, ts, session, role, prose, embedding::FLOAT[%d], embed_model, "
-                    "generation, corpus, resonance, resonance_source, parent, corrects, meta::JSON "
-                    "FROM incoming" % dim)
+        con.execute(insert + "SELECT " + ", ".join(
+            f"embedding::FLOAT[{dim}]" if c == "embedding" else "meta::JSON" if c == "meta" else c
+            for c in _INSERT_COLUMNS) + " FROM incoming")
     finally:
         con.unregister("incoming")
 

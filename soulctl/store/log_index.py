@@ -4,7 +4,11 @@ The database is the record; these are caches keyed by packet `seq`, rebuilt from
 `state.json` says how far each one reaches. Writers extend them after their database commit
 (under the store's exclusive lock); a crash in between leaves an index that lags, which the
 next writer (or `log reindex`) catches up. Searchers memory-map the vector index, so opening
-it costs milliseconds at a million packets, and search the few packets past its reach exactly.
+it costs milliseconds at a million packets.
+
+Rewriting the FAISS file for every write would cost its whole size, so packets past its reach
+go to the tail: two append-only files (seqs, float32 rows) that a search scans exactly beside
+the FAISS index. When the tail grows long enough the writer folds it into FAISS.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from soulctl import vectors
 log = logging.getLogger(__name__)
 
 VECTORS = "vectors.faiss"
+TAIL_SEQS, TAIL_VECTORS = "tail.seq", "tail.f32"
 STATE = "state.json"
 KEYWORD = "keyword"
 
@@ -36,6 +41,8 @@ class IndexState:
     embed_model: str | None = None
     vector_kind: str | None = None
     trained_at: int = 0  # packets in the index when the IVF centroids were trained
+    tail_seq: int = 0  # the tail files hold the vectors of packets past vector_seq up to here
+    tail_rows: int = 0
 
 
 class LogIndex:
@@ -112,8 +119,57 @@ class LogIndex:
         vectors.write(index, path)
         state.vector_kind = vectors.kind(index)
         state.vector_seq = int(seqs.max()) if len(seqs) else state.vector_seq
+        state.tail_seq, state.tail_rows = state.vector_seq, 0  # folded in: the tail starts again
         self.save_state(state)
         self._vectors = None
+        for name in (TAIL_SEQS, TAIL_VECTORS):
+            (self.root / name).unlink(missing_ok=True)
+
+    # -- the tail: vectors past the FAISS index, append-only ------------------------------
+    def tail_ok(self, state: IndexState, dim: int) -> bool:
+        """Whether the tail files hold (at least) the rows state.json counts."""
+        try:
+            return ((self.root / TAIL_SEQS).stat().st_size >= 8 * state.tail_rows
+                    and (self.root / TAIL_VECTORS).stat().st_size >= 4 * dim * state.tail_rows)
+        except FileNotFoundError:
+            return state.tail_rows == 0
+
+    def tail_append(self, seqs: np.ndarray, vecs: np.ndarray, restart: bool = False) -> None:
+        """Append packets (in seq order, all past the tail; `restart`: past the FAISS index,
+        replacing the tail) to the tail files. state.json is written last: rows beyond its
+        count (a torn append) are cut before the next one."""
+        state = self.state()
+        if restart:
+            state.tail_rows = 0
+        self.root.mkdir(parents=True, exist_ok=True)
+        seqs = np.ascontiguousarray(seqs, dtype=np.int64)
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+        for name, data, width in ((TAIL_SEQS, seqs, 8), (TAIL_VECTORS, vecs, 4 * vecs.shape[1])):
+            with open(self.root / name, "ab") as fh:
+                fh.truncate(state.tail_rows * width)
+                fh.write(data.tobytes())
+        state.tail_rows += len(seqs)
+        state.tail_seq = int(seqs[-1])
+        self.save_state(state)
+
+    def tail_search(self, query: np.ndarray, k: int, state: IndexState) -> tuple[np.ndarray, np.ndarray] | None:
+        """The k best of the tail by inner product; None when the tail files do not hold what
+        state says (then the caller searches those packets in the database)."""
+        if state.tail_rows == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        dim = int(query.shape[0])
+        try:
+            seqs = np.fromfile(self.root / TAIL_SEQS, dtype=np.int64, count=state.tail_rows)
+            vecs = np.fromfile(self.root / TAIL_VECTORS, dtype=np.float32,
+                               count=state.tail_rows * dim).reshape(-1, dim)
+        except (OSError, ValueError):
+            return None
+        if len(seqs) != state.tail_rows or len(vecs) != state.tail_rows:
+            return None
+        scores = vecs @ query.astype(np.float32)
+        top = np.argsort(-scores, kind="stable")[:k]
+        return seqs[top], scores[top]
+
 
     # -- keywords (tantivy BM25) ---------------------------------------------------------
     def _keyword_index(self):
