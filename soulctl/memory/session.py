@@ -12,7 +12,6 @@ prevented, not caught.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,7 +63,6 @@ class ChatSession:
 
         check_embedder(store, embedder)  # once: every packet of the session is embedded here
         self.wardrobe = Wardrobe(home)  # mounted corpora stay open between turns
-        self._indexing: threading.Thread | None = None
         self._counts: dict[str, int] = {}  # token counts of retrieved texts, which recur
         self.window: list[Turn] = self._rebuild_window()
         # the generation actually served (None when a server serves a model we cannot name)
@@ -196,33 +194,13 @@ class ChatSession:
                          meta={"prompt_tokens": prompt_tokens, "context": self.engine.context_length,
                                "retrieved": cites, "backend": self.engine.name})
         vectors = np.stack([vector, self.embedder.encode([soul.prose])[0]])
-        written = self.store.add([user, soul], vectors, self.embedder.model_id, index=False)
-        self._index_in_background()
+        written = self.store.add_then_index([user, soul], vectors, self.embedder.model_id)
         return written[0].id, written[1].id
 
-    # -- indexes: brought up to the log while the user reads the reply -------------------
-    def _index_in_background(self) -> None:
-        """The packets are committed; their search indexes (a tantivy commit, FAISS) follow in
-        a thread, under the store's lock. Until then a search catches up by itself, so nothing
-        is ever unsearchable, only later indexed."""
-        sync = getattr(self.store, "sync_indexes", None)
-        if sync is None:
-            return
-
-        def run() -> None:
-            try:
-                sync()
-            except Exception as exc:  # the next search or write catches up
-                log.warning("indexing the log in the background failed: %s", exc)
-
-        self._indexing = threading.Thread(target=run, name="soulctl-index", daemon=True)
-        self._indexing.start()
-
     def settle(self) -> None:
-        """Wait for background indexing (before the next turn, and before exit)."""
-        if self._indexing is not None:
-            self._indexing.join()
-            self._indexing = None
+        """Wait for the store's background upkeep of the last turn (its packets are already
+        committed; their index update and checkpoint run while the user reads the reply)."""
+        self.store.settle()
 
     # -- the pressure protocol -----------------------------------------------------------
     def pressure(self) -> int:
