@@ -158,17 +158,16 @@ class LogIndex:
         if state.tail_rows == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         dim = int(query.shape[0])
-        try:
-            seqs = np.fromfile(self.root / TAIL_SEQS, dtype=np.int64, count=state.tail_rows)
-            vecs = np.fromfile(self.root / TAIL_VECTORS, dtype=np.float32,
-                               count=state.tail_rows * dim).reshape(-1, dim)
-        except (OSError, ValueError):
-            return None
-        if len(seqs) != state.tail_rows or len(vecs) != state.tail_rows:
+        try:  # mapped, not read: at a million packets the tail may reach 50,000 rows
+            seqs = np.memmap(self.root / TAIL_SEQS, dtype=np.int64, mode="r", shape=(state.tail_rows,))
+            vecs = np.memmap(self.root / TAIL_VECTORS, dtype=np.float32, mode="r",
+                             shape=(state.tail_rows, dim))
+        except (OSError, ValueError):  # missing or shorter than state.json says
             return None
         scores = vecs @ query.astype(np.float32)
-        top = np.argsort(-scores, kind="stable")[:k]
-        return seqs[top], scores[top]
+        top = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return np.asarray(seqs[top]), scores[top]
 
 
     # -- keywords (tantivy BM25) ---------------------------------------------------------
