@@ -205,11 +205,13 @@ class DuckDBStore(Store):
 
     def memory_add(self, kind: str, text: str, author: str, reason: str | None) -> int:
         with self._write() as con:
+            # renewed first, under the exclusive lock: a failed insert then costs other
+            # processes one extra read, where a stamp left old would leave them stale
+            self._restamp_memory()
             version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM memory_versions "
                                   "WHERE kind = ?", [kind]).fetchone()[0]
             con.execute("INSERT INTO memory_versions VALUES (?, ?, ?, ?, ?, ?)",
                         [kind, version, utcnow().replace(tzinfo=None), author, reason, text])
-            self._restamp_memory()  # still under the exclusive lock, after the commit
         return int(version)
 
     def _memory_stamp(self, create: bool = False) -> str | None:
@@ -220,10 +222,14 @@ class DuckDBStore(Store):
         except FileNotFoundError:
             if not create or not self.path.exists():
                 return None
+        except OSError:
+            return None
         try:
             fd = os.open(self.stamp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:  # another reader made it meanwhile
             pass
+        except OSError:  # a read-only home: nothing is cached
+            return None
         else:
             with os.fdopen(fd, "w") as fh:
                 fh.write(uuid.uuid4().hex)
