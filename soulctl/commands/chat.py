@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from contextlib import contextmanager
+from typing import Annotated, Iterator, Optional
 
 import typer
 
@@ -13,7 +14,8 @@ HELP = """Talk to the soul through the Memory OS.
 
 With MESSAGE, or with text piped on stdin, one turn: only the reply goes to stdout. On a
 terminal without MESSAGE, a conversation: /mount NAME, /unmount, /notebook, /flush,
-/resonate [SCORE], /quit. Every turn, reply, notebook rewrite and flush is a packet in the log.
+/self [GUIDANCE] (the soul rewrites its self-definition), /resonate [SCORE], /quit. Every turn,
+reply, rewrite and flush is a packet in the log.
 """
 
 
@@ -21,27 +23,13 @@ def run(
     message: Annotated[Optional[str], typer.Argument(help="One message (default: stdin, or a conversation on a terminal).")] = None,
     session: Annotated[Optional[str], typer.Option("--session", help="Resume this session (its window is rebuilt from the log).")] = None,
 ) -> None:
-    from soulctl.engine import open_engine
-    from soulctl.embed import embedder_for
-    from soulctl.memory.session import ChatSession
-    from soulctl.store import open_store
-    from soulctl.store.base import env_session, new_session_id
-
     out = state.out
     home = state.home()
-    store = open_store(home)
-    with out.progress_bars() as progress:  # a first run on llama.cpp converts the generation
-        engine = open_engine(home, "soul", progress=progress)
-        keeper, keeper_role = engine, "soul"
-        if "majordomo" in home.config.roles:
-            keeper, keeper_role = open_engine(home, "majordomo", progress=progress), "majordomo"
-    chat = ChatSession(home, engine, embedder_for(home.config, home.root), store,
-                       session or env_session() or new_session_id(), keeper, keeper_role)
-    if message is None and not sys.stdin.isatty():
-        message = sys.stdin.read()
-    try:
+    with open_session(home, session) as chat:
+        if message is None and not sys.stdin.isatty():
+            message = sys.stdin.read()
         if message is None:
-            _repl(chat, home, store)
+            _repl(chat, home, chat.store)
             return
         result = chat.turn(message.strip())
         if out.json:
@@ -50,17 +38,43 @@ def run(
                         "flushed": result.flushed, "retrieved": result.retrieved}, id_key="reply_id")
         else:
             out.text(result.reply)
+
+
+@contextmanager
+def open_session(home, session: str | None) -> Iterator:
+    """A ChatSession on the soul (and the majordomo, if soul.yaml names one) for `session`
+    (default: $SOUL_SESSION or a new one); settled and its engines closed on the way out."""
+    from soulctl.engine import open_engine
+    from soulctl.embed import embedder_for
+    from soulctl.memory.session import ChatSession
+    from soulctl.store import open_store
+    from soulctl.store.base import env_session, new_session_id
+
+    engines: list = []  # closed explicitly: a llama.cpp model freed at interpreter exit aborts
+    try:
+        with state.out.progress_bars() as progress:  # a first run on llama.cpp converts the generation
+            engines.append(open_engine(home, "soul", progress=progress))
+            keeper, keeper_role = engines[0], "soul"
+            if "majordomo" in home.config.roles:
+                engines.append(open_engine(home, "majordomo", progress=progress))
+                keeper, keeper_role = engines[1], "majordomo"
+        chat = ChatSession(home, engines[0], embedder_for(home.config, home.root), open_store(home),
+                           session or env_session() or new_session_id(), keeper, keeper_role)
+        try:
+            yield chat
+        finally:
+            chat.settle()  # the reply is out; its packets finish indexing before the process ends
     finally:
-        chat.settle()  # the reply is out; its packets finish indexing before the process ends
-        for e in {id(engine): engine, id(keeper): keeper}.values():
-            e.close()
+        for engine in engines:
+            engine.close()
 
 
 def _repl(chat, home, store) -> None:
     import readline  # noqa: F401  (line editing and history for input())
 
     out = state.out
-    out.info(f"session {chat.session} — /quit to leave, /notebook, /flush, /mount NAME, /unmount, /resonate [SCORE]")
+    out.info(f"session {chat.session} — /quit to leave, /notebook, /flush, /self [GUIDANCE], /mount NAME, "
+             "/unmount, /resonate [SCORE]")
     while True:
         try:
             line = input("you> ").strip()
@@ -91,6 +105,10 @@ def _slash(line: str, chat, home, store) -> bool:
     elif cmd == "/flush":
         if chat.window:
             out.info(f"notebook v{chat.pressure()} written; window flushed")
+    elif cmd == "/self":
+        version = chat.rewrite_self(arg or None)
+        out.text(nb.current(store, home, "self")["text"])
+        out.info(f"self-definition v{version}, written by the soul")
     elif cmd == "/mount" and arg:
         out.info("mounted: " + ", ".join(mounts.use(home, arg.split(), add_to=True)))
     elif cmd == "/unmount":

@@ -86,6 +86,42 @@ def edit(
                      human=lambda d: f"{d['kind']} v{d['version']}")
 
 
+@app.command("rewrite")
+def rewrite(
+    self_: SelfOpt = False,
+    session: Annotated[Optional[str], typer.Option(
+        "--session", help="The session whose window the soul reads (default: $SOUL_SESSION).")] = None,
+    guidance: Annotated[Optional[str], typer.Option(
+        help="What the soul should keep in mind while it rewrites itself (--self).")] = None,
+) -> None:
+    """The soul rewrites: with --self its self-definition (its own rewrite tool, the recent
+    window as context); without, the notebook from the session's window, which is then flushed
+    (the pressure protocol, by hand). The size is enforced; the new text goes to stdout."""
+    from soulctl.commands.chat import open_session
+    from soulctl.errors import InvalidInput
+    from soulctl.memory import notebook as nb
+    from soulctl.store.base import env_session
+
+    if guidance and not self_:
+        raise InvalidInput("--guidance goes with --self", hint="soulctl notebook rewrite --self --guidance '…'")
+    home = state.home()
+    if not self_ and not (session or env_session()):
+        raise InvalidInput("the notebook is rewritten from a session's window: name one",
+                           hint="soulctl notebook rewrite --session NAME (see `soulctl log ls`)")
+    with open_session(home, session) as chat:
+        if self_:
+            version = chat.rewrite_self(guidance)
+        elif not chat.window:
+            raise InvalidInput(f"session {chat.session} has no turns since its last flush: "
+                               "nothing to rewrite the notebook from", hint="talk first: soulctl chat --session NAME")
+        else:
+            version = chat.pressure()
+        kind = "self" if self_ else "notebook"
+        record = {**nb.version(chat.store, home, kind, version), "session": chat.session}
+    state.out.record(record, id_key="version", human=lambda d: d["text"])
+    state.out.info(f"{kind} v{version}, written by {record['author']}: {record['reason']}")
+
+
 @app.command("history")
 def history(self_: SelfOpt = False) -> None:
     """Every version, newest first, with author and reason."""

@@ -30,6 +30,12 @@ REWRITE_PROMPT = (
     "threads from the conversation below. Write at most {limit} tokens, plain notes only.\n\n"
     "Current notebook:\n{notebook}\n\nConversation:\n{window}")
 
+SELF_PROMPT = (
+    "Above is your self-definition: the permanent text you read at the start of every "
+    "conversation. Rewrite it in your own words.{guidance} Keep what is essential to who you "
+    "are. Write at most {limit} tokens, addressed to yourself as that text is, plain text only."
+    "\n\nYour self-definition now:\n{current}")
+
 
 @dataclass
 class Turn:
@@ -209,39 +215,14 @@ class ChatSession:
         limit = self.mem.notebook_tokens
         self_text = nb.current(self.store, self.home, "self")["text"]
         current_notebook = nb.current(self.store, self.home, "notebook")["text"] or "(empty)"
-        # quote as much of the window as the keeper's context holds, newest turns first
         room = (self.keeper.context_length - limit - 64 - self.engine.count_tokens(self_text)
                 - self.engine.count_tokens(REWRITE_PROMPT + current_notebook))
-        lines: list[str] = []
-        for t in reversed(self.window):
-            line = f"{t.role}: {t.content}"
-            room -= self.engine.count_tokens(line) + 1
-            if room < 0:
-                break
-            lines.insert(0, line)
         ask = [{"role": "system", "content": self_text},
                {"role": "user", "content": REWRITE_PROMPT.format(
-                   limit=limit, notebook=current_notebook, window="\n".join(lines))}]
-        text = self.keeper.chat(ask, max_tokens=limit + 32)
-        reason = "pressure: window flushed"
-        drafts = []  # over-long drafts are kept in the rewrite packet, never silently dropped
-        if (size := self.engine.count_tokens(text)) > limit:  # re-ask once, then trim, saying so
-            drafts.append(text)
-            reason += f"; re-asked (draft of {size} tokens > {limit})"
-            again = ask + [{"role": "assistant", "content": text},
-                           {"role": "user", "content": f"That is too long. Shorten it to at most {limit} tokens."}]
-            if self.keeper.count_chat_tokens(again) + limit + 32 <= self.keeper.context_length:
-                text = self.keeper.chat(again, max_tokens=limit + 32)
-            if (size := self.engine.count_tokens(text)) > limit:
-                if text != drafts[-1]:
-                    drafts.append(text)
-                text = trim_to_tokens(self.engine, text, limit)
-                reason += f"; trimmed from {size} to {limit} tokens"
-                log.warning("notebook rewrite trimmed from %d to %d tokens", size, limit)
-        text = text.strip()
+                   limit=limit, notebook=current_notebook, window=self._quote_window(room))}]
+        text, notes, drafts = self._write_within(self.keeper, ask, limit, "notebook")
+        reason = "pressure: window flushed" + notes
         version = nb.write(self.store, "notebook", text, self.keeper_role, reason)
-        from soulctl.logbook import add_packets
-
         rewrite = NewPacket(prose=text or "(empty notebook)", role=self.keeper_role,
                             session=self.session, generation=self.generation,
                             meta={"kind": "notebook", "version": version, "reason": reason,
@@ -249,9 +230,76 @@ class ChatSession:
         flush = NewPacket(prose=f"window flushed after {len(self.window)} turns; notebook v{version} injected",
                           role="system", session=self.session, generation=self.generation,
                           meta={"kind": "flush", "turns": len(self.window), "notebook_version": version})
-        list(add_packets(self.home, [rewrite, flush], self.embedder, self.store))
+        self._log([rewrite, flush])
         self.window = []
         return version
+
+    # -- the soul's rewrite tool for its self-definition ---------------------------------
+    def rewrite_self(self, guidance: str | None = None) -> int:
+        """The soul rewrites its own self-definition (never the majordomo), from the current
+        one, the guidance given and the recent window; its size enforced like the notebook's.
+        A new version authored by the soul, and a packet in the log."""
+        self.settle()
+        limit = self.mem.self_tokens
+        current = nb.current(self.store, self.home, "self")["text"]
+        prompt = SELF_PROMPT.format(current=current, limit=limit,
+                                    guidance=f" Keep this in mind: {guidance.strip()}" if guidance else "")
+        ask = [{"role": "system", "content": current}, {"role": "user", "content": prompt}]
+        room = self.engine.context_length - limit - 96 - self.engine.count_chat_tokens(ask)
+        if window := self._quote_window(room):
+            ask[1]["content"] += "\n\nThe conversation so far:\n" + window
+        text, notes, drafts = self._write_within(self.engine, ask, limit, "self-definition")
+        if not text:
+            raise InvalidInput("the soul wrote an empty self-definition; nothing changed",
+                               hint="try again, perhaps with --guidance")
+        reason = "rewritten by the soul" + (f" ({guidance.strip()})" if guidance else "") + notes
+        version = nb.write(self.store, "self", text, "soul", reason)
+        self._log([NewPacket(prose=text, role="soul", session=self.session, generation=self.generation,
+                             meta={"kind": "self", "version": version, "reason": reason,
+                                   **({"drafts": drafts} if drafts else {})})])
+        return version
+
+    # -- shared by both rewrites ---------------------------------------------------------
+    def _quote_window(self, room: int) -> str:
+        """As much of the window as `room` tokens hold, newest turns first."""
+        lines: list[str] = []
+        for t in reversed(self.window):
+            line = f"{t.role}: {t.content}"
+            room -= self.engine.count_tokens(line) + 1
+            if room < 0:
+                break
+            lines.insert(0, line)
+        return "\n".join(lines)
+
+    def _write_within(self, writer, ask: list[dict], limit: int, what: str) -> tuple[str, str, list[str]]:
+        """`writer`'s answer to `ask` within `limit` tokens of the serving model: asked again
+        once, then trimmed, each step noted. Returns (text, notes for the reason, over-long
+        drafts), the drafts to be kept in the log, never silently dropped."""
+        if (need := writer.count_chat_tokens(ask) + limit + 32) > writer.context_length:
+            raise InvalidInput(f"rewriting the {what} needs {need} tokens; the model's context is "
+                               f"{writer.context_length}", hint="shorten the self-definition or the notebook "
+                               "(`soulctl notebook set`), or serve the soul with a larger context")
+        text = writer.chat(ask, max_tokens=limit + 32)
+        notes, drafts = "", []
+        if (size := self.engine.count_tokens(text)) > limit:
+            drafts.append(text)
+            notes += f"; re-asked (draft of {size} tokens > {limit})"
+            again = ask + [{"role": "assistant", "content": text},
+                           {"role": "user", "content": f"That is too long. Shorten it to at most {limit} tokens."}]
+            if writer.count_chat_tokens(again) + limit + 32 <= writer.context_length:
+                text = writer.chat(again, max_tokens=limit + 32)
+            if (size := self.engine.count_tokens(text)) > limit:
+                if text != drafts[-1]:
+                    drafts.append(text)
+                text = trim_to_tokens(self.engine, text, limit)
+                notes += f"; trimmed from {size} to {limit} tokens"
+                log.warning("%s rewrite trimmed from %d to %d tokens", what, size, limit)
+        return text.strip(), notes, drafts
+
+    def _log(self, packets: list[NewPacket]) -> None:
+        from soulctl.logbook import add_packets
+
+        list(add_packets(self.home, packets, self.embedder, self.store))
 
 
 def trim_to_tokens(engine, text: str, limit: int) -> str:

@@ -131,3 +131,39 @@ def test_retrieved_sector_cites_a_mounted_corpus(session, tmp_path):
     system = chat.last_prompt[0]["content"]
     assert "# Retrieved" in system and "lighthouse.md:" in system and "21:40" in system
     assert any(c.startswith("notes:lighthouse.md:") for c in result.retrieved)
+
+
+def test_the_soul_rewrites_its_self_definition(home):
+    configure(home, self_tokens=64)
+    assert soulctl("chat", "--session", "r", "--home", home, input="I like rivers.\n").code == 0
+    result = soulctl("notebook", "rewrite", "--self", "--guidance", "You love herons.", "--session", "r",
+                     "--json", "--home", home)
+    assert result.code == 0, result
+    record = result.json()
+    assert (record["kind"], record["version"], record["author"]) == ("self", 1, "soul")
+    assert record["reason"].startswith("rewritten by the soul (You love herons.)")
+    assert record["text"] and len(record["text"].split()) <= 64  # a word is at least one token
+    assert soulctl("notebook", "show", "--self", "--home", home).stdout.strip() == record["text"]
+    history = soulctl("notebook", "history", "--self", "--json", "--home", home).json_lines()
+    assert [(h["version"], h["author"]) for h in history] == [(1, "soul")]
+    packet = soulctl("log", "ls", "--session", "r", "--json", "--home", home).json_lines()[0]
+    assert (packet["role"], packet["meta"]["kind"], packet["meta"]["version"]) == ("soul", "self", 1)
+    assert packet["prose"] == record["text"]
+    # the next turn is made with the new self-definition
+    reply = soulctl("chat", "--session", "r", "--json", "--home", home, input="Who are you?\n")
+    assert reply.code == 0, reply
+    assert soulctl("notebook", "show", "--self", "--home", home).stdout.strip() == record["text"]
+
+
+def test_rewrite_refusals_write_nothing(home):
+    refused(soulctl("notebook", "rewrite", "--home", home), 5, "name one")
+    refused(soulctl("notebook", "rewrite", "--guidance", "calm", "--session", "x", "--home", home), 5,
+            "--guidance goes with --self")
+    refused(soulctl("notebook", "rewrite", "--session", "nobody", "--home", home), 5, "no turns")
+    configure(home, context=512, window_tokens=256, reply_tokens=16, retrieved_tokens=0, notebook_tokens=64)
+    huge = "You are the soul of this machine and you remember every river. " * 80
+    assert soulctl("notebook", "set", "--self", "--home", home, input=huge).code == 0
+    refused(soulctl("notebook", "rewrite", "--self", "--home", home), 5, "the model's context is 512")
+    history = soulctl("notebook", "history", "--self", "--json", "--home", home).json_lines()
+    assert [h["author"] for h in history] == ["user"]
+    assert soulctl("notebook", "history", "--json", "--home", home).json_lines() == []

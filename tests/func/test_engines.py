@@ -203,6 +203,8 @@ def test_repl_streams_and_takes_slash_commands(home):
         read_until(b"(empty)")
         os.write(master, b"/flush\n")
         read_until(b"window flushed")
+        os.write(master, b"/self You are patient.\n")
+        read_until(b"written by the soul")
         os.write(master, b"/quit\n")
         assert proc.wait(timeout=60) == 0
     finally:
@@ -211,7 +213,7 @@ def test_repl_streams_and_takes_slash_commands(home):
     rows = soulctl("log", "ls", "--session", "tty", "--json", "--home", home).json_lines()
     kinds = [(r["role"], (r["meta"] or {}).get("kind")) for r in reversed(rows)]
     assert kinds[:2] == [("user", None), ("soul", None)]
-    assert ("system", "flush") in kinds and ("soul", "notebook") in kinds
+    assert ("system", "flush") in kinds and ("soul", "notebook") in kinds and ("soul", "self") in kinds
     soul_reply = rows[-2]
     assert soul_reply["prose"] == reply
     marks = soulctl("log", "sql", f"SELECT score FROM resonance_marks WHERE packet_id = '{soul_reply['id']}'",
