@@ -22,6 +22,14 @@ def _ctx(self_: bool):
     return home, open_store(home), "self" if self_ else "notebook"
 
 
+def _write_by_user(store, kind: str, text: str, reason: str) -> None:
+    from soulctl.memory import notebook as nb
+
+    version = nb.write(store, kind, text, "user", reason)
+    state.out.record({"kind": kind, "version": version}, id_key="version",
+                     human=lambda d: f"{d['kind']} v{d['version']}")
+
+
 @app.command("show")
 def show(self_: SelfOpt = False) -> None:
     """Print the current version."""
@@ -47,9 +55,7 @@ def set_(
         text = sys.stdin.buffer.read().decode("utf-8").strip()
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"stdin is not UTF-8 (byte {exc.start})") from None
-    version = nb.write(store, kind, text, "user", reason or "set by user")
-    state.out.record({"kind": kind, "version": version}, id_key="version",
-                     human=lambda d: f"{d['kind']} v{d['version']}")
+    _write_by_user(store, kind, text, reason or "set by user")
 
 
 @app.command("edit")
@@ -81,9 +87,7 @@ def edit(
     if new == old.strip():
         state.out.hint("unchanged")
         return
-    version = nb.write(store, kind, new, "user", reason or "edited by user")
-    state.out.record({"kind": kind, "version": version}, id_key="version",
-                     human=lambda d: f"{d['kind']} v{d['version']}")
+    _write_by_user(store, kind, new, reason or "edited by user")
 
 
 @app.command("rewrite")

@@ -159,12 +159,12 @@ class ChatSession:
         self.settle()
         flushed = False
         vector = self.embedder.encode([user_text])[0]  # one embedding: retrieval and the packet
-        pending = Turn("user", user_text)
-        if self.window and self.window_tokens([pending]) >= self.mem.pressure * self.mem.window_tokens:
+        need = self.window_tokens([Turn("user", user_text)])
+        if self.window and need >= self.mem.pressure * self.mem.window_tokens:
             self.pressure()
             flushed = True
-        elif self.window_tokens([pending]) >= self.mem.warn * self.mem.window_tokens:
-            log.warning("window at %d%% of its sector", 100 * self.window_tokens([pending]) // self.mem.window_tokens)
+        elif need >= self.mem.warn * self.mem.window_tokens:
+            log.warning("window at %d%% of its sector", 100 * need // self.mem.window_tokens)
         messages, prompt_tokens, cites = self.assemble(user_text, vector)
         limit = self.engine.context_length - self.mem.reply_tokens
         if prompt_tokens > limit and self.window:
@@ -213,8 +213,8 @@ class ChatSession:
         """Rewrite the notebook from the window, enforce its size, flush, resume."""
         self.settle()
         limit = self.mem.notebook_tokens
-        self_text = nb.current(self.store, self.home, "self")["text"]
-        current_notebook = nb.current(self.store, self.home, "notebook")["text"] or "(empty)"
+        memory = nb.current_all(self.store, self.home)
+        self_text, current_notebook = memory["self"]["text"], memory["notebook"]["text"] or "(empty)"
         room = (self.keeper.context_length - limit - 64 - self.engine.count_tokens(self_text)
                 - self.engine.count_tokens(REWRITE_PROMPT + current_notebook))
         ask = [{"role": "system", "content": self_text},

@@ -11,6 +11,7 @@ from conftest import soulctl
 from test_log import corpus_lines
 
 from soulctl.errors import InvalidInput
+from soulctl.store import Filters
 
 
 @pytest.fixture
@@ -38,8 +39,6 @@ def exact_ranking(store, vector, k):
 
 
 def semantic(store, vector, k):
-    from soulctl.store import Filters
-
     return [p.seq for p, _ in store.search(vector, None, k, Filters())]
 
 
@@ -91,8 +90,6 @@ def test_a_torn_tail_falls_back_to_the_database_and_is_rebuilt(parts):
 
 
 def test_a_refused_background_write_raises_and_leaves_nothing(parts):
-    from soulctl.embed import embedder_for
-
     home, store, embedder = parts
     store.add(packets(["first"]), embedder.encode(["first"]), embedder.model_id)
     with pytest.raises(InvalidInput, match="vectors were made by"):
@@ -101,14 +98,7 @@ def test_a_refused_background_write_raises_and_leaves_nothing(parts):
     # the lock was released: the next write (from this process and another) goes through
     store.add_then_index(packets(["third"]), embedder.encode(["third"]), embedder.model_id)
     assert soulctl("log", "add", "fourth", "--home", home.root).code == 0
-    assert [p.prose for p in store.list(filters_all(), newest_first=False)] == ["first", "third", "fourth"]
-    assert embedder_for(home.config, home.root).model_id == embedder.model_id
-
-
-def filters_all():
-    from soulctl.store import Filters
-
-    return Filters()
+    assert [p.prose for p in store.list(Filters(), newest_first=False)] == ["first", "third", "fourth"]
 
 
 def test_memory_is_cached_until_any_process_writes_it(parts):
