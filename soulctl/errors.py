@@ -15,6 +15,7 @@ EXIT_EXISTS = 4  # refusing to overwrite: a home, corpus or name that already ex
 EXIT_INVALID = 5  # bad input data: corrupt model file, bad soul.yaml / recipe, malformed lines
 EXIT_MISSING_DEP = 6  # an optional package (backend) is not installed
 EXIT_UNAVAILABLE = 7  # a server or backend refused, timed out or is busy
+EXIT_CANNOT_WRITE = 8  # the file system refused a write: permission denied, disk full, read-only
 EXIT_INTERNAL = 70  # a bug in soulctl: report it (traceback with -v)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 EXIT_BROKEN_PIPE = 141  # stdout closed early (`| head`)
@@ -28,6 +29,7 @@ EXIT_CODES = {
     EXIT_INVALID: "invalid input (corrupt model, bad config or recipe, malformed data)",
     EXIT_MISSING_DEP: "missing optional dependency (install the extra named in the hint)",
     EXIT_UNAVAILABLE: "backend or server unavailable (refused, timed out, busy)",
+    EXIT_CANNOT_WRITE: "cannot write (permission denied, disk full, read-only file system)",
     EXIT_INTERNAL: "internal error (a bug: rerun with -v and report it)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
     EXIT_BROKEN_PIPE: "output pipe closed early (e.g. `| head`)",
@@ -61,10 +63,12 @@ class NotFound(SoulError):
 
 
 class HomeNotFound(NotFound):
-    def __init__(self, start: str):
+    def __init__(self, start: str, env: str | None = None):
+        where = f"no soul home found in {start} or any parent (no soul.yaml)"
+        if env is not None:
+            where += f", nor at SOUL_HOME={env}"
         super().__init__(
-            f"no soul home found in {start} or any parent (no soul.yaml)",
-            hint="run `soulctl init DIR`, cd into a soul home, or pass --home / set SOUL_HOME",
+            where, hint="run `soulctl init DIR`, cd into a soul home, or pass --home / set SOUL_HOME",
         )
 
 
@@ -92,3 +96,7 @@ class MissingDependency(SoulError):
 
 class Unavailable(SoulError):
     exit_code = EXIT_UNAVAILABLE
+
+
+class CannotWrite(SoulError):
+    exit_code = EXIT_CANNOT_WRITE

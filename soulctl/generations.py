@@ -253,6 +253,11 @@ class Verification:
     extra: list[str] = field(default_factory=list)
     dropped: bool = False  # weights dropped by `gen gc`: only lineage is checked
 
+    def problems(self) -> str:
+        parts = [f"{what} {', '.join(names)}" for what, names in
+                 (("modified", self.modified), ("missing", self.missing), ("extra", self.extra)) if names]
+        return "; ".join(parts)
+
 
 def dropped_files(home: Home, gid: str) -> list[str]:
     """Weight files `gen gc` removed from a generation (empty when it is whole)."""
@@ -284,6 +289,38 @@ def verify(home: Home, gid: str, progress=None) -> Verification:
             task.advance(1)
     result.ok = not (result.missing or result.extra or result.modified)
     return result
+
+
+VERIFIED_DIR = ".verified"  # per generation: the stat of each file when it last verified
+
+
+def verify_cached(home: Home, gid: str, progress=None) -> Verification:
+    """verify(), skipped when no file changed since the last whole verification: any write
+    to a file renews its ctime, which no user can set back, so equal stats mean equal bytes.
+    Serving calls this before every start; the full hash runs only after a change."""
+    root = home.generations / gid
+    record = home.generations / VERIFIED_DIR / f"{gid}.json"
+    stats = {p.relative_to(root).as_posix(): _stat_key(p) for p in _files(root)}
+    try:
+        if json.loads(record.read_text()) == stats:
+            return Verification(gid, True, len(stats))
+    except (OSError, ValueError):
+        pass
+    result = verify(home, gid, progress)
+    if result.ok:
+        try:
+            record.parent.mkdir(exist_ok=True)
+            tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(stats))
+            os.replace(tmp, record)
+        except OSError:  # a read-only home: verified again next time
+            pass
+    return result
+
+
+def _stat_key(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 def summary(home: Home, gid: str) -> dict:

@@ -54,6 +54,20 @@ class Home:
 
         return load_config(self.soul_yaml)
 
+    def owns(self, path: Path) -> bool:
+        """Whether `path` is part of the home's own state (its store, indexes, generations,
+        corpora, adapters, buffers, soul.yaml): never a place for a user's output file."""
+        from soulctl.store import local_files
+
+        real = Path(os.path.realpath(path))
+        for db in local_files(self):  # the database and its .wal, .lock, .memory
+            db = Path(os.path.realpath(db))
+            if real.parent == db.parent and real.name.startswith(db.name):
+                return True
+        own = [self.generations, self.corpora, self.data / "index", self.adapters, self.buffers]
+        return (real == Path(os.path.realpath(self.soul_yaml))
+                or any(real.is_relative_to(os.path.realpath(d)) for d in own))
+
     def resolve(self, path: str | Path) -> Path:
         """A path from soul.yaml: relative ones are relative to the home."""
         p = Path(path).expanduser()
@@ -80,4 +94,4 @@ def find_home(explicit: str | Path | None = None, start: Path | None = None) -> 
     env = os.environ.get("SOUL_HOME")
     if env and is_home(Path(env).expanduser()):
         return Home(Path(env).expanduser())
-    raise HomeNotFound(str(here))
+    raise HomeNotFound(str(here), env or None)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import decimal
 import json
+import math
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,11 +34,28 @@ def _default(obj: Any) -> Any:
         return sorted(obj)
     if isinstance(obj, bytes):
         return obj.hex()
+    if isinstance(obj, decimal.Decimal):  # SQL DECIMAL: a JSON number
+        return int(obj) if obj == obj.to_integral_value() else float(obj)
     return str(obj)
 
 
 def to_json(obj: Any) -> str:
-    return json.dumps(obj, default=_default, ensure_ascii=False)
+    try:
+        return json.dumps(obj, default=_default, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # NaN or ±Infinity: not JSON, so null
+        return json.dumps(_finite(obj), default=_default, ensure_ascii=False, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return _finite(obj.tolist())
+    return obj
 
 
 @dataclasses.dataclass

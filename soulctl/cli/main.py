@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(args: list[str]) -> int:
     try:
+        _check_utf8(args)
         result = app(args=args, prog_name="soulctl", standalone_mode=False)
         code = result if isinstance(result, int) else 0
         sys.stdout.flush()
@@ -133,6 +134,20 @@ def run(args: list[str]) -> int:
         state.out.error(f"internal error: {type(exc).__name__}: {exc}",
                         hint="run again with -v for the traceback and report it")
         return EXIT_INTERNAL
+
+
+def _check_utf8(args: list[str]) -> None:
+    """Bytes that are not UTF-8 reach Python as lone surrogates: refuse them here, naming the
+    argument, rather than deep in a library that cannot encode them."""
+    from soulctl.errors import UsageError
+
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raw = arg.encode("utf-8", "surrogateescape")
+            raise UsageError(f"argument {str(raw)[1:]} is not valid UTF-8 (byte {exc.start})",
+                             hint="pass UTF-8 text (e.g. convert with iconv -t utf-8)") from None
 
 
 def _silence_stdout() -> None:

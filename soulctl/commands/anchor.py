@@ -69,10 +69,17 @@ def check(
 
 
 @app.command("plot")
-def plot(path: Annotated[Path, typer.Argument(help="The PNG to write.")]) -> None:
+def plot(
+    path: Annotated[Path, typer.Argument(help="The PNG to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+) -> None:
     """Plot drift and absorption across generations."""
     from soulctl.evolve.anchor import plot as run
+    from soulctl.outfile import check_output, output_path
 
-    reports = run(state.home(), path)
+    home = state.home()
+    check_output(path, force, home)
+    with output_path(path, force, home) as tmp:
+        reports = run(home, tmp)
     state.out.record({"path": str(path), "generations": [r["id"] for r in reports]}, id_key="path",
                      human=lambda d: f"wrote {d['path']} ({len(d['generations'])} generations)")

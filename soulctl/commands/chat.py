@@ -22,10 +22,11 @@ reply, rewrite and flush is a packet in the log.
 def run(
     message: Annotated[Optional[str], typer.Argument(help="One message (default: stdin, or a conversation on a terminal).")] = None,
     session: Annotated[Optional[str], typer.Option("--session", help="Resume this session (its window is rebuilt from the log).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse to serve a generation whose files fail verification (default: warn).")] = False,
 ) -> None:
     out = state.out
     home = state.home()
-    with open_session(home, session) as chat:
+    with open_session(home, session, strict) as chat:
         if message is None and not sys.stdin.isatty():
             message = sys.stdin.read()
         if message is None:
@@ -41,10 +42,14 @@ def run(
 
 
 @contextmanager
-def open_session(home, session: str | None) -> Iterator:
+def open_session(home, session: str | None, strict: bool = False) -> Iterator:
     """A ChatSession on the soul (and the majordomo, if soul.yaml names one) for `session`
-    (default: $SOUL_SESSION or a new one); settled and its engines closed on the way out."""
-    from soulctl.engine import open_engine
+    (default: $SOUL_SESSION or a new one); settled and its engines closed on the way out.
+    The generation served is verified first (cheaply when unchanged): a tampered one is
+    refused with `strict`, served with a warning otherwise."""
+    from soulctl.engine import open_engine, served_generation
+    from soulctl.errors import CheckFailed
+    from soulctl.generations import verify_cached
     from soulctl.embed import embedder_for
     from soulctl.memory.session import ChatSession
     from soulctl.store import open_store
@@ -53,6 +58,14 @@ def open_session(home, session: str | None) -> Iterator:
     engines: list = []  # closed explicitly: a llama.cpp model freed at interpreter exit aborts
     try:
         with state.out.progress_bars() as progress:  # a first run on llama.cpp converts the generation
+            if (gid := served_generation(home, "soul")) is not None:
+                check = verify_cached(home, gid, progress)
+                if not check.ok:
+                    message = f"{gid} fails verification ({check.problems()})"
+                    if strict:
+                        raise CheckFailed(message + "; refusing to serve it",
+                                          hint=f"restore it: soulctl gen materialize {gid}")
+                    state.out.warn(message + f"; serving it anyway (restore it: soulctl gen materialize {gid})")
             engines.append(open_engine(home, "soul", progress=progress))
             keeper, keeper_role = engines[0], "soul"
             if "majordomo" in home.config.roles:

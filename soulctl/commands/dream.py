@@ -28,6 +28,7 @@ def run(
     epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs.", min=1)] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Override the recipe's learning rate.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, mps.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle file.")] = False,
 ) -> None:
     from soulctl.errors import UsageError
     from soulctl.evolve import bundle as bundles
@@ -40,7 +41,7 @@ def run(
             raise UsageError("--run-bundle needs --base DIR and -o FILE")
         key = bundles.load_key(key_file)
         with out.progress_bars() as progress:
-            result = bundles.run_bundle(run_bundle, base, key, output, progress)
+            result = bundles.run_bundle(run_bundle, base, key, output, progress, force)
         out.record(result, id_key="bundle", human=lambda d: (
             f"trained on {d['device']}: loss {d['loss_before']:.4f} → {d['loss_after']:.4f}; wrote {d['bundle']}"))
         return
@@ -59,7 +60,8 @@ def run(
         updates["device"] = device
     recipe = recipe.model_copy(update=updates)
     if export_bundle is not None:
-        result = bundles.export_bundle(home, buffer, recipe, bundles.load_key(key_file), export_bundle)
+        result = bundles.export_bundle(home, buffer, recipe, bundles.load_key(key_file), export_bundle,
+                                        force)
         out.record(result, id_key="bundle", human=lambda d: (
             f"wrote {d['bundle']} ({d['buffer']} on {d['base_generation']}), encrypted"))
         return

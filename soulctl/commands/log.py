@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from soulctl.cli import state
+from soulctl.cli import options, state
 from soulctl.output import Column
 
 app = typer.Typer(help="The bifocal log: every interaction as prose and embedding.",
@@ -45,16 +45,11 @@ def _embedder(home):
     return embedder_for(home.config, home.root)
 
 
-def _snippet(text: str, width: int = 72) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
 PACKET_COLUMNS = [
     Column("id"), Column("ts", fmt=lambda v: v[:19].replace("T", " ") if v else ""),
     Column("session"), Column("role"), Column("generation", "gen", fmt=lambda v: v or "-"),
     Column("resonance", "res", fmt=lambda v: "-" if v is None else f"{v:.2f}", align="right"),
-    Column("prose", fmt=_snippet),
+    Column("prose", fmt=options.snippet),
 ]
 
 
@@ -67,24 +62,29 @@ def add(
     parent: Annotated[Optional[str], typer.Option("--parent", help="The packet this one replies to.")] = None,
     corrects: Annotated[Optional[str], typer.Option("--corrects", help="The packet this one corrects.")] = None,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="stdin is JSON lines: {\"prose\", \"role\", \"session\", \"meta\", …}.")] = False,
+    with_embeddings: Annotated[bool, typer.Option("--with-embeddings", help="With --jsonl: keep each line's `embedding` (from `log export --with-embeddings`) instead of embedding anew.")] = False,
 ) -> None:
     """Add packets: TEXT, or each stdin line, or JSON lines with --jsonl.
 
     Every packet is embedded once, at write time. Input is checked whole before anything
-    is written: a bad line (empty, over 1 MB, invalid UTF-8 or JSON) names its line number
-    and nothing is added.
+    is written: a bad line (empty, over 1 MB, invalid UTF-8 or JSON, an id that is not a
+    UUID or is already in the log, a parent, generation or corpus that does not exist)
+    names its line number and nothing is added. `log export` output reads back whole: ids,
+    times, links, marks and, with --with-embeddings, the vectors as they were.
     """
     import json
 
-    from soulctl.errors import InvalidInput
-    from soulctl.logbook import (add_packets, check_prose, check_role, current_generation,
-                                 parse_jsonl, parse_plain)
+    from soulctl.errors import InvalidInput, NotFound, UsageError
+    from soulctl.logbook import (Incoming, add_packets, check_prose, check_references, check_role,
+                                 current_generation, parse_jsonl, parse_plain)
     from soulctl.store import NewPacket
     from soulctl.store.base import env_session, new_session_id
 
     out = state.out
     home, store = _store()
     check_role(role)
+    if with_embeddings and not jsonl:
+        raise UsageError("--with-embeddings reads vectors from --jsonl input", hint="add --jsonl")
     meta_obj = None
     if meta is not None:
         try:
@@ -93,26 +93,37 @@ def add(
             raise InvalidInput(f"--meta is not valid JSON ({exc.msg})") from None
         if not isinstance(meta_obj, dict):
             raise InvalidInput("--meta must be a JSON object")
+    for flag, ref in (("--parent", parent), ("--corrects", corrects)):
+        if ref and not store.existing_ids([ref]):
+            raise NotFound(f"{flag} {ref} names no packet in the log",
+                           hint="see `soulctl log ls`; give a whole packet id")
     defaults = dict(role=role, session=session or env_session() or new_session_id(),
                     meta=meta_obj, parent=parent, corrects=corrects,
                     generation=current_generation(home))
+    embedder = _embedder(home)
     if text is not None:
         if jsonl:
             raise InvalidInput("give TEXT or --jsonl on stdin, not both")
-        packets = [NewPacket(prose=check_prose(text), **defaults)]
+        incoming = Incoming([NewPacket(prose=check_prose(text), **defaults)], ["TEXT"])
     else:
         if sys.stdin.isatty():
             raise InvalidInput("no TEXT and nothing piped on stdin",
                                hint='soulctl log add "text", or: cat lines.txt | soulctl log add')
         data = sys.stdin.buffer.read()
-        packets = parse_jsonl(data, defaults) if jsonl else parse_plain(data, defaults)
-        if not packets:
+        incoming = (parse_jsonl(data, defaults, embedder if with_embeddings else None) if jsonl
+                    else parse_plain(data, defaults))
+        if not incoming.packets:
             raise InvalidInput("no packets on stdin (only blank lines)")
-    embedder = _embedder(home)
+    check_references(home, store, incoming)
     added = []
-    with out.progress_bars() as progress:
-        for packet in add_packets(home, packets, embedder, store, progress):
-            added.append(packet)
+    try:
+        with out.progress_bars() as progress:
+            for packet in add_packets(home, incoming.packets, embedder, store, progress, incoming.vectors):
+                added.append(packet)
+    except KeyboardInterrupt:
+        out.error(f"interrupted: {len(added)} of {len(incoming.packets)} packets were committed"
+                  + (f", the last {added[-1].id}" if added else ""))
+        raise typer.Exit(130) from None
     if out.json or out.quiet:
         out.rows(({"id": p.id, "seq": p.seq, "session": p.session, "role": p.role} for p in added),
                  [Column("id")])
@@ -158,9 +169,7 @@ def show(
 @app.command("search")
 def search(
     query: Annotated[str, typer.Argument(help="What to look for; `-` reads many queries from stdin.")],
-    k: Annotated[int, typer.Option("-k", help="Hits per query.", min=1)] = 10,
-    semantic: Annotated[bool, typer.Option("--semantic", help="Vector half only.")] = False,
-    keyword: Annotated[bool, typer.Option("--keyword", help="BM25 half only.")] = False,
+    k: options.K = 10, semantic: options.Semantic = False, keyword: options.Keyword = False,
     role: RoleOpt = None, session: SessionOpt = None, since: SinceOpt = None, until: UntilOpt = None,
     generation: GenOpt = None, corpus: CorpusOpt = None, min_resonance: MinResOpt = None,
 ) -> None:
@@ -169,20 +178,17 @@ def search(
     `log search -` answers many queries in one process: plain lines, or JSON lines
     {"query": …, "session": …, "id": …}; each hit line then carries `query_id`.
     """
-    from soulctl.errors import InvalidInput
     from soulctl.logbook import check_embedder, parse_queries, search_many
     from soulctl.logbook import search as run_search
 
-    if semantic and keyword:
-        raise InvalidInput("--semantic and --keyword exclude each other", hint="omit both for hybrid")
-    mode = "semantic" if semantic else "keyword" if keyword else "hybrid"
+    mode = options.search_mode(semantic, keyword)
     out = state.out
     home, store = _store()
     filters = _filters(role, session, since, until, generation, corpus, min_resonance)
     embedder = _embedder(home)
     check_embedder(store, embedder)
     columns = [Column("rank", align="right"), Column("score", fmt=lambda v: f"{v:.4f}", align="right"),
-               Column("id"), Column("role"), Column("session"), Column("prose", fmt=_snippet)]
+               Column("id"), Column("role"), Column("session"), Column("prose", fmt=options.snippet)]
     if query != "-":
         results = run_search(store, embedder, query, k, mode, filters)
         out.rows(({"rank": i, **r.as_dict()} for i, r in enumerate(results, 1)), columns,
@@ -202,35 +208,29 @@ def export(
     fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl, parquet or csv.")] = "jsonl",
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="File to write (default: stdout).")] = None,
     with_embeddings: Annotated[bool, typer.Option("--with-embeddings", help="Include the vectors.")] = False,
+    force: options.Force = False,
 ) -> None:
-    """Export the whole log for pandas / polars / duckdb (oldest first)."""
-    import os
-    import shutil
-    import tempfile
+    """Export the whole log for pandas / polars / duckdb (oldest first).
+
+    The file is written whole or not at all (a temporary file renamed into place). An
+    existing file is refused without --force; the soul home's own files always are. A FIFO,
+    a device or /dev/stdout is written into. `log add --jsonl --with-embeddings` reads a
+    jsonl export back.
+    """
+    from soulctl.outfile import output_path
 
     home, store = _store()
-    if output and output != "-":
-        tmp = f"{output}.tmp-{os.getpid()}"
-        try:
-            count = store.export(fmt, tmp, with_embeddings)
-            os.replace(tmp, output)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        state.out.hint(f"exported {count} packets to {output}")
-        return
-    with tempfile.TemporaryDirectory() as tmpdir:
-        path = os.path.join(tmpdir, f"log.{fmt}")
-        store.export(fmt, path, with_embeddings)
-        sys.stdout.flush()
-        try:
-            with open(path, "rb") as fh:
-                shutil.copyfileobj(fh, sys.stdout.buffer)
-            sys.stdout.buffer.flush()
-        except BrokenPipeError:
-            from soulctl.output import PipeClosed
+    target = "/dev/stdout" if output in (None, "-") else output
+    sys.stdout.flush()
+    try:
+        with output_path(target, force, home) as tmp:
+            count = store.export(fmt, str(tmp), with_embeddings)
+    except BrokenPipeError:
+        from soulctl.output import PipeClosed
 
-            raise PipeClosed from None
+        raise PipeClosed from None
+    if target != "/dev/stdout":
+        state.out.hint(f"exported {count} packets to {output}")
 
 
 @app.command("sql")

@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from soulctl.cli import state
+from soulctl.cli import options, state
 from soulctl.output import Column, human_bytes
 
 app = typer.Typer(help="Corpora: index repos and mount them as the soul's reference shelf.",
@@ -144,30 +144,21 @@ def rm(
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     corpus: Annotated[Optional[List[str]], typer.Option("--corpus", "-c", help="Search these corpora (default: the mounted ones).")] = None,
-    k: Annotated[int, typer.Option("-k", help="Hits.", min=1)] = 10,
-    semantic: Annotated[bool, typer.Option("--semantic", help="Vector half only.")] = False,
-    keyword: Annotated[bool, typer.Option("--keyword", help="BM25 half only.")] = False,
+    k: options.K = 10, semantic: options.Semantic = False, keyword: options.Keyword = False,
 ) -> None:
     """Hybrid search (vectors + BM25, reciprocal rank fusion) over mounted corpora.
 
     Hits cite path:start-end and show the snippet and score.
     """
     from soulctl.corpus import mounts
-    from soulctl.errors import InvalidInput
 
-    if semantic and keyword:
-        raise InvalidInput("--semantic and --keyword exclude each other", hint="omit both for hybrid")
+    mode = options.search_mode(semantic, keyword)
     home = state.home()
-    mode = "semantic" if semantic else "keyword" if keyword else "hybrid"
     hits = mounts.Wardrobe(home).search(query, _embedder(home), k, corpus, mode)
     out = state.out
 
-    def snippet(text: str) -> str:
-        flat = " ".join(text.split())
-        return flat if len(flat) <= 70 else flat[:69] + "…"
-
     out.rows(({"rank": i, **h.as_dict()} for i, h in enumerate(hits, 1)), [
         Column("rank", align="right"), Column("score", fmt=lambda v: f"{v:.4f}", align="right"),
-        Column("corpus"), Column("cite"), Column("heading", fmt=lambda v: (v or "")[:40]),
-        Column("text", "snippet", fmt=snippet),
+        Column("corpus"), Column("cite"), Column("heading", fmt=lambda v: options.snippet(v, 40)),
+        Column("text", "snippet", fmt=lambda t: options.snippet(t, 70)),
     ], id_key="cite", empty="no hits")

@@ -22,10 +22,14 @@ def _ctx(self_: bool):
     return home, open_store(home), "self" if self_ else "notebook"
 
 
-def _write_by_user(store, kind: str, text: str, reason: str) -> None:
+ForceOpt = Annotated[bool, typer.Option("--force", help="Trim a text over its sector (recorded in the reason) instead of refusing it.")]
+
+
+def _write_by_user(home, store, kind: str, text: str, reason: str, force: bool) -> None:
     from soulctl.memory import notebook as nb
 
-    version = nb.write(store, kind, text, "user", reason)
+    text, note = nb.fit_sector(home, kind, text, force)
+    version = nb.write(store, kind, text, "user", reason + note)
     state.out.record({"kind": kind, "version": version}, id_key="version",
                      human=lambda d: f"{d['kind']} v{d['version']}")
 
@@ -43,8 +47,9 @@ def show(self_: SelfOpt = False) -> None:
 def set_(
     self_: SelfOpt = False,
     reason: Annotated[Optional[str], typer.Option(help="Why (kept with the version).")] = None,
+    force: ForceOpt = False,
 ) -> None:
-    """Write a new version from stdin (author: user)."""
+    """Write a new version from stdin (author: user); refused when over its sector."""
     from soulctl.errors import InvalidInput
     from soulctl.memory import notebook as nb
 
@@ -55,15 +60,16 @@ def set_(
         text = sys.stdin.buffer.read().decode("utf-8").strip()
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"stdin is not UTF-8 (byte {exc.start})") from None
-    _write_by_user(store, kind, text, reason or "set by user")
+    _write_by_user(home, store, kind, text, reason or "set by user", force)
 
 
 @app.command("edit")
 def edit(
     self_: SelfOpt = False,
     reason: Annotated[Optional[str], typer.Option(help="Why (kept with the version).")] = None,
+    force: ForceOpt = False,
 ) -> None:
-    """Edit in $EDITOR; a new version only if the text changed."""
+    """Edit in $EDITOR; a new version only if the text changed (refused when over its sector)."""
     import os
     import subprocess
     import tempfile
@@ -87,7 +93,7 @@ def edit(
     if new == old.strip():
         state.out.hint("unchanged")
         return
-    _write_by_user(store, kind, new, reason or "edited by user")
+    _write_by_user(home, store, kind, new, reason or "edited by user", force)
 
 
 @app.command("rewrite")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from soulctl.cli import state
+from soulctl.cli import options, state
 from soulctl.output import Column
 
 app = typer.Typer(help="Resonance: mark, score, list, cluster and buffer the moments that resonate.",
@@ -78,7 +78,7 @@ def top(
     rows = (p.as_dict() for p in run(store, n, role))
     state.out.rows(rows, [Column("resonance", "res", fmt=lambda v: f"{v:.3f}", align="right"),
                           Column("resonance_source", "source"), Column("id"), Column("role"),
-                          Column("prose", fmt=lambda t: " ".join(t.split())[:70])],
+                          Column("prose", fmt=lambda t: options.snippet(t, 70))],
                    empty="no resonance yet: soulctl resonate score")
 
 
@@ -87,20 +87,25 @@ def clusters(
     k: Annotated[int, typer.Option("-k", help="Number of clusters.", min=1)] = 4,
     threshold: Annotated[Optional[float], typer.Option(help="Resonance at least (default: the recipe's).")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw a 2-D projection to FILE.png.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing plot file.")] = False,
 ) -> None:
     """k-means over the vectors of high-resonance replies."""
     from soulctl.evolve.resonate import clusters as run
     from soulctl.evolve.resonate import plot_clusters
+    from soulctl.outfile import check_output, output_path
 
     home, store, recipe = _ctx()
+    if plot:
+        check_output(plot, force, home)
     result = run(store, recipe.threshold if threshold is None else threshold, k)
     if plot:
-        plot_clusters(result, plot)
+        with output_path(plot, force, home) as tmp:
+            plot_clusters(result, tmp)
         state.out.hint(f"wrote {plot}")
     state.out.rows(({k_: v for k_, v in c.items() if k_ != "ids"} | {"ids": c["ids"]}
                     for c in result["clusters"]),
                    [Column("cluster", align="right"), Column("size", align="right"),
-                    Column("example", fmt=lambda t: " ".join(t.split())[:80])], id_key="cluster")
+                    Column("example", fmt=lambda t: options.snippet(t, 80))], id_key="cluster")
 
 
 @app.command("buffer")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from soulctl.search.keyword import parse_query, user_query
 from soulctl import vectors
 from soulctl.corpus.chunk import Chunk
 
@@ -148,8 +149,9 @@ class MountedCorpus:
         return list(zip(ids.tolist(), scores.tolist()))
 
     def search_keyword(self, text: str, k: int) -> list[tuple[int, float]]:
-        query, _ = self.keyword.parse_query_lenient(text, ["body"])
-        result = self.searcher.search(query, k)
+        with user_query(text, ["body"]):
+            query = parse_query(self.keyword, text, ["body"])
+            result = self.searcher.search(query, k)
         return [(int(self.searcher.doc(addr)["id"][0]), float(score)) for score, addr in result.hits]
 
     def chunks(self, ids: list[int]) -> dict[int, dict]:

@@ -125,6 +125,14 @@ def choose_backend(ref: ModelRef) -> str:
     return "transformers"
 
 
+def served_generation(home: Home, role: str = "soul") -> str | None:
+    """The generation a role would serve, when it serves one from this home."""
+    spec = home.config.roles.get(role)
+    if spec is None or spec.url or spec.backend == "openai":
+        return None
+    return resolve_model(home, role, spec.model).generation
+
+
 def open_engine(home: Home, role: str = "soul", backend: str | None = None, progress=None) -> Engine:
     """The engine for a role in soul.yaml (`backend` overrides the configured one)."""
     roles = home.config.roles

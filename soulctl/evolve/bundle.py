@@ -65,6 +65,8 @@ def _open(path: Path, key: bytes) -> dict[str, bytes]:
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+    if not Path(path).is_file():
+        raise NotFound(f"no bundle {path}", hint="check the path")
     data = Path(path).read_bytes()
     if not data.startswith(MAGIC):
         raise InvalidInput(f"{path} is not a soulctl bundle")
@@ -81,13 +83,14 @@ def _open(path: Path, key: bytes) -> dict[str, bytes]:
     return out
 
 
-def _write(path: Path, blob: bytes) -> None:
-    tmp = Path(f"{path}.tmp-{os.getpid()}")
-    tmp.write_bytes(blob)
-    os.replace(tmp, path)
+def _write(path: Path, blob: bytes, force: bool, home=None) -> None:
+    from soulctl.outfile import output_path
+
+    with output_path(path, force, home) as tmp:
+        tmp.write_bytes(blob)
 
 
-def export_bundle(home, buffer_ref: str | None, recipe, key: bytes, out: Path) -> dict:
+def export_bundle(home, buffer_ref: str | None, recipe, key: bytes, out: Path, force: bool = False) -> dict:
     from soulctl.evolve.dream import resolve_buffer
     from soulctl.evolve.training import read_buffer
     from soulctl.generations import current, read_lineage
@@ -102,11 +105,12 @@ def export_bundle(home, buffer_ref: str | None, recipe, key: bytes, out: Path) -
     meta = buffer.with_suffix(".json")
     if meta.is_file():
         files["buffer.json"] = meta.read_bytes()
-    _write(out, _seal(files, key))
+    _write(out, _seal(files, key), force, home)
     return {"bundle": str(out), "buffer": buffer.stem, "base_generation": gen}
 
 
-def run_bundle(bundle: Path, base_dir: Path, key: bytes, out: Path, progress=None) -> dict:
+def run_bundle(bundle: Path, base_dir: Path, key: bytes, out: Path, progress=None,
+               force: bool = False) -> dict:
     """Train from a bundle on this machine's best device; write the adapter as a bundle."""
     import hashlib
 
@@ -115,6 +119,9 @@ def run_bundle(bundle: Path, base_dir: Path, key: bytes, out: Path, progress=Non
     from soulctl.evolve.training import read_buffer
     from soulctl.generations import sha256_file
 
+    from soulctl.outfile import check_output
+
+    check_output(out, force)  # refused now, not after the training
     files = _open(bundle, key)
     base = json.loads(files["base.json"])
     for name, sha in base["manifest"].items():
@@ -136,7 +143,7 @@ def run_bundle(bundle: Path, base_dir: Path, key: bytes, out: Path, progress=Non
                      "log_ids": buffer_meta.get("log_ids", []), "trained_remotely": True})
         payload = {p.name: p.read_bytes() for p in staged.iterdir() if p.is_file()}
         payload["meta.json"] = json.dumps(meta).encode()
-        _write(out, _seal(payload, key))
+        _write(out, _seal(payload, key), force)
     return {"bundle": str(out), "loss_before": meta["loss_before"], "loss_after": meta["loss_after"],
             "device": meta["device"]}
 

@@ -115,33 +115,47 @@ def rebuild(home: Home, gid: str, out: Path, progress=None) -> None:
 
 
 def materialize(home: Home, ref: str, progress=None) -> dict:
-    """Rebuild a generation's weights from its lineage; sha256 must equal the manifest."""
+    """Rebuild a generation from its lineage and put back every file the manifest names that
+    is missing or differs (dropped by gc, or tampered with); each rebuilt file must equal its
+    manifest sha256, else nothing is restored and the check fails naming the files."""
     gid = resolve(home, ref)
     lineage = read_lineage(home, gid)
-    manifest = lineage.get("manifest", {})
+    manifest = {k: v["sha256"] for k, v in lineage.get("manifest", {}).items()}
     tmp = home.generations / f".tmp-materialize-{gid}-{os.getpid()}"
     tmp.mkdir()
     try:
         rebuild(home, gid, tmp, progress)
-        rebuilt = {p.name: sha256_file(p) for p in weight_files(tmp)}
-        expected = {k: v["sha256"] for k, v in manifest.items() if k in rebuilt or k.endswith(".safetensors")}
-        mismatched = sorted(k for k in expected if rebuilt.get(k) != expected[k])
+        rebuilt = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        missing = sorted(k for k in manifest if k not in rebuilt)
+        mismatched = sorted(k for k in manifest if k in rebuilt and rebuilt[k] != manifest[k])
         if mismatched:
             raise CheckFailed(f"rebuilt {gid} differs from its lineage in {', '.join(mismatched)}",
                               hint="the inputs changed (adapters, base model or tool versions)")
         directory = home.generations / gid
-        restored = []
-        marker = home.generations / DROPPED_DIR / gid
-        if marker.exists():
+        stale = [k for k in manifest if k in rebuilt and not _matches(directory / k, manifest[k])]
+        if stale:
             make_writable(directory)
             try:
-                for name in rebuilt:
-                    shutil.copyfile(tmp / name, directory / name)
-                    restored.append(name)
+                for rel in stale:  # replaced, never written into: the old file may be a hard link
+                    staged = directory / f".{Path(rel).name}.restore"
+                    shutil.copyfile(tmp / rel, staged)
+                    os.replace(staged, directory / rel)
             finally:
                 make_read_only(directory)
+        marker = home.generations / DROPPED_DIR / gid
+        if marker.exists():
             marker.unlink()
+        unrebuilt = [k for k in missing if not _matches(directory / k, manifest[k])]
+        if unrebuilt:
+            raise CheckFailed(f"{gid}: could not rebuild {', '.join(unrebuilt)} from its lineage"
+                              + (f" (restored {', '.join(sorted(stale))})" if stale else ""),
+                              hint="restore those files from a backup")
     finally:
         make_writable(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"id": gid, "files": sorted(rebuilt), "restored": restored, "identical": True}
+    return {"id": gid, "files": sorted(k for k in manifest if k in rebuilt),
+            "restored": sorted(stale), "identical": True}
+
+
+def _matches(path: Path, sha256: str) -> bool:
+    return path.is_file() and sha256_file(path) == sha256

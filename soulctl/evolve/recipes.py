@@ -71,6 +71,50 @@ class ResonateRecipe(_Strict):
                          "generic or empty replies and 10 for replies worth remembering.")
 
 
+RECIPES: dict[str, type[BaseModel]] = {"dream": DreamRecipe, "merge": MergeRecipe,
+                                       "anchor": AnchorRecipe, "resonate": ResonateRecipe}
+
+
+def load_recipe_with(home: Home | None, name: str, overrides: dict):
+    """recipes/NAME.yaml with the command line's `overrides` merged in (None: not given),
+    validated once; an override that fails names itself, not the file."""
+    recipe = load_recipe(home, name, RECIPES[name])
+    given = _given(overrides)
+    return with_overrides(recipe, given) if given else recipe
+
+
+def with_overrides(recipe: BaseModel, overrides: dict) -> BaseModel:
+    """`recipe` with nested `overrides` merged, validated by the recipe's own schema."""
+    from pydantic import ValidationError
+
+    from soulctl.errors import InvalidInput
+
+    try:
+        return type(recipe).model_validate(_merged(recipe.model_dump(), overrides))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        dotted = ".".join(str(p) for p in err["loc"])
+        raise InvalidInput(f"{dotted} = {err.get('input')!r}: {err['msg']}",
+                           hint="fix the value given on the command line") from None
+
+
+def _given(overrides: dict) -> dict:
+    out = {}
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            value = _given(value)
+        if value is not None and value != {}:
+            out[key] = value
+    return out
+
+
+def _merged(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        merged[key] = _merged(base.get(key) or {}, value) if isinstance(value, dict) else value
+    return merged
+
+
 def load_recipe(home: Home | None, name: str, model: type[BaseModel], path: Path | None = None):
     """recipes/NAME.yaml of the home (or the shipped one), validated with file:line errors."""
     from soulctl.basemodel import shipped_recipes

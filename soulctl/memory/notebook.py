@@ -45,6 +45,28 @@ def write(store, kind: str, text: str, author: str, reason: str | None) -> int:
     return store.memory_add(kind, text, author, reason)
 
 
+def fit_sector(home: Home, kind: str, text: str, force: bool = False) -> tuple[str, str]:
+    """A user's text for the notebook or self-definition, within its sector as the serving
+    model counts it: refused when over, or with `force` trimmed (the note says so)."""
+    from soulctl.engine import open_engine
+    from soulctl.memory.session import trim_to_tokens
+
+    limit = getattr(home.config.memory, "self_tokens" if kind == "self" else "notebook_tokens")
+    engine = open_engine(home, "soul")
+    try:
+        size = engine.count_tokens(text)
+        if size <= limit:
+            return text, ""
+        name = "self-definition" if kind == "self" else "notebook"
+        if not force:
+            key = "self_tokens" if kind == "self" else "notebook_tokens"
+            raise InvalidInput(f"the {name} is {size} tokens; its sector holds {limit} (memory.{key})",
+                               hint="shorten it, raise memory." + key + " in soul.yaml, or pass --force to trim it")
+        return trim_to_tokens(engine, text, limit), f"; trimmed from {size} to {limit} tokens (--force)"
+    finally:
+        engine.close()
+
+
 def version(store, home: Home, kind: str, number: int) -> dict:
     if number == 0:  # what there was before the first write
         return {"kind": kind, "version": 0, "text": default_self(home) if kind == "self" else "",

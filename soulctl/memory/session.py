@@ -16,13 +16,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from soulctl.errors import InvalidInput
+from soulctl.errors import ConfigError, InvalidInput
 from soulctl.home import Home
 from soulctl.memory import notebook as nb
 from soulctl.store import NewPacket
 from soulctl.store.base import new_id
 
 log = logging.getLogger(__name__)
+
+MESSAGE_FRAMING = 4  # tokens a chat template adds around each message (role markers, ends)
+REWRITE_SLACK = 32  # tokens a rewrite may write past its limit, so a cut-off draft shows
+NOTEBOOK_MARGIN = 64  # tokens kept free in a notebook rewrite request for the chat template
+SELF_MARGIN = 96  # the same for a self-definition rewrite, which quotes more around the window
+LOG_HITS = 6  # log packets weighed for the retrieved sector each turn
 
 REWRITE_PROMPT = (
     "Your context window is nearly full and is about to be flushed. Rewrite your notebook: keep "
@@ -64,6 +70,7 @@ class ChatSession:
         self.keeper_role = keeper_role
         self.mem = home.config.memory
         self.retrieve_log = retrieve_log
+        check_sectors(self.mem, engine.context_length)
         from soulctl.corpus.mounts import Wardrobe
         from soulctl.logbook import check_embedder
 
@@ -101,7 +108,7 @@ class ChatSession:
         for t in [*self.window, *extra]:
             if t.tokens is None:
                 t.tokens = self.engine.count_tokens(t.content)
-            total += t.tokens + 4
+            total += t.tokens + MESSAGE_FRAMING
         return total
 
     def _retrieved(self, query: str, vector: np.ndarray | None = None) -> tuple[str, list[str]]:
@@ -121,7 +128,7 @@ class ChatSession:
             used = sum(self._count(b) for b in blocks)
             in_window = {t.packet_id for t in self.window}
             try:
-                found = search(self.store, self.embedder, query, 6, query_vector=vector)
+                found = search(self.store, self.embedder, query, LOG_HITS, query_vector=vector)
             except InvalidInput:
                 found = []
             for r in found:
@@ -157,6 +164,8 @@ class ChatSession:
         if not user_text.strip():
             raise InvalidInput("empty message")
         self.settle()
+        limit = self.engine.context_length - self.mem.reply_tokens
+        self._check_fits_alone(user_text, limit)  # before the pressure protocol changes anything
         flushed = False
         vector = self.embedder.encode([user_text])[0]  # one embedding: retrieval and the packet
         need = self.window_tokens([Turn("user", user_text)])
@@ -166,14 +175,12 @@ class ChatSession:
         elif need >= self.mem.warn * self.mem.window_tokens:
             log.warning("window at %d%% of its sector", 100 * need // self.mem.window_tokens)
         messages, prompt_tokens, cites = self.assemble(user_text, vector)
-        limit = self.engine.context_length - self.mem.reply_tokens
         if prompt_tokens > limit and self.window:
             self.pressure()
             flushed = True
             messages, prompt_tokens, cites = self.assemble(user_text, vector)
         if prompt_tokens > limit:
-            raise InvalidInput(f"the message needs {prompt_tokens} prompt tokens; the model's context "
-                               f"leaves {limit} after the reply", hint="send a shorter message")
+            raise self._too_big(user_text, prompt_tokens, limit)
         self.last_prompt = messages
         if on_token:
             pieces = []
@@ -186,6 +193,31 @@ class ChatSession:
         user_packet, reply_packet = self._log_turn(user_text, vector, reply, prompt_tokens, cites)
         self.window += [Turn("user", user_text, user_packet), Turn("assistant", reply, reply_packet)]
         return TurnResult(reply, prompt_tokens, flushed, user_packet, reply_packet, cites)
+
+    def _check_fits_alone(self, user_text: str, limit: int) -> None:
+        """The message with the self-definition and the notebook alone (no window, nothing
+        retrieved) must fit, or no flush could make room: refused before anything changes."""
+        alone = [{"role": "system", "content": self.system_text()}, {"role": "user", "content": user_text}]
+        if (need := self.engine.count_chat_tokens(alone)) > limit:
+            raise self._too_big(user_text, need, limit)
+
+    def _too_big(self, user_text: str, need: int, limit: int) -> InvalidInput:
+        """The refusal of a turn that cannot fit, naming the sector that is too big."""
+        memory = nb.current_all(self.store, self.home)
+        sizes = {kind: self._count(memory[kind]["text"]) for kind in ("self", "notebook")}
+        if sizes["self"] > self.mem.self_tokens:
+            return InvalidInput(f"the self-definition is {sizes['self']} tokens, over its sector of "
+                                f"{self.mem.self_tokens}: the prompt needs {need} of the {limit} the context "
+                                "leaves after the reply", hint="shorten it: soulctl notebook rewrite --self, "
+                                "or soulctl notebook set --self")
+        if sizes["notebook"] > self.mem.notebook_tokens:
+            return InvalidInput(f"the notebook is {sizes['notebook']} tokens, over its sector of "
+                                f"{self.mem.notebook_tokens}: the prompt needs {need} of the {limit} the "
+                                "context leaves after the reply", hint="shorten it: soulctl notebook set")
+        return InvalidInput(f"the message is {self.engine.count_tokens(user_text)} tokens: with the "
+                            f"self-definition ({sizes['self']}) and the notebook ({sizes['notebook']}) the "
+                            f"prompt needs {need} of the {limit} the context leaves after the reply",
+                            hint="send a shorter message")
 
     def _log_turn(self, user_text: str, vector: np.ndarray, reply: str, prompt_tokens: int,
                   cites: list[str]) -> tuple[str, str]:
@@ -215,7 +247,7 @@ class ChatSession:
         limit = self.mem.notebook_tokens
         memory = nb.current_all(self.store, self.home)
         self_text, current_notebook = memory["self"]["text"], memory["notebook"]["text"] or "(empty)"
-        room = (self.keeper.context_length - limit - 64 - self.engine.count_tokens(self_text)
+        room = (self.keeper.context_length - limit - NOTEBOOK_MARGIN - self.engine.count_tokens(self_text)
                 - self.engine.count_tokens(REWRITE_PROMPT + current_notebook))
         ask = [{"role": "system", "content": self_text},
                {"role": "user", "content": REWRITE_PROMPT.format(
@@ -245,7 +277,7 @@ class ChatSession:
         prompt = SELF_PROMPT.format(current=current, limit=limit,
                                     guidance=f" Keep this in mind: {guidance.strip()}" if guidance else "")
         ask = [{"role": "system", "content": current}, {"role": "user", "content": prompt}]
-        room = self.engine.context_length - limit - 96 - self.engine.count_chat_tokens(ask)
+        room = self.engine.context_length - limit - SELF_MARGIN - self.engine.count_chat_tokens(ask)
         if window := self._quote_window(room):
             ask[1]["content"] += "\n\nThe conversation so far:\n" + window
         text, notes, drafts = self._write_within(self.engine, ask, limit, "self-definition")
@@ -275,19 +307,19 @@ class ChatSession:
         """`writer`'s answer to `ask` within `limit` tokens of the serving model: asked again
         once, then trimmed, each step noted. Returns (text, notes for the reason, over-long
         drafts), the drafts to be kept in the log, never silently dropped."""
-        if (need := writer.count_chat_tokens(ask) + limit + 32) > writer.context_length:
+        if (need := writer.count_chat_tokens(ask) + limit + REWRITE_SLACK) > writer.context_length:
             raise InvalidInput(f"rewriting the {what} needs {need} tokens; the model's context is "
                                f"{writer.context_length}", hint="shorten the self-definition or the notebook "
                                "(`soulctl notebook set`), or serve the soul with a larger context")
-        text = writer.chat(ask, max_tokens=limit + 32)
+        text = writer.chat(ask, max_tokens=limit + REWRITE_SLACK)
         notes, drafts = "", []
         if (size := self.engine.count_tokens(text)) > limit:
             drafts.append(text)
             notes += f"; re-asked (draft of {size} tokens > {limit})"
             again = ask + [{"role": "assistant", "content": text},
                            {"role": "user", "content": f"That is too long. Shorten it to at most {limit} tokens."}]
-            if writer.count_chat_tokens(again) + limit + 32 <= writer.context_length:
-                text = writer.chat(again, max_tokens=limit + 32)
+            if writer.count_chat_tokens(again) + limit + REWRITE_SLACK <= writer.context_length:
+                text = writer.chat(again, max_tokens=limit + REWRITE_SLACK)
             if (size := self.engine.count_tokens(text)) > limit:
                 if text != drafts[-1]:
                     drafts.append(text)
@@ -300,6 +332,19 @@ class ChatSession:
         from soulctl.logbook import add_packets
 
         list(add_packets(self.home, packets, self.embedder, self.store))
+
+
+SECTORS = ("self_tokens", "notebook_tokens", "retrieved_tokens", "window_tokens", "reply_tokens")
+
+
+def check_sectors(mem, context_length: int) -> None:
+    """The Memory OS sectors, each at its largest, must fit the model's context together."""
+    sizes = {name: getattr(mem, name) for name in SECTORS}
+    if (total := sum(sizes.values())) > context_length:
+        parts = " + ".join(f"{name.removesuffix('_tokens')} {size}" for name, size in sizes.items())
+        raise ConfigError(f"the Memory OS sectors need {total} tokens ({parts}) but the model's "
+                          f"context is {context_length}",
+                          hint="lower memory.* in soul.yaml, or raise roles.soul.context")
 
 
 def trim_to_tokens(engine, text: str, limit: int) -> str:

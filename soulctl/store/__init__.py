@@ -22,4 +22,10 @@ def open_store(home: Home) -> Store:
                        hint="use duckdb:data/soul.duckdb or postgresql://user@host/db")
 
 
+def local_files(home: Home) -> list:
+    """The files on this machine that hold the store (to be kept from user output)."""
+    url = home.config.store
+    return [home.resolve(url[len("duckdb:"):])] if url.startswith("duckdb:") else []
+
+
 __all__ = ["Filters", "Hit", "NewPacket", "Packet", "Store", "open_store"]

@@ -147,6 +147,10 @@ class Store(ABC):
     def get(self, packet_id: str, with_embedding: bool = False) -> Packet: ...
 
     @abstractmethod
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Those of `ids` that name packets in the log."""
+
+    @abstractmethod
     def list(self, filters: Filters, limit: int | None = None, newest_first: bool = True) -> Iterator[Packet]: ...
 
     @abstractmethod

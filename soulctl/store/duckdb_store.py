@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 import duckdb
 import numpy as np
 
-from soulctl.errors import InvalidInput, NotFound
+from soulctl.errors import AlreadyExists, InvalidInput, NotFound
 from soulctl.store import migrations
 from soulctl.fusion import rrf
 from soulctl.store.base import Filters, Hit, NewPacket, Packet, Store, new_id, utcnow
@@ -169,6 +169,10 @@ class DuckDBStore(Store):
         try:
             _insert(con, rows, dim)
             con.execute("COMMIT")
+        except duckdb.ConstraintException:  # an id another writer added meanwhile
+            con.execute("ROLLBACK")
+            raise AlreadyExists("a packet with one of these ids is already in the log",
+                                hint="leave `id` out to add packets as new ones") from None
         except BaseException:
             con.execute("ROLLBACK")
             raise
@@ -328,6 +332,15 @@ class DuckDBStore(Store):
             raise InvalidInput(f"packet id prefix {packet_id!r} is ambiguous", hint="give more of the id")
         return _packet(rows[0], with_embedding)
 
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        with self._read() as con:
+            if con is None:
+                return set()
+            rows = con.execute("SELECT id FROM packets WHERE id IN (SELECT unnest(?))", [list(ids)]).fetchall()
+        return {r[0] for r in rows}
+
     def list(self, filters: Filters, limit: int | None = None, newest_first: bool = True) -> Iterator[Packet]:
         where, params = _where(filters)
         order = "DESC" if newest_first else "ASC"
@@ -422,16 +435,23 @@ class DuckDBStore(Store):
 
     # -- the user's own queries ----------------------------------------------------------
     def sql(self, query: str) -> tuple[list[str], list[tuple]]:
+        """The user's own query, on a connection of its own that can read the log's tables and
+        nothing else: no files, no network, no extensions, settings locked."""
         check_read_only(query)
-        with self._read() as con:
-            if con is None:
+        if self.path.with_name(self.path.name + ".wal").exists():
+            self._recover()
+        with store_lock(self.lock_path, exclusive=False):
+            if not self.path.exists():
                 raise NotFound("the log is empty: nothing to query yet")
+            con = duckdb.connect(str(self.path), read_only=True, config=USER_SQL_CONFIG)
             try:
                 rel = con.execute(query)
+                columns = [d[0] for d in rel.description] if rel.description else []
+                return columns, rel.fetchall()
             except duckdb.Error as exc:
                 raise InvalidInput(f"SQL error: {str(exc).splitlines()[0]}") from None
-            columns = [d[0] for d in rel.description] if rel.description else []
-            return columns, rel.fetchall()
+            finally:
+                con.close()
 
     def export(self, fmt: str, path: str, with_embeddings: bool = False) -> int:
         cols = _SELECT + (", embedding" if with_embeddings else "")
@@ -539,21 +559,30 @@ def embedder_mismatch(stored: str, configured: str) -> InvalidInput:
                         f"is {configured}", hint="run `soulctl log reembed` to re-embed the log")
 
 
-_WRITE_STATEMENTS = {"SELECT", "EXPLAIN"}
+_READ_STATEMENTS = {"SELECT", "EXPLAIN"}
+# The connection that runs a user's SQL reaches the log's own tables only: no file or URL
+# readers, no COPY/ATTACH targets, no extension installed or loaded, no setting changed.
+USER_SQL_CONFIG = {"enable_external_access": False, "autoinstall_known_extensions": False,
+                   "autoload_known_extensions": False, "allow_community_extensions": False,
+                   "lock_configuration": True}
 
 
 def check_read_only(query: str) -> None:
+    """One SELECT (or EXPLAIN) statement; anything else is refused before it runs."""
     try:
         statements = duckdb.extract_statements(query)
     except duckdb.Error as exc:
         raise InvalidInput(f"SQL error: {str(exc).splitlines()[0]}") from None
     if not statements:
         raise InvalidInput("empty SQL statement")
-    for st in statements:
-        kind = st.type.name
-        if kind not in _WRITE_STATEMENTS:
-            raise InvalidInput(f"log sql is read-only: {kind} statements are refused",
-                               hint="use SELECT; the log changes only through soulctl commands")
+    if len(statements) > 1:
+        raise InvalidInput(f"log sql runs one statement at a time; got {len(statements)}",
+                           hint="run each statement on its own")
+    if statements[0].type.name not in _READ_STATEMENTS:
+        words = statements[0].query.split()
+        kind = words[0].upper() if words else statements[0].type.name
+        raise InvalidInput(f"log sql is read-only: {kind} statements are refused",
+                           hint="use SELECT; the log changes only through soulctl commands")
 
 
 def _where(filters: Filters | None) -> tuple[str, list]:

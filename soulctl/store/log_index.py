@@ -23,6 +23,7 @@ from typing import Iterable
 
 import numpy as np
 
+from soulctl.search.keyword import parse_query, user_query
 from soulctl import vectors
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,7 @@ class LogIndex:
 
         index = self._keyword_index()
         index.reload()
-        query, _errors = index.parse_query_lenient(text, ["prose"])
+        query = parse_query(index, text, ["prose"])
         clauses = [(tantivy.Occur.Must, query)]
         schema = index.schema
         if filters is not None:
@@ -222,7 +223,8 @@ class LogIndex:
                 clauses.append((tantivy.Occur.Must, tantivy.Query.range_query(
                     schema, "ts", tantivy.FieldType.Integer, lo, hi)))
         searcher = index.searcher()
-        result = searcher.search(tantivy.Query.boolean_query(clauses), k)
+        with user_query(text, ["prose"]):
+            result = searcher.search(tantivy.Query.boolean_query(clauses), k)
         seqs, scores = [], []
         for score, address in result.hits:
             seqs.append(int(searcher.doc(address)["seq"][0]))

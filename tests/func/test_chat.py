@@ -67,7 +67,7 @@ def session(home):
 
 def test_pressure_protocol_keeps_every_request_inside_the_context(session):
     chat = session("pressure", context=1024, window_tokens=256, notebook_tokens=96,
-                   reply_tokens=32, retrieved_tokens=64)
+                   reply_tokens=32, retrieved_tokens=64, self_tokens=256)
     topics = ["the heron", "the tide", "the lantern", "the orchard", "the glacier", "the violin"]
     flushes = 0
     for i in range(30):
@@ -160,9 +160,10 @@ def test_rewrite_refusals_write_nothing(home):
     refused(soulctl("notebook", "rewrite", "--guidance", "calm", "--session", "x", "--home", home), 5,
             "--guidance goes with --self")
     refused(soulctl("notebook", "rewrite", "--session", "nobody", "--home", home), 5, "no turns")
-    configure(home, context=512, window_tokens=256, reply_tokens=16, retrieved_tokens=0, notebook_tokens=64)
-    huge = "You are the soul of this machine and you remember every river. " * 80
+    huge = "You are the soul of this machine and you remember every river. " * 60  # within 1024
     assert soulctl("notebook", "set", "--self", "--home", home, input=huge).code == 0
+    configure(home, context=512, window_tokens=256, reply_tokens=16, retrieved_tokens=0, notebook_tokens=64,
+              self_tokens=128)
     refused(soulctl("notebook", "rewrite", "--self", "--home", home), 5, "the model's context is 512")
     history = soulctl("notebook", "history", "--self", "--json", "--home", home).json_lines()
     assert [h["author"] for h in history] == ["user"]

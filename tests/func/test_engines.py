@@ -137,6 +137,9 @@ def test_openai_backend_against_llama_cpp_server(home, llama_server):
     reply = engine.chat(PROMPT, max_tokens=12)
     assert "river" in reply.lower()
     assert "".join(engine.stream(PROMPT, max_tokens=12)).strip() == reply
+    data = yaml.safe_load((home / "soul.yaml").read_text())  # sectors that fit 2048 tokens
+    data["memory"].update(self_tokens=256, notebook_tokens=256, retrieved_tokens=256, window_tokens=768)
+    (home / "soul.yaml").write_text(yaml.safe_dump(data))
     result = soulctl("chat", "--session", "remote", "--home", home, input="What is a river?\n")
     assert result.code == 0 and result.stdout.strip(), result
     rows = soulctl("log", "ls", "--session", "remote", "--json", "--home", home).json_lines()
