@@ -12,11 +12,10 @@ import typer
 
 from soulctl import __version__
 from soulctl.cli import state
+from soulctl.cli.output import Output, PipeClosed
 from soulctl.commands import (anchor, budget, chat, dream, gen, init, log, merge, mount, notebook,
                               resonate)
-from soulctl.errors import (EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE,
-                            SoulError)
-from soulctl.output import Output, PipeClosed
+from soulctl.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, SoulError
 
 app = typer.Typer(
     name="soulctl",
@@ -106,7 +105,10 @@ def main(argv: list[str] | None = None) -> None:
 def run(args: list[str]) -> int:
     try:
         _check_utf8(args)
-        result = app(args=args, prog_name="soulctl", standalone_mode=False)
+        try:
+            result = app(args=args, prog_name="soulctl", standalone_mode=False)
+        finally:
+            state.close()
         code = result if isinstance(result, int) else 0
         sys.stdout.flush()
         return code

@@ -12,8 +12,26 @@ K = Annotated[int, typer.Option("-k", help=f"Hits per query (1-{MAX_K}).", min=1
 Semantic = Annotated[bool, typer.Option("--semantic", help="Vector half only.")]
 Keyword = Annotated[bool, typer.Option("--keyword", help="BM25 half only.")]
 Force = Annotated[bool, typer.Option("--force", help="Replace an existing file.")]
-Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (required when not on a terminal).")]
+# the packet filters of `log ls` and `log search` (and whatever lists packets next)
+Role = Annotated[Optional[str], typer.Option("--role", help="user, soul, majordomo, hands, tool, system.")]
 Session = Annotated[Optional[str], typer.Option("--session", help="Only this session.")]
+Since = Annotated[Optional[str], typer.Option("--since", help="ISO time or age (30m, 2h, 7d).")]
+Until = Annotated[Optional[str], typer.Option("--until", help="ISO time or age.")]
+Generation = Annotated[Optional[str], typer.Option("--generation", help="Spoken by this generation (gen-0003).")]
+Corpus = Annotated[Optional[str], typer.Option("--corpus", help="Corpus mounted at the time.")]
+MinResonance = Annotated[Optional[float], typer.Option("--min-resonance", help="Resonance at least this (0-1).", min=0, max=1)]
+
+
+def filters(role, session, since, until, generation, corpus, min_resonance):
+    """The packet filters from their flags, each checked (a role, times)."""
+    from soulctl.log import Filters
+    from soulctl.log.ingest import check_role, parse_time
+
+    return Filters(role=check_role(role) if role else None, session=session,
+                   since=parse_time(since, "--since") if since else None,
+                   until=parse_time(until, "--until") if until else None,
+                   generation=generation, corpus=corpus, min_resonance=min_resonance)
 
 
 def search_mode(semantic: bool, keyword: bool) -> str:

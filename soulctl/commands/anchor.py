@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from soulctl.cli import state
+from soulctl.cli import options, state
 
 app = typer.Typer(help="The golden anchor: drift, absorption, checks, plots.", no_args_is_help=True)
 
@@ -53,10 +53,8 @@ def check(
     """
     from soulctl.evolve.anchor import check as run_check
     from soulctl.evolve.anchor import drift as run
-    from soulctl.evolve.recipes import AnchorRecipe, load_recipe
-
-    home = state.home()
-    recipe = load_recipe(home, "anchor", AnchorRecipe)
+    soul = state.soul()
+    home, recipe = soul.home, soul.recipe("anchor")
     report = run(home, gen)
     flags = max_drift is not None or max_probe_loss is not None
     failures = run_check(report, max_drift if flags else recipe.max_drift, max_probe_loss,
@@ -71,7 +69,7 @@ def check(
 @app.command("plot")
 def plot(
     path: Annotated[Path, typer.Argument(help="The PNG to write.")],
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    force: options.Force = False,
 ) -> None:
     """Plot drift and absorption across generations."""
     from soulctl.evolve.anchor import plot as run

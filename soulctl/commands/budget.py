@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from soulctl.cli import state
-from soulctl.output import Column, human_bytes
+from soulctl.cli.output import Column, human_bytes
 
 HELP = """RAM budget before launch; exit 1 when the total does not fit.
 
@@ -49,12 +49,12 @@ def run(
     headroom: Annotated[Optional[str], typer.Option(help="Headroom to keep with --fit (default: 10% of RAM).")] = None,
     list_presets: Annotated[bool, typer.Option("--list-presets", help="List the model presets and exit.")] = False,
 ) -> None:
-    from soulctl import budget as B
-    from soulctl.budget_plan import plan_budget
+    from soulctl.budget import memory as B
+    from soulctl.budget.plan import plan_budget
 
     out = state.out
     if list_presets:
-        from soulctl.modelinfo import PRESETS
+        from soulctl.budget.modelfiles import PRESETS
 
         out.rows(({"name": p.name, "title": p.title, "params": p.arch.param_count(),
                    "layers": p.arch.layers, "kv_heads": p.arch.kv_heads, "head_dim": p.arch.head_dim,

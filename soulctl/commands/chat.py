@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -25,65 +24,28 @@ def run(
     strict: Annotated[bool, typer.Option("--strict", help="Refuse to serve a generation whose files fail verification (default: warn).")] = False,
 ) -> None:
     out = state.out
-    home = state.home()
-    with open_session(home, session, strict) as chat:
-        if message is None and not sys.stdin.isatty():
-            message = sys.stdin.read()
-        if message is None:
-            _repl(chat, home, chat.store)
-            return
-        result = chat.turn(message.strip())
-        if out.json:
-            out.record({"reply": result.reply, "session": chat.session, "user_id": result.user_id,
-                        "reply_id": result.reply_id, "prompt_tokens": result.prompt_tokens,
-                        "flushed": result.flushed, "retrieved": result.retrieved}, id_key="reply_id")
-        else:
-            out.text(result.reply)
+    with out.progress_bars() as progress:  # a first run on llama.cpp converts the generation
+        chat = state.soul().session(session, strict, out.warn, progress)
+    if message is None and not sys.stdin.isatty():
+        message = sys.stdin.read()
+    if message is None:
+        _repl(chat)
+        return
+    result = chat.turn(message.strip())
+    if out.json:
+        out.record({"reply": result.reply, "session": chat.session, "user_id": result.user_id,
+                    "reply_id": result.reply_id, "prompt_tokens": result.prompt_tokens,
+                    "flushed": result.flushed, "retrieved": result.retrieved}, id_key="reply_id")
+    else:
+        out.text(result.reply)
 
 
-@contextmanager
-def open_session(home, session: str | None, strict: bool = False) -> Iterator:
-    """A ChatSession on the soul (and the majordomo, if soul.yaml names one) for `session`
-    (default: $SOUL_SESSION or a new one); settled and its engines closed on the way out.
-    The generation served is verified first (cheaply when unchanged): a tampered one is
-    refused with `strict`, served with a warning otherwise."""
-    from soulctl.engine import open_engine, served_generation
-    from soulctl.errors import CheckFailed
-    from soulctl.generations import verify_cached
-    from soulctl.embed import embedder_for
-    from soulctl.memory.session import ChatSession
-    from soulctl.store import open_store
-    from soulctl.store.base import env_session, new_session_id
-
-    engines: list = []  # closed explicitly: a llama.cpp model freed at interpreter exit aborts
-    try:
-        with state.out.progress_bars() as progress:  # a first run on llama.cpp converts the generation
-            if (gid := served_generation(home, "soul")) is not None:
-                check = verify_cached(home, gid, progress)
-                if not check.ok:
-                    message = f"{gid} fails verification ({check.problems()})"
-                    if strict:
-                        raise CheckFailed(message + "; refusing to serve it",
-                                          hint=f"restore it: soulctl gen materialize {gid}")
-                    state.out.warn(message + f"; serving it anyway (restore it: soulctl gen materialize {gid})")
-            engines.append(open_engine(home, "soul", progress=progress))
-            keeper, keeper_role = engines[0], "soul"
-            if "majordomo" in home.config.roles:
-                engines.append(open_engine(home, "majordomo", progress=progress))
-                keeper, keeper_role = engines[1], "majordomo"
-        chat = ChatSession(home, engines[0], embedder_for(home.config, home.root), open_store(home),
-                           session or env_session() or new_session_id(), keeper, keeper_role)
-        try:
-            yield chat
-        finally:
-            chat.settle()  # the reply is out; its packets finish indexing before the process ends
-    finally:
-        for engine in engines:
-            engine.close()
-
-
-def _repl(chat, home, store) -> None:
+def _repl(chat) -> None:
+    """A conversation on a terminal. A mistake — a slash command's bad argument, a message
+    that cannot fit — prints its one line and the conversation goes on."""
     import readline  # noqa: F401  (line editing and history for input())
+
+    from soulctl.errors import SoulError
 
     out = state.out
     out.info(f"session {chat.session} — /quit to leave, /notebook, /flush, /self [GUIDANCE], /mount NAME, "
@@ -96,21 +58,28 @@ def _repl(chat, home, store) -> None:
             return
         if not line:
             continue
-        if line.startswith("/"):
-            if _slash(line, chat, home, store):
-                return
-            continue
-        sys.stdout.write("soul> ")
-        chat.turn(line, on_token=lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
-        sys.stdout.write("\n")
+        try:
+            if line.startswith("/"):
+                if _slash(line, chat):
+                    return
+                continue
+            sys.stdout.write("soul> ")
+            chat.turn(line, on_token=lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
+            sys.stdout.write("\n")
+        except SoulError as exc:
+            sys.stdout.flush()
+            out.error(exc.message, exc.hint)
 
 
-def _slash(line: str, chat, home, store) -> bool:
+def _slash(line: str, chat) -> bool:
+    """One slash command; True to leave. Errors are SoulErrors, reported by the REPL."""
     from soulctl.corpus import mounts
+    from soulctl.errors import InvalidInput, UsageError
     from soulctl.memory import notebook as nb
 
-    out = state.out
+    out, home, store = state.out, chat.home, chat.store
     cmd, _, arg = line.partition(" ")
+    arg = arg.strip()
     if cmd in ("/quit", "/exit"):
         return True
     if cmd == "/notebook":
@@ -122,18 +91,22 @@ def _slash(line: str, chat, home, store) -> bool:
         version = chat.rewrite_self(arg or None)
         out.text(nb.current(store, home, "self")["text"])
         out.info(f"self-definition v{version}, written by the soul")
-    elif cmd == "/mount" and arg:
+    elif cmd == "/mount":
+        if not arg:
+            raise UsageError("/mount needs a corpus name", hint="/mount NAME (see `soulctl mount ls`)")
         out.info("mounted: " + ", ".join(mounts.use(home, arg.split(), add_to=True)))
     elif cmd == "/unmount":
         out.info("mounted: " + (", ".join(mounts.off(home, arg or None)) or "nothing"))
     elif cmd == "/resonate":
         last = next((t for t in reversed(chat.window) if t.role == "assistant"), None)
         if last is None:
-            out.warn("no reply to mark yet")
-        else:
+            raise InvalidInput("no reply to mark yet", hint="talk first, then /resonate [SCORE]")
+        try:
             score = float(arg) if arg else 1.0
-            store.mark(last.packet_id, score, "mark")
-            out.info(f"marked the last reply at {score}")
+        except ValueError:
+            raise InvalidInput(f"/resonate takes a score in [0, 1], not {arg!r}", hint="/resonate 0.9") from None
+        store.mark(last.packet_id, score, "mark")
+        out.info(f"marked the last reply at {score}")
     else:
-        out.warn(f"unknown command {cmd}")
+        raise UsageError(f"unknown command {cmd}", hint="/quit, /notebook, /flush, /self, /mount, /unmount, /resonate")
     return False

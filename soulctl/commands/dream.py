@@ -33,7 +33,6 @@ def run(
     from soulctl.errors import UsageError
     from soulctl.evolve import bundle as bundles
     from soulctl.evolve.dream import dream
-    from soulctl.evolve.recipes import DreamRecipe, load_recipe
 
     out = state.out
     if run_bundle is not None:  # on the GPU machine: no soul home there
@@ -50,15 +49,8 @@ def run(
         result = bundles.import_bundle(home, import_, bundles.load_key(key_file))
         out.record(result, human=lambda d: f"imported {d['id']} (trained on {d['base_generation']})")
         return
-    recipe = load_recipe(home, "dream", DreamRecipe)
-    updates = {}
-    if epochs is not None:
-        updates["train"] = recipe.train.model_copy(update={"epochs": epochs})
-    if learning_rate is not None:
-        updates["train"] = (updates.get("train") or recipe.train).model_copy(update={"learning_rate": learning_rate})
-    if device is not None:
-        updates["device"] = device
-    recipe = recipe.model_copy(update=updates)
+    recipe = state.soul().recipe("dream", {"train": {"epochs": epochs, "learning_rate": learning_rate},
+                                           "device": device})
     if export_bundle is not None:
         result = bundles.export_bundle(home, buffer, recipe, bundles.load_key(key_file), export_bundle,
                                         force)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from soulctl.cli import state
-from soulctl.output import Column, human_bytes
+from soulctl.cli.output import Column, human_bytes
 
 app = typer.Typer(help="Generations as history: ls, show, diff, verify, use, gc, materialize.",
                   no_args_is_help=True)
@@ -45,7 +45,7 @@ def show(
     from soulctl.generations import read_lineage, resolve
 
     home = state.home()
-    record = read_lineage(home, resolve(home, gen))
+    record = read_lineage(home, resolve(home, gen)).as_dict()
     state.out.record(record, human=_render_lineage)
 
 
@@ -118,7 +118,7 @@ def diff(
     b: Annotated[str, typer.Argument(help="To this one.")] = "current",
 ) -> None:
     """Lineage difference and per-module relative weight deltas ‖B − A‖ / ‖A‖."""
-    from soulctl.evolve.history import diff as run
+    from soulctl.generations.history import diff as run
 
     result = run(state.home(), a, b)
 
@@ -139,8 +139,8 @@ def diff(
 @app.command("use")
 def use(gen: Annotated[str, typer.Argument(help="The generation to serve from now on.")]) -> None:
     """Point `generations/current` at GEN (an atomic switch)."""
-    from soulctl.generations import dropped_files, resolve, set_current
     from soulctl.errors import NotFound
+    from soulctl.generations import dropped_files, resolve, set_current
 
     home = state.home()
     gid = resolve(home, gen)
@@ -153,7 +153,7 @@ def use(gen: Annotated[str, typer.Argument(help="The generation to serve from no
 @app.command("gc")
 def gc(keep: Annotated[int, typer.Option("--keep", help="Keep the weights of the newest N.")] = 3) -> None:
     """Drop the weights of old generations; keep lineage and adapters (never the anchor or current)."""
-    from soulctl.evolve.history import gc as run
+    from soulctl.generations.history import gc as run
 
     dropped = run(state.home(), keep)
     state.out.record({"dropped": dropped}, id_key=None, human=lambda d: (
@@ -163,7 +163,7 @@ def gc(keep: Annotated[int, typer.Option("--keep", help="Keep the weights of the
 @app.command("materialize")
 def materialize(gen: Annotated[str, typer.Argument(help="The generation to rebuild.")]) -> None:
     """Rebuild a generation's weights from its lineage; exit 1 unless sha256-identical."""
-    from soulctl.evolve.history import materialize as run
+    from soulctl.generations.history import materialize as run
 
     with state.out.progress_bars() as progress:
         result = run(state.home(), gen, progress)

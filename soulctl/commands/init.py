@@ -30,7 +30,7 @@ def run(
         "--base", help="GGUF file, HF model directory or preset with local weights (default: the bundled SmolLM2).")] = None,
     dtype: Annotated[str, typer.Option(help="Precision of generation 0 when dequantizing a GGUF: float32, float16, bfloat16.")] = "float32",
 ) -> None:
-    from soulctl.init_home import create_home
+    from soulctl.home.init import create_home
 
     out = state.out
     with out.progress_bars() as progress:

@@ -8,41 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 from soulctl.cli import options, state
-from soulctl.output import Column
+from soulctl.cli.output import Column
 
 app = typer.Typer(help="The bifocal log: every interaction as prose and embedding.",
                   no_args_is_help=True)
 
-RoleOpt = Annotated[Optional[str], typer.Option("--role", help="user, soul, majordomo, hands, tool, system.")]
-SessionOpt = Annotated[Optional[str], typer.Option("--session", help="Only this session.")]
-SinceOpt = Annotated[Optional[str], typer.Option("--since", help="ISO time or age (30m, 2h, 7d).")]
-UntilOpt = Annotated[Optional[str], typer.Option("--until", help="ISO time or age.")]
-GenOpt = Annotated[Optional[str], typer.Option("--generation", help="Spoken by this generation (gen-0003).")]
-CorpusOpt = Annotated[Optional[str], typer.Option("--corpus", help="Corpus mounted at the time.")]
-MinResOpt = Annotated[Optional[float], typer.Option("--min-resonance", help="Resonance at least this (0-1).", min=0, max=1)]
-
-
-def _filters(role, session, since, until, generation, corpus, min_resonance):
-    from soulctl.logbook import check_role, parse_time
-    from soulctl.store import Filters
-
-    return Filters(role=check_role(role) if role else None, session=session,
-                   since=parse_time(since, "--since") if since else None,
-                   until=parse_time(until, "--until") if until else None,
-                   generation=generation, corpus=corpus, min_resonance=min_resonance)
-
-
-def _store():
-    from soulctl.store import open_store
-
-    home = state.home()
-    return home, open_store(home)
-
-
-def _embedder(home):
-    from soulctl.embed import embedder_for
-
-    return embedder_for(home.config, home.root)
 
 
 PACKET_COLUMNS = [
@@ -75,13 +45,22 @@ def add(
     import json
 
     from soulctl.errors import InvalidInput, NotFound, UsageError
-    from soulctl.logbook import (Incoming, add_packets, check_prose, check_references, check_role,
-                                 current_generation, parse_jsonl, parse_plain)
-    from soulctl.store import NewPacket
-    from soulctl.store.base import env_session, new_session_id
+    from soulctl.log import NewPacket
+    from soulctl.log.ingest import (
+        Incoming,
+        add_packets,
+        check_prose,
+        check_references,
+        check_role,
+        current_generation,
+        parse_jsonl,
+        parse_plain,
+    )
+    from soulctl.log.packets import env_session, new_session_id
 
     out = state.out
-    home, store = _store()
+    soul = state.soul()
+    home, store = soul.home, soul.store
     check_role(role)
     if with_embeddings and not jsonl:
         raise UsageError("--with-embeddings reads vectors from --jsonl input", hint="add --jsonl")
@@ -100,7 +79,7 @@ def add(
     defaults = dict(role=role, session=session or env_session() or new_session_id(),
                     meta=meta_obj, parent=parent, corrects=corrects,
                     generation=current_generation(home))
-    embedder = _embedder(home)
+    embedder = soul.embedder
     if text is not None:
         if jsonl:
             raise InvalidInput("give TEXT or --jsonl on stdin, not both")
@@ -136,13 +115,13 @@ def add(
 @app.command("ls")
 def ls(
     n: Annotated[int, typer.Option("-n", "--max-count", help="Show at most N (0: all).")] = 20,
-    role: RoleOpt = None, session: SessionOpt = None, since: SinceOpt = None, until: UntilOpt = None,
-    generation: GenOpt = None, corpus: CorpusOpt = None, min_resonance: MinResOpt = None,
+    role: options.Role = None, session: options.Session = None, since: options.Since = None, until: options.Until = None,
+    generation: options.Generation = None, corpus: options.Corpus = None, min_resonance: options.MinResonance = None,
     reverse: Annotated[bool, typer.Option("--reverse", help="Oldest first.")] = False,
 ) -> None:
     """List packets newest first, like `git log`."""
-    home, store = _store()
-    filters = _filters(role, session, since, until, generation, corpus, min_resonance)
+    store = state.soul().store
+    filters = options.filters(role, session, since, until, generation, corpus, min_resonance)
     rows = (p.as_dict() for p in store.list(filters, limit=n or None, newest_first=not reverse))
     state.out.rows(rows, PACKET_COLUMNS, empty="no packets match")
 
@@ -152,8 +131,7 @@ def show(
     packet_id: Annotated[str, typer.Argument(help="A packet id (or a unique prefix).")],
 ) -> None:
     """Show one whole packet: prose, meta, links and its embedding (under --json)."""
-    home, store = _store()
-    packet = store.get(packet_id, with_embedding=True)
+    packet = state.soul().store.get(packet_id, with_embedding=True)
 
     def human(d: dict) -> str:
         emb = d.pop("embedding", None)
@@ -170,22 +148,23 @@ def show(
 def search(
     query: Annotated[str, typer.Argument(help="What to look for; `-` reads many queries from stdin.")],
     k: options.K = 10, semantic: options.Semantic = False, keyword: options.Keyword = False,
-    role: RoleOpt = None, session: SessionOpt = None, since: SinceOpt = None, until: UntilOpt = None,
-    generation: GenOpt = None, corpus: CorpusOpt = None, min_resonance: MinResOpt = None,
+    role: options.Role = None, session: options.Session = None, since: options.Since = None, until: options.Until = None,
+    generation: options.Generation = None, corpus: options.Corpus = None, min_resonance: options.MinResonance = None,
 ) -> None:
     """Search by meaning and by keyword, fused by reciprocal rank (the default).
 
     `log search -` answers many queries in one process: plain lines, or JSON lines
     {"query": …, "session": …, "id": …}; each hit line then carries `query_id`.
     """
-    from soulctl.logbook import check_embedder, parse_queries, search_many
-    from soulctl.logbook import search as run_search
+    from soulctl.log.ingest import check_embedder
+    from soulctl.log.search import parse_queries, search_many
+    from soulctl.log.search import search as run_search
 
     mode = options.search_mode(semantic, keyword)
     out = state.out
-    home, store = _store()
-    filters = _filters(role, session, since, until, generation, corpus, min_resonance)
-    embedder = _embedder(home)
+    soul = state.soul()
+    store, embedder = soul.store, soul.embedder
+    filters = options.filters(role, session, since, until, generation, corpus, min_resonance)
     check_embedder(store, embedder)
     columns = [Column("rank", align="right"), Column("score", fmt=lambda v: f"{v:.4f}", align="right"),
                Column("id"), Column("role"), Column("session"), Column("prose", fmt=options.snippet)]
@@ -219,14 +198,14 @@ def export(
     """
     from soulctl.outfile import output_path
 
-    home, store = _store()
+    soul = state.soul()
     target = "/dev/stdout" if output in (None, "-") else output
     sys.stdout.flush()
     try:
-        with output_path(target, force, home) as tmp:
-            count = store.export(fmt, str(tmp), with_embeddings)
+        with output_path(target, force, soul.home) as tmp:
+            count = soul.store.export(fmt, str(tmp), with_embeddings)
     except BrokenPipeError:
-        from soulctl.output import PipeClosed
+        from soulctl.cli.output import PipeClosed
 
         raise PipeClosed from None
     if target != "/dev/stdout":
@@ -242,8 +221,7 @@ def sql(
     Tables: packets (as written), resonance_marks; view: log (packets with their latest
     resonance). Example: soulctl log sql "SELECT role, count(*) FROM log GROUP BY role"
     """
-    home, store = _store()
-    columns, rows = store.sql(query)
+    columns, rows = state.soul().store.sql(query)
     state.out.rows((dict(zip(columns, row)) for row in rows), [Column(c) for c in columns],
                    id_key=columns[0] if columns else "id")
 
@@ -251,10 +229,10 @@ def sql(
 @app.command("reembed")
 def reembed() -> None:
     """Re-embed every packet with the configured embedder (the only way an embedding changes)."""
-    home, store = _store()
-    embedder = _embedder(home)
+    soul = state.soul()
+    embedder = soul.embedder
     with state.out.progress_bars() as progress:
-        count = store.reembed(embedder.encode, embedder.model_id, embedder.dim, progress)
+        count = soul.store.reembed(embedder.encode, embedder.model_id, embedder.dim, progress)
     state.out.record({"packets": count, "embed_model": embedder.model_id, "dim": embedder.dim},
                      human=lambda r: f"re-embedded {r['packets']} packets with {r['embed_model']}",
                      id_key="embed_model")
@@ -263,7 +241,6 @@ def reembed() -> None:
 @app.command("reindex")
 def reindex() -> None:
     """Rebuild the derived search indexes (vectors, keywords) from the log database."""
-    home, store = _store()
-    result = store.reindex()
+    result = state.soul().store.reindex()
     state.out.record(result, human=lambda r: f"reindexed {r['packets']} packets "
                      f"(vector index: {r['vector_kind'] or 'none'})", id_key="packets")

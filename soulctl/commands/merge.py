@@ -24,19 +24,14 @@ def run(
     anchor_weight: Annotated[Optional[float], typer.Option(help="Share kept from the anchor [0, 1).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and predicted drift; write nothing.")] = False,
 ) -> None:
-    from soulctl.errors import InvalidInput
     from soulctl.evolve.merge import merge
-    from soulctl.evolve.recipes import MergeRecipe, load_recipe
 
-    home = state.home()
-    recipe = load_recipe(home, "merge", MergeRecipe)
-    if anchor_weight is not None:
-        if not 0 <= anchor_weight < 1:
-            raise InvalidInput(f"anchor_weight {anchor_weight} is outside [0, 1)")
-        recipe = recipe.model_copy(update={"anchor_weight": anchor_weight})
-    ids = list(adapters or []) or [_newest_unmerged(home)]
+    soul = state.soul()
+    recipe = soul.recipe("merge", {"anchor_weight": anchor_weight,
+                                   "layer": {"density": density, "weight": weight}})
+    ids = list(adapters or []) or [_newest_unmerged(soul.home)]
     with state.out.progress_bars() as progress:
-        result = merge(home, ids, recipe, density, weight, dry_run, progress)
+        result = merge(soul.home, ids, recipe, dry_run=dry_run, progress=progress)
     if dry_run:
         state.out.record(result, id_key=None, human=lambda d: (
             f"plan: {d['parent']} + {len(d['layers'])} layer(s) over {d['tensors']} tensors, "
@@ -52,7 +47,7 @@ def _newest_unmerged(home) -> str:
     from soulctl.errors import NotFound
     from soulctl.generations import current, read_lineage
 
-    merged = {l["adapter"] for l in read_lineage(home, current(home)).get("layers") or []}
+    merged = set(read_lineage(home, current(home)).adapters)
     candidates = sorted(home.adapters.glob("ad-*/meta.json"), key=lambda p: p.stat().st_mtime) \
         if home.adapters.is_dir() else []
     for meta in reversed(candidates):

@@ -7,16 +7,10 @@ from typing import Annotated, List, Optional
 import typer
 
 from soulctl.cli import options, state
-from soulctl.output import Column, human_bytes
+from soulctl.cli.output import Column, human_bytes
 
 app = typer.Typer(help="Corpora: index repos and mount them as the soul's reference shelf.",
                   no_args_is_help=True)
-
-
-def _embedder(home):
-    from soulctl.embed import embedder_for
-
-    return embedder_for(home.config, home.root)
 
 
 def _report(r) -> dict:
@@ -52,12 +46,11 @@ def add(
     from soulctl.corpus import mounts
     from soulctl.units import parse_size
 
-    home = state.home()
+    soul = state.soul()
     mounts.check_name(name)
     limit = parse_size(max_file_size, "--max-file-size")
-    embedder = _embedder(home)
     with state.out.progress_bars() as progress:
-        report = mounts.add(home, name, path, embedder, progress, max_bytes=limit)
+        report = mounts.add(soul.home, name, path, soul.embedder, progress, max_bytes=limit)
     state.out.record(_report(report), human=_human_report("indexed"), id_key="name")
     state.out.hint(f"mount it: soulctl mount use {name}")
 
@@ -72,10 +65,9 @@ def refresh(
     from soulctl.corpus import mounts
     from soulctl.units import parse_size
 
-    home = state.home()
-    embedder = _embedder(home)
+    soul = state.soul()
     with state.out.progress_bars() as progress:
-        report = mounts.refresh(home, name, embedder, progress, full=full,
+        report = mounts.refresh(soul.home, name, soul.embedder, progress, full=full,
                                 max_bytes=parse_size(max_file_size, "--max-file-size"))
     state.out.record(_report(report), human=_human_report("refreshed"), id_key="name")
 
@@ -122,7 +114,7 @@ def off(
 @app.command("rm")
 def rm(
     name: Annotated[str, typer.Argument(help="The corpus to delete (its index, not its source).")],
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (required when not on a terminal).")] = False,
+    yes: options.Yes = False,
 ) -> None:
     """Delete a corpus index (the source directory is untouched)."""
     from soulctl.corpus import mounts
@@ -153,8 +145,8 @@ def search(
     from soulctl.corpus import mounts
 
     mode = options.search_mode(semantic, keyword)
-    home = state.home()
-    hits = mounts.Wardrobe(home).search(query, _embedder(home), k, corpus, mode)
+    soul = state.soul()
+    hits = mounts.Wardrobe(soul.home).search(query, soul.embedder, k, corpus, mode)
     out = state.out
 
     out.rows(({"rank": i, **h.as_dict()} for i, h in enumerate(hits, 1)), [

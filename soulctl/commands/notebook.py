@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from soulctl.cli import state
-from soulctl.output import Column
+from soulctl.cli.output import Column
 
 app = typer.Typer(help="The notebook (and, with --self, the self-definition): show, edit, set, history, diff.",
                   no_args_is_help=True)
@@ -16,10 +16,9 @@ SelfOpt = Annotated[bool, typer.Option("--self", help="The self-definition inste
 
 
 def _ctx(self_: bool):
-    from soulctl.store import open_store
-
-    home = state.home()
-    return home, open_store(home), "self" if self_ else "notebook"
+    """(home, store, kind) of the soul this command runs in."""
+    soul = state.soul()
+    return soul.home, soul.store, "self" if self_ else "notebook"
 
 
 ForceOpt = Annotated[bool, typer.Option("--force", help="Trim a text over its sector (recorded in the reason) instead of refusing it.")]
@@ -51,7 +50,6 @@ def set_(
 ) -> None:
     """Write a new version from stdin (author: user); refused when over its sector."""
     from soulctl.errors import InvalidInput
-    from soulctl.memory import notebook as nb
 
     home, store, kind = _ctx(self_)
     if sys.stdin.isatty():
@@ -107,27 +105,26 @@ def rewrite(
     """The soul rewrites: with --self its self-definition (its own rewrite tool, the recent
     window as context); without, the notebook from the session's window, which is then flushed
     (the pressure protocol, by hand). The size is enforced; the new text goes to stdout."""
-    from soulctl.commands.chat import open_session
     from soulctl.errors import InvalidInput
+    from soulctl.log.packets import env_session
     from soulctl.memory import notebook as nb
-    from soulctl.store.base import env_session
 
     if guidance and not self_:
         raise InvalidInput("--guidance goes with --self", hint="soulctl notebook rewrite --self --guidance '…'")
-    home = state.home()
     if not self_ and not (session or env_session()):
         raise InvalidInput("the notebook is rewritten from a session's window: name one",
                            hint="soulctl notebook rewrite --session NAME (see `soulctl log ls`)")
-    with open_session(home, session) as chat:
-        if self_:
-            version = chat.rewrite_self(guidance)
-        elif not chat.window:
-            raise InvalidInput(f"session {chat.session} has no turns since its last flush: "
-                               "nothing to rewrite the notebook from", hint="talk first: soulctl chat --session NAME")
-        else:
-            version = chat.pressure()
-        kind = "self" if self_ else "notebook"
-        record = {**nb.version(chat.store, home, kind, version), "session": chat.session}
+    with state.out.progress_bars() as progress:
+        chat = state.soul().session(session, warn=state.out.warn, progress=progress)
+    if self_:
+        version = chat.rewrite_self(guidance)
+    elif not chat.window:
+        raise InvalidInput(f"session {chat.session} has no turns since its last flush: "
+                           "nothing to rewrite the notebook from", hint="talk first: soulctl chat --session NAME")
+    else:
+        version = chat.pressure()
+    kind = "self" if self_ else "notebook"
+    record = {**nb.version(chat.store, chat.home, kind, version), "session": chat.session}
     state.out.record(record, id_key="version", human=lambda d: d["text"])
     state.out.info(f"{kind} v{version}, written by {record['author']}: {record['reason']}")
 

@@ -8,18 +8,16 @@ from typing import Annotated, Optional
 import typer
 
 from soulctl.cli import options, state
-from soulctl.output import Column
+from soulctl.cli.output import Column
 
 app = typer.Typer(help="Resonance: mark, score, list, cluster and buffer the moments that resonate.",
                   no_args_is_help=True)
 
 
 def _ctx():
-    from soulctl.evolve.recipes import ResonateRecipe, load_recipe
-    from soulctl.store import open_store
-
-    home = state.home()
-    return home, open_store(home), load_recipe(home, "resonate", ResonateRecipe)
+    """(home, store, the resonate recipe) of the soul this command runs in."""
+    soul = state.soul()
+    return soul.home, soul.store, soul.recipe("resonate")
 
 
 @app.command("mark")
@@ -49,19 +47,12 @@ def score(
     from soulctl.evolve.resonate import engine_judge
     from soulctl.evolve.resonate import score as run
 
-    home, store, recipe = _ctx()
-    judge_fn = engine = None
+    soul = state.soul()
+    judge_fn = None
     if judge:
-        from soulctl.engine import open_engine
-
-        engine = open_engine(home, "majordomo" if "majordomo" in home.config.roles else "soul")
-        judge_fn = engine_judge(engine)
-    try:
-        with state.out.progress_bars() as progress:
-            result = run(store, recipe, role, judge_fn, progress)
-    finally:
-        if engine is not None:
-            engine.close()
+        judge_fn = engine_judge(soul.engine("majordomo" if "majordomo" in soul.config.roles else "soul"))
+    with state.out.progress_bars() as progress:
+        result = run(soul.store, soul.recipe("resonate"), role, judge_fn, progress)
     state.out.record(result, id_key="scored", human=lambda d: f"scored {d['scored']} {d['role']} "
                      f"packets (mean resonance {d['mean']:.3f})" if d["mean"] is not None else "nothing to score")
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from soulctl.search.keyword import parse_query, user_query
-from soulctl import vectors
 from soulctl.corpus.chunk import Chunk
+from soulctl.search import vectors
+from soulctl.search.keyword import parse_query, user_query
 
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.parquet"

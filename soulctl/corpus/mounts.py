@@ -21,9 +21,9 @@ from soulctl.corpus import index as ix
 from soulctl.corpus.chunk import CHUNKER_ID, Chunk, chunk_file
 from soulctl.corpus.walk import DEFAULT_MAX_BYTES, read_text, walk
 from soulctl.errors import AlreadyExists, InvalidInput, NotFound
-from soulctl.fusion import rrf
 from soulctl.home import Home
 from soulctl.progress import progress_task
+from soulctl.search.fusion import rrf
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MOUNTS = "mounts.json"

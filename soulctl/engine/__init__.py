@@ -24,7 +24,6 @@ from typing import Iterator, Protocol
 from soulctl.errors import InvalidInput, MissingDependency, NotFound, SoulError
 from soulctl.home import Home
 
-BACKENDS = ("llamacpp", "transformers", "mlx", "openai")
 # Small models loop without a repetition penalty; every local backend uses the same one.
 REPEAT_PENALTY = 1.15
 # The package each backend needs, and the soulctl extra that installs it.
@@ -89,7 +88,7 @@ def resolve_model(home: Home, role: str, model: str | None) -> ModelRef:
     path = home.resolve(model)
     if path.exists():
         real = path.resolve()
-        if real.parent == home.generations.resolve() and gens._GEN.match(real.name):
+        if real.parent == home.generations.resolve() and gens.GEN_ID.match(real.name):
             return ModelRef("generation", real, real.name, real.name)
         if real.is_dir():
             if not (real / "config.json").is_file():
@@ -118,7 +117,7 @@ def choose_backend(ref: ModelRef) -> str:
     if apple_silicon() and installed("mlx"):
         return "mlx"
     if installed("llamacpp"):
-        from soulctl.engine.gguf import can_serve_gguf
+        from soulctl.generations.derived import can_serve_gguf
 
         if can_serve_gguf(ref):
             return "llamacpp"
@@ -152,8 +151,8 @@ def open_engine(home: Home, role: str = "soul", backend: str | None = None, prog
         backend = choose_backend(ref)
     require(backend)
     if backend == "llamacpp":
-        from soulctl.engine.gguf import gguf_for
         from soulctl.engine.llamacpp_engine import LlamaCppEngine
+        from soulctl.generations.derived import gguf_for
 
         path = gguf_for(home, ref, spec.quant, progress)
         return LlamaCppEngine(path, context=spec.context, generation=ref.generation)

@@ -17,13 +17,12 @@ from soulctl.home import Home
 
 
 def probe_texts(home: Home) -> list[str]:
-    from soulctl.basemodel import shipped_recipes
+    from soulctl.home.recipes import recipe_file
 
-    for path in (home.recipes / "probes.txt", shipped_recipes() / "probes.txt"):
-        if path.is_file():
-            lines = [l.strip() for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
-            if lines:
-                return lines
+    if (path := recipe_file(home, "probes.txt")) is not None:
+        lines = [l.strip() for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
+        if lines:
+            return lines
     raise NotFound("no probe set (recipes/probes.txt)", hint="restore recipes/probes.txt")
 
 
@@ -100,9 +99,9 @@ def drift(home: Home, ref: str | None = None, models: _Models | None = None) -> 
     models = models or _Models(home)
     gid = resolve(home, ref)
     lineage = read_lineage(home, gid)
-    anchor = lineage.get("anchor") or generation_ids(home)[0]
-    parent = lineage.get("parent")
-    weights = lineage.get("drift") or {"overall": 0.0}
+    anchor = lineage.anchor or generation_ids(home)[0]
+    parent = lineage.parent
+    weights = lineage.drift or {"overall": 0.0}
     anchor_probe = probe_loss(home, anchor, models)
     gen_probe = anchor_probe if gid == anchor else probe_loss(home, gid, models)
     report = {
@@ -114,8 +113,8 @@ def drift(home: Home, ref: str | None = None, models: _Models | None = None) -> 
         "absorption": None, "buffers": [],
     }
     if parent:
-        parent_layers = {l["adapter"] for l in read_lineage(home, parent).get("layers") or []}
-        new = [l for l in lineage.get("layers") or [] if l["adapter"] not in parent_layers]
+        parent_layers = set(read_lineage(home, parent).adapters)
+        new = [l for l in lineage.layers if l["adapter"] not in parent_layers]
         gains = []
         for layer in new:
             buffer_id = _buffer_of(home, layer)

@@ -99,7 +99,7 @@ def export_bundle(home, buffer_ref: str | None, recipe, key: bytes, out: Path, f
     read_buffer(buffer)  # refuse an empty or malformed buffer here, not on the GPU
     gen = current(home)
     lineage = read_lineage(home, gen)
-    base = {"generation": gen, "manifest": {k: v["sha256"] for k, v in lineage["manifest"].items()}}
+    base = {"generation": gen, "manifest": lineage.hashes}
     files = {"buffer.jsonl": buffer.read_bytes(), "recipe.json": json.dumps(recipe.model_dump()).encode(),
              "base.json": json.dumps(base).encode()}
     meta = buffer.with_suffix(".json")
@@ -118,7 +118,6 @@ def run_bundle(bundle: Path, base_dir: Path, key: bytes, out: Path, progress=Non
     from soulctl.evolve.recipes import DreamRecipe
     from soulctl.evolve.training import read_buffer
     from soulctl.generations import sha256_file
-
     from soulctl.outfile import check_output
 
     check_output(out, force)  # refused now, not after the training

@@ -16,13 +16,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from soulctl import __version__
+from soulctl.budget.modelfiles import safetensors_layout
 from soulctl.errors import CheckFailed, InvalidInput, NotFound
 from soulctl.evolve.adapters import AdapterLayer, load_adapter
 from soulctl.evolve.recipes import MergeRecipe
-from soulctl.generations import (build_generation, current, generation_ids, next_id, now_iso,
-                                 read_lineage, set_current, verify)
+from soulctl.generations import (
+    build_generation,
+    current,
+    generation_ids,
+    next_id,
+    now_iso,
+    read_lineage,
+    set_current,
+    verify,
+)
+from soulctl.generations.weights import drift_from_sums, module_type, sq_norm
 from soulctl.home import Home
-from soulctl.modelinfo import safetensors_layout
 from soulctl.progress import progress_task
 
 log = logging.getLogger(__name__)
@@ -100,12 +109,19 @@ class MergePlan:
 def plan_merge(home: Home, adapter_ids: list[str], recipe: MergeRecipe,
                density: float | None = None, weight: float | None = None,
                parent: str | None = None) -> tuple[MergePlan, list[AdapterLayer]]:
+    """The merge of `adapter_ids` onto `parent` (default: current). `density` and `weight`
+    override the recipe's for the new layers, validated by the recipe's own schema."""
+    from soulctl.evolve.recipes import with_overrides
+
+    if density is not None or weight is not None:
+        layer = {k: v for k, v in (("density", density), ("weight", weight)) if v is not None}
+        recipe = with_overrides(recipe, {"layer": layer})
     ids = generation_ids(home)
     if not ids:
         raise NotFound("this soul home has no generations", hint="run `soulctl init`")
     anchor = ids[0]
     parent = parent or current(home) or ids[-1]
-    parent_layers = [Layer(**l) for l in read_lineage(home, parent).get("layers", [])]
+    parent_layers = [Layer(**l) for l in read_lineage(home, parent).layers]
     if not adapter_ids:
         raise InvalidInput("no adapter to merge", hint="train one with `soulctl dream`, or name it")
     new_layers, loaded = [], []
@@ -116,16 +132,9 @@ def plan_merge(home: Home, adapter_ids: list[str], recipe: MergeRecipe,
             raise InvalidInput(f"adapter {adapter.id} is already a layer of {parent}",
                                hint="a layer is folded in once; dream a new adapter to grow further")
         present.add(adapter.id)
-        new_layers.append(Layer(adapter.id, adapter.sha256,
-                                density if density is not None else recipe.layer.density,
-                                weight if weight is not None else recipe.layer.weight,
+        new_layers.append(Layer(adapter.id, adapter.sha256, recipe.layer.density, recipe.layer.weight,
                                 adapter.meta.get("buffer_sha256"), adapter.meta.get("log_ids", []),
                                 adapter.meta.get("base_generation")))
-    for layer in new_layers:
-        if not 0 < layer.density <= 1:
-            raise InvalidInput(f"density {layer.density} is outside (0, 1]")
-        if layer.weight <= 0:
-            raise InvalidInput(f"weight {layer.weight} must be positive")
     layers = parent_layers + new_layers
     check_recipe(recipe, layers)
     plan, loaded = resolve_plan(home, parent, anchor, layers, recipe)
@@ -207,7 +216,7 @@ def write_merged(plan: MergePlan, adapters: list[AdapterLayer], anchor_dir: Path
                     begin, end = header[name]["data_offsets"]
                     fin.seek(data_start + begin)
                     raw = fin.read(end - begin)
-                    kind = _module_type(name)
+                    kind = module_type(name)
                     if name in plan.targets:
                         base = st.get_tensor(name)
                         idx = plan.targets[name]
@@ -228,40 +237,10 @@ def write_merged(plan: MergePlan, adapters: list[AdapterLayer], anchor_dir: Path
                         raw = raw_new
                     else:
                         acc = sums.setdefault(kind, [0.0, 0.0])
-                        acc[1] += _sq_norm(raw, header[name]["dtype"])
+                        acc[1] += sq_norm(raw, header[name]["dtype"])
                     fout.write(raw)
                     task.advance(1)
     return drift_from_sums(sums)
-
-
-def _sq_norm(raw: bytes, dtype: str) -> float:
-    import numpy as np
-
-    if dtype == "F32":
-        a = np.frombuffer(raw, dtype=np.float32)
-    elif dtype == "F16":
-        a = np.frombuffer(raw, dtype=np.float16).astype(np.float32)
-    elif dtype == "BF16":
-        a = (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
-    else:
-        return 0.0
-    return float(np.dot(a.astype(np.float64), a.astype(np.float64)))
-
-
-def _module_type(name: str) -> str:
-    for kind in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-                 "embed_tokens", "lm_head"):
-        if f".{kind}." in f".{name}" or name.startswith(kind):
-            return kind
-    return "other"
-
-
-def drift_from_sums(sums: dict[str, list[float]]) -> dict:
-    per = {k: (v[0] / v[1]) ** 0.5 if v[1] else 0.0 for k, v in sums.items()}
-    num = sum(v[0] for v in sums.values())
-    den = sum(v[1] for v in sums.values())
-    return {"overall": (num / den) ** 0.5 if den else 0.0,
-            "modules": {k: round(v, 8) for k, v in sorted(per.items())}}
 
 
 def merge(home: Home, adapter_ids: list[str], recipe: MergeRecipe, density: float | None = None,
@@ -298,7 +277,7 @@ def predict_drift(plan: MergePlan, adapters: list[AdapterLayer], home: Home) -> 
         with safe_open(str(src), framework="pt") as st:
             for name in st.keys():
                 base = st.get_tensor(name).float()
-                acc = sums.setdefault(_module_type(name), [0.0, 0.0])
+                acc = sums.setdefault(module_type(name), [0.0, 0.0])
                 acc[1] += float((base * base).sum())
                 if name in plan.targets:
                     idx = plan.targets[name]

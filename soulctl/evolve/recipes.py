@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from soulctl.config import validate_mapping
 from soulctl.errors import ConfigError
 from soulctl.home import Home
+from soulctl.home.config import validate_mapping
 
 
 class _Strict(BaseModel):
@@ -68,7 +68,7 @@ class ResonateRecipe(_Strict):
     context_turns: int = Field(4, ge=0)
     judge_rubric: str = ("You judge moments in a conversation. A reply resonates when it surprises, "
                          "deepens an idea, or shows a distinct and coherent character. Score 0 for "
-                         "generic or empty replies and 10 for replies worth remembering.")
+                         "generic or empty replies and 9 for replies worth remembering.")
 
 
 RECIPES: dict[str, type[BaseModel]] = {"dream": DreamRecipe, "merge": MergeRecipe,
@@ -117,11 +117,10 @@ def _merged(base: dict, overrides: dict) -> dict:
 
 def load_recipe(home: Home | None, name: str, model: type[BaseModel], path: Path | None = None):
     """recipes/NAME.yaml of the home (or the shipped one), validated with file:line errors."""
-    from soulctl.basemodel import shipped_recipes
+    from soulctl.home.recipes import recipe_file
 
     if path is None:
-        candidates = ([home.recipes / f"{name}.yaml"] if home else []) + [shipped_recipes() / f"{name}.yaml"]
-        path = next((p for p in candidates if p.is_file()), None)
+        path = recipe_file(home, f"{name}.yaml")
     if path is None:
         return model()
     try:

@@ -20,24 +20,10 @@ import numpy as np
 from soulctl.errors import InvalidInput, NotFound
 from soulctl.evolve.recipes import ResonateRecipe
 from soulctl.home import Home
-from soulctl.store import Filters, Packet
-from soulctl.store.duckdb_store import DuckDBStore
+from soulctl.log import Filters, Packet, Store
 from soulctl.progress import progress_task
 
 ROLE_MAP = {"user": "user", "soul": "assistant", "system": "system"}
-
-
-def packets_with_vectors(store: DuckDBStore, role: str | None = None) -> tuple[list[dict], np.ndarray]:
-    where = "WHERE role = ?" if role else ""
-    with store._read() as con:
-        if con is None:
-            return [], np.zeros((0, 0), np.float32)
-        rows = con.execute(f"SELECT id, seq, session, role, prose, resonance, embedding FROM log "
-                           f"{where} ORDER BY seq", [role] if role else []).fetchall()
-    meta = [{"id": r[0], "seq": r[1], "session": r[2], "role": r[3], "prose": r[4], "resonance": r[5]}
-            for r in rows]
-    vecs = np.array([r[6] for r in rows], dtype=np.float32) if rows else np.zeros((0, 0), np.float32)
-    return meta, vecs
 
 
 def novelty(vectors: np.ndarray, block: int = 4096) -> np.ndarray:
@@ -55,15 +41,15 @@ def novelty(vectors: np.ndarray, block: int = 4096) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def score(store: DuckDBStore, recipe: ResonateRecipe, role: str = "soul", judge=None,
+def score(store: Store, recipe: ResonateRecipe, role: str = "soul", judge=None,
           progress=None) -> dict:
     """Novelty for every packet of `role` (and a judge's score, given a judge), then the
     combined resonance, as marks."""
-    meta, vecs = packets_with_vectors(store, None)
+    meta, vecs = store.vectors(None)
     if not meta:
         raise NotFound("the log is empty: nothing to score", hint="add packets or chat first")
     nov = novelty(vecs)
-    explicit = _latest_marks(store, "mark")
+    explicit = store.latest_marks("mark")
     judged = _judge_all(meta, role, recipe, judge, progress) if judge else {}
     marks = []
     for m, v in zip(meta, nov):
@@ -99,11 +85,15 @@ def _judge_all(meta: list[dict], role: str, recipe: ResonateRecipe, judge, progr
     return out
 
 
+JUDGE_TOP = 9  # the judge scores 0..9, one digit; the rubric in recipes/resonate.yaml says so too
+JUDGE_ASK = f"Score the reply from 0 (generic) to {JUDGE_TOP} (worth remembering)."
+
+
 def engine_judge(engine):
     """A judge backed by a chat engine: the rubric and the exchange, then the expected score
     under the model's own probabilities for the digits 0-9 after "Score: " (so even a small
     model that will not answer with a bare number gives a graded judgement)."""
-    digits = [str(d) for d in range(10)]
+    digits = [str(d) for d in range(JUDGE_TOP + 1)]
     if not hasattr(engine, "choice_probs"):
         raise InvalidInput(f"the {engine.name} backend cannot judge: it gives no token probabilities",
                            hint="give the judging role (majordomo, else soul) a local backend: "
@@ -112,29 +102,21 @@ def engine_judge(engine):
     def judge(rubric: str, prompt: str, reply: str) -> float:
         probs = engine.choice_probs([
             {"role": "system", "content": rubric},
-            {"role": "user", "content": f"Message:\n{prompt}\n\nReply:\n{reply}\n\n"
-                                        "Score the reply from 0 (generic) to 9 (worth remembering)."},
+            {"role": "user", "content": f"Message:\n{prompt}\n\nReply:\n{reply}\n\n{JUDGE_ASK}"},
         ], "Score: ", digits)
-        return round(sum(p * d for p, d in zip(probs, range(10))) / 9, 6)
+        return round(sum(p * d for p, d in zip(probs, range(JUDGE_TOP + 1))) / JUDGE_TOP, 6)
 
     return judge
 
 
-def _latest_marks(store: DuckDBStore, source: str) -> dict[str, float]:
-    with store._read() as con:
-        rows = con.execute("SELECT packet_id, arg_max(score, ts) FROM resonance_marks "
-                           "WHERE source = ? GROUP BY packet_id", [source]).fetchall()
-    return {r[0]: float(r[1]) for r in rows}
-
-
-def top(store: DuckDBStore, n: int = 20, role: str | None = None) -> list[Packet]:
+def top(store: Store, n: int = 20, role: str | None = None) -> list[Packet]:
     rows = [p for p in store.list(Filters(role=role, min_resonance=0.0), limit=None)]
     rows.sort(key=lambda p: (-(p.resonance or 0.0), -p.seq))
     return rows[:n]
 
 
-def clusters(store: DuckDBStore, threshold: float, k: int, role: str = "soul") -> dict:
-    meta, vecs = packets_with_vectors(store, role)
+def clusters(store: Store, threshold: float, k: int, role: str = "soul") -> dict:
+    meta, vecs = store.vectors(role)
     keep = [i for i, m in enumerate(meta) if (m["resonance"] or 0) >= threshold]
     if len(keep) < k:
         raise InvalidInput(f"{len(keep)} packets at or above {threshold}: fewer than {k} clusters",
@@ -175,11 +157,11 @@ def plot_clusters(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def build_buffer(home: Home, store: DuckDBStore, recipe: ResonateRecipe,
+def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
                  threshold: float | None = None, cluster: int | None = None, k: int = 4,
                  role: str = "soul") -> dict:
     threshold = recipe.threshold if threshold is None else threshold
-    meta, vecs = packets_with_vectors(store, None)
+    meta, vecs = store.vectors(None)
     chosen = [i for i, m in enumerate(meta) if m["role"] == role and (m["resonance"] or 0) >= threshold]
     if cluster is not None:
         groups = clusters(store, threshold, k, role)

@@ -14,11 +14,10 @@ AUTHORS = ("user", "soul", "majordomo")
 
 
 def default_self(home: Home) -> str:
-    from soulctl.basemodel import shipped_recipes
+    from soulctl.home.recipes import recipe_file
 
-    for path in (home.recipes / "self.md", shipped_recipes() / "self.md"):
-        if path.is_file():
-            return path.read_text(encoding="utf-8").strip()
+    if (path := recipe_file(home, "self.md")) is not None:
+        return path.read_text(encoding="utf-8").strip()
     return "You are the soul of this machine."
 
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from soulctl.errors import ConfigError, InvalidInput
+from soulctl.errors import CheckFailed, ConfigError, InvalidInput
 from soulctl.home import Home
+from soulctl.log import NewPacket
+from soulctl.log.packets import env_session, new_id, new_session_id
 from soulctl.memory import notebook as nb
-from soulctl.store import NewPacket
-from soulctl.store.base import new_id
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class ChatSession:
         self.retrieve_log = retrieve_log
         check_sectors(self.mem, engine.context_length)
         from soulctl.corpus.mounts import Wardrobe
-        from soulctl.logbook import check_embedder
+        from soulctl.log.ingest import check_embedder
 
         check_embedder(store, embedder)  # once: every packet of the session is embedded here
         self.wardrobe = Wardrobe(home)  # mounted corpora stay open between turns
@@ -84,7 +84,7 @@ class ChatSession:
 
     # -- the window, rebuilt from the log ------------------------------------------------
     def _rebuild_window(self) -> list[Turn]:
-        from soulctl.store import Filters
+        from soulctl.log import Filters
 
         turns: list[Turn] = []
         for packet in self.store.list(Filters(session=self.session), newest_first=True):
@@ -123,7 +123,7 @@ class ChatSession:
                 blocks.append(render_hit(hit))
                 cites.append(f"{hit.corpus}:{hit.cite}")
         if budget and self.retrieve_log:
-            from soulctl.logbook import search
+            from soulctl.log.search import search
 
             used = sum(self._count(b) for b in blocks)
             in_window = {t.packet_id for t in self.window}
@@ -329,7 +329,7 @@ class ChatSession:
         return text.strip(), notes, drafts
 
     def _log(self, packets: list[NewPacket]) -> None:
-        from soulctl.logbook import add_packets
+        from soulctl.log.ingest import add_packets
 
         list(add_packets(self.home, packets, self.embedder, self.store))
 
@@ -345,6 +345,33 @@ def check_sectors(mem, context_length: int) -> None:
         raise ConfigError(f"the Memory OS sectors need {total} tokens ({parts}) but the model's "
                           f"context is {context_length}",
                           hint="lower memory.* in soul.yaml, or raise roles.soul.context")
+
+
+def open_session(soul, session: str | None = None, strict: bool = False, warn=None,
+                 progress=None) -> ChatSession:
+    """A ChatSession on the soul (and the majordomo, if soul.yaml names one) for `session`
+    (default: $SOUL_SESSION or a new one). Its engines and store are the Soul's: closing the
+    Soul settles the last turn's writes and closes the engines. The generation served is
+    verified first (cheaply when unchanged): a tampered one is refused with `strict`, served
+    with a warning otherwise."""
+    from soulctl.engine import served_generation
+    from soulctl.generations import verify_cached
+
+    home = soul.home
+    if (gid := served_generation(home, "soul")) is not None:
+        check = verify_cached(home, gid, progress)
+        if not check.ok:
+            message = f"{gid} fails verification ({check.problems()})"
+            if strict:
+                raise CheckFailed(message + "; refusing to serve it",
+                                  hint=f"restore it: soulctl gen materialize {gid}")
+            (warn or log.warning)(message + f"; serving it anyway (restore it: soulctl gen materialize {gid})")
+    engine = keeper = soul.engine("soul", progress)  # a first run on llama.cpp converts the generation
+    keeper_role = "soul"
+    if "majordomo" in home.config.roles:
+        keeper, keeper_role = soul.engine("majordomo", progress), "majordomo"
+    return ChatSession(home, engine, soul.embedder, soul.store,
+                       session or env_session() or new_session_id(), keeper, keeper_role)
 
 
 def trim_to_tokens(engine, text: str, limit: int) -> str:

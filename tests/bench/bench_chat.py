@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from bench_log import make_home, realistic_vectors, sentences  # noqa: E402  (same directory)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,7 +59,7 @@ class Timed:
 
 def fill_log(home: Path, n: int, embedder) -> None:
     from soulctl.home import Home
-    from soulctl.store import NewPacket, open_store
+    from soulctl.log import NewPacket, open_store
 
     store = open_store(Home(home))
     base = embedder.encode(sentences(2000, seed=3))
@@ -86,8 +85,9 @@ def main() -> None:
     from soulctl.embed import embedder_for
     from soulctl.engine import open_engine
     from soulctl.home import Home
+    from soulctl.log import open_store
+    from soulctl.log.duckdb import store as duckdb_store
     from soulctl.memory.session import ChatSession
-    from soulctl.store import duckdb_store, open_store
 
     tmp = Path(tempfile.mkdtemp(prefix="soulctl-bench-chat-"))
     try:

@@ -83,8 +83,8 @@ def bench_ingest(n: int, tmp: Path) -> None:
 
     from soulctl.embed import Embedder
     from soulctl.home import Home
-    from soulctl.logbook import add_packets
-    from soulctl.store import NewPacket, open_store
+    from soulctl.log import NewPacket, open_store
+    from soulctl.log.ingest import add_packets
 
     st = SentenceTransformer(str(bundled_model_dir()), device="cpu")
     st.encode(texts[:64])
@@ -122,9 +122,9 @@ def bench_search(sizes: list[int], tmp: Path) -> None:
     import faiss
 
     from soulctl.embed import Embedder, bundled_model_dir
-    from soulctl.logbook import search
-    from soulctl.store import Filters, NewPacket
-    from soulctl.store.duckdb_store import DuckDBStore
+    from soulctl.log import Filters, NewPacket
+    from soulctl.log.duckdb import DuckDBStore
+    from soulctl.log.search import search
 
     embedder = Embedder(bundled_model_dir())
     base_texts = sentences(3000, seed=2)

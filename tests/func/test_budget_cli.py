@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 from conftest import BASE_ENV, soulctl
-from soulctl.basemodel import bundled_gguf
+
+from soulctl.generations.base import bundled_gguf
 
 GiB = 1024**3
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-
 import pytest
 import yaml
-
 from conftest import refused, soulctl
 
 
@@ -54,8 +52,8 @@ def session(home):
     from soulctl.embed import embedder_for
     from soulctl.engine import open_engine
     from soulctl.home import Home
+    from soulctl.log import open_store
     from soulctl.memory.session import ChatSession
-    from soulctl.store import open_store
 
     def make(name="s", **memory):
         configure(home, **memory)
@@ -78,14 +76,14 @@ def test_pressure_protocol_keeps_every_request_inside_the_context(session):
     store = chat.store
     versions = store.memory_versions("notebook")
     assert len(versions) >= 2 and {v["author"] for v in versions} == {"soul"}
-    from soulctl.store import Filters
+    from soulctl.log import Filters
 
     packets = list(store.list(Filters(session="pressure"), newest_first=False))
     assert sum(1 for p in packets if (p.meta or {}).get("kind") == "flush") == flushes
     prompts = [p.meta["prompt_tokens"] for p in packets if p.role == "soul" and "prompt_tokens" in (p.meta or {})]
     assert len(prompts) == 30 and max(prompts) + 32 <= 1024
     # the first turns were flushed from the window but stay in the log, found by search
-    from soulctl.logbook import search
+    from soulctl.log.search import search
 
     hits = search(store, chat.embedder, "Turn 0: tell me one short fact about the heron", 5,
                   filters=Filters(session="pressure"))
@@ -93,8 +91,8 @@ def test_pressure_protocol_keeps_every_request_inside_the_context(session):
 
 
 def test_an_overlong_notebook_is_enforced_never_dropped(session):
+    from soulctl.log import Filters
     from soulctl.memory import notebook as nb
-    from soulctl.store import Filters
 
     chat = session("enforce", window_tokens=256, notebook_tokens=64, reply_tokens=16, retrieved_tokens=0)
     facts = " ".join(f"Fact {i}: the heron number {i} nests by the mill pond in spring." for i in range(25))
@@ -133,7 +131,7 @@ def test_retrieved_sector_cites_a_mounted_corpus(session, tmp_path):
     assert any(c.startswith("notes:lighthouse.md:") for c in result.retrieved)
 
 
-def test_the_soul_rewrites_its_self_definition(home):
+def test_the_soul_rewrites_its_self_definition(home, session):
     configure(home, self_tokens=64)
     assert soulctl("chat", "--session", "r", "--home", home, input="I like rivers.\n").code == 0
     result = soulctl("notebook", "rewrite", "--self", "--guidance", "You love herons.", "--session", "r",
@@ -149,10 +147,11 @@ def test_the_soul_rewrites_its_self_definition(home):
     packet = soulctl("log", "ls", "--session", "r", "--json", "--home", home).json_lines()[0]
     assert (packet["role"], packet["meta"]["kind"], packet["meta"]["version"]) == ("soul", "self", 1)
     assert packet["prose"] == record["text"]
-    # the next turn is made with the new self-definition
-    reply = soulctl("chat", "--session", "r", "--json", "--home", home, input="Who are you?\n")
-    assert reply.code == 0, reply
-    assert soulctl("notebook", "show", "--self", "--home", home).stdout.strip() == record["text"]
+    # the next turn is made with the new self-definition: it opens the prompt
+    chat = session("r")
+    chat.turn("Who are you?")
+    assert chat.last_prompt[0]["role"] == "system"
+    assert chat.last_prompt[0]["content"].startswith(record["text"] + "\n\n# Notebook")
 
 
 def test_rewrite_refusals_write_nothing(home):

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import BASE_ENV, refused, soulctl
 
 PROMPT = [{"role": "system", "content": "You are a helpful assistant."},
@@ -99,7 +98,7 @@ def test_an_hf_directory_is_converted_once_and_recorded(home, tmp_path):
 @pytest.fixture(scope="module")
 def llama_server(gen0_home, tmp_path_factory):
     """llama-cpp-python's OpenAI-compatible server on a free loopback port."""
-    from soulctl.basemodel import bundled_gguf
+    from soulctl.generations.base import bundled_gguf
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -171,11 +170,13 @@ def test_backend_errors_name_the_fix(home, tmp_path):
 
 
 def test_repl_streams_and_takes_slash_commands(home):
-    """The conversation on a real terminal (a pty): streamed replies and slash commands."""
+    """The conversation on a real terminal (a pty): streamed replies and slash commands; a
+    slash command's mistake does not end the conversation."""
     master, slave = pty.openpty()
+    standin = Path(__file__).resolve().parent / "standin"  # a stand-in `claude` for /hands
+    env = {**BASE_ENV, "TERM": "dumb", "PATH": f"{standin}{os.pathsep}{BASE_ENV.get('PATH', '')}"}
     proc = subprocess.Popen([sys.executable, "-m", "soulctl", "chat", "--session", "tty", "--home", str(home)],
-                            stdin=slave, stdout=slave, stderr=slave, env={**BASE_ENV, "TERM": "dumb"},
-                            cwd=home, close_fds=True)
+                            stdin=slave, stdout=slave, stderr=slave, env=env, cwd=home, close_fds=True)
     os.close(slave)
     seen, pos = b"", 0
 
@@ -202,6 +203,18 @@ def test_repl_streams_and_takes_slash_commands(home):
         assert reply, seen
         os.write(master, b"/resonate 0.9\n")
         read_until(b"marked the last reply at 0.9")
+        # mistakes print their one line and the conversation goes on
+        os.write(master, b"/mount nosuch\n")
+        read_until(b"error: ")
+        read_until(b"nosuch")
+        os.write(master, b"/resonate abc\n")
+        read_until(b"error: /resonate takes a score in [0, 1], not 'abc'")
+        os.write(master, b"/bogus\n")
+        read_until(b"error: unknown command /bogus")
+        os.write(master, b"Name one river.\n")
+        read_until(b"soul> ")
+        read_until(b"you> ")
+        assert seen.split(b"soul> ")[-1].split(b"you> ")[0].strip(), seen
         os.write(master, b"/notebook\n")
         read_until(b"(empty)")
         os.write(master, b"/flush\n")

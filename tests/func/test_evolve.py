@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from safetensors import safe_open
-
 from conftest import BASE_ENV, REPO, copy_home, refused, soulctl, tree_snapshot
+from safetensors import safe_open
 
 CONVERSATION = REPO / "scripts" / "demo-conversation.jsonl"
 

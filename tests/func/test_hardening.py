@@ -14,7 +14,6 @@ import threading
 import time
 
 import pytest
-
 from conftest import BASE_ENV, REPO, refused, soulctl
 
 LINES = ["The heron waited at the edge of the marsh.", "The tide came in over the sand bar.",

@@ -86,7 +86,7 @@ def test_init_refuses_a_non_model_path(tmp_path):
 
 
 def test_init_refuses_a_corrupt_gguf(tmp_path):
-    from soulctl.basemodel import bundled_gguf
+    from soulctl.generations.base import bundled_gguf
 
     truncated = tmp_path / "truncated.gguf"
     truncated.write_bytes(bundled_gguf().read_bytes()[: 1 << 20])

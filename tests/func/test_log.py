@@ -8,7 +8,6 @@ import shutil
 
 import duckdb
 import pytest
-
 from conftest import copy_home, refused, soulctl
 
 PLANTED = "The heron waited motionless at the edge of the marsh, then struck at a silver fish."

@@ -8,14 +8,15 @@ import sys
 import time
 
 from conftest import BASE_ENV, soulctl
-from soulctl.logbook import WRITE_BATCH
+
+from soulctl.log.ingest import WRITE_BATCH
 
 LOOP = """
 import sys, time
 from pathlib import Path
 from soulctl.embed import embedder_for
 from soulctl.home import Home
-from soulctl.store import NewPacket, open_store
+from soulctl.log import NewPacket, open_store
 
 home = Home(sys.argv[1])
 store = open_store(home)

@@ -6,26 +6,25 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import soulctl
 from test_log import corpus_lines
 
 from soulctl.errors import InvalidInput
-from soulctl.store import Filters
+from soulctl.log import Filters
 
 
 @pytest.fixture
 def parts(home):
     from soulctl.embed import embedder_for
     from soulctl.home import Home
-    from soulctl.store import open_store
+    from soulctl.log import open_store
 
     h = Home(home)
     return h, open_store(h), embedder_for(h.config, h.root)
 
 
 def packets(lines, session="t"):
-    from soulctl.store import NewPacket
+    from soulctl.log import NewPacket
 
     return [NewPacket(prose=line, session=session) for line in lines]
 
@@ -108,7 +107,9 @@ def test_memory_is_cached_until_any_process_writes_it(parts):
     assert nb.current(store, home, "notebook")["text"] == ""
     nb.write(store, "notebook", "rivers matter", "user", None)
     assert nb.current(store, home, "notebook")["text"] == "rivers matter"  # own write seen
-    assert store.memory_latest(nb.KINDS) is not store.memory_latest(nb.KINDS)  # copies, not the cache
+    latest = store.memory_latest(nb.KINDS)
+    latest["notebook"]["text"] = "scribbled"  # the caller's copy, not the cache
+    assert store.memory_latest(nb.KINDS)["notebook"]["text"] == "rivers matter"
     result = soulctl("notebook", "set", "--home", home.root, input="the sea matters more\n")
     assert result.code == 0, result
     assert nb.current(store, home, "notebook")["text"] == "the sea matters more"  # another's seen

@@ -5,7 +5,6 @@ system or the network (no new file under $HOME; an unroutable proxy would catch 
 from __future__ import annotations
 
 import pytest
-
 from conftest import copy_home, refused, soulctl
 
 

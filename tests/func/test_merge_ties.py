@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import BASE_ENV
 from safetensors.torch import load_file
 
-from conftest import BASE_ENV
-from soulctl.config import DEFAULT_SOUL_YAML
 from soulctl.errors import InvalidInput
 from soulctl.evolve.adapters import store_adapter
-from soulctl.evolve.merge import check_recipe, merge, Layer, ties_delta, trim
+from soulctl.evolve.merge import Layer, check_recipe, merge, ties_delta, trim
 from soulctl.evolve.recipes import MergeRecipe
 from soulctl.generations import build_generation, set_current
 from soulctl.home import Home
+from soulctl.home.config import DEFAULT_SOUL_YAML
 
 
 def tiny_config():

@@ -6,7 +6,6 @@ import json
 import os
 
 import pytest
-
 from conftest import copy_home, refused, soulctl
 
 GARDEN = """# Garden notes

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from soulctl.budget import KV_BYTES, Budget, ModelLoad, fit_context, parse_headroom
+from soulctl.budget.memory import KV_BYTES, Budget, ModelLoad, fit_context, parse_headroom
+from soulctl.budget.modelfiles import PRESETS, QUANT_BPW, describe_model, find_preset, normalize_quant
 from soulctl.errors import CheckFailed, InvalidInput, NotFound
-from soulctl.modelinfo import PRESETS, QUANT_BPW, describe_model, find_preset, normalize_quant
 from soulctl.units import parse_size
 
 GiB = 1024**3

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from soulctl.cli.main import hoist_global_flags
-from soulctl.config import DEFAULT_SOUL_YAML, parse_config
 from soulctl.errors import EXIT_CODES, ConfigError
+from soulctl.home.config import DEFAULT_SOUL_YAML, parse_config
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

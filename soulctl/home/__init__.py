@@ -50,20 +50,18 @@ class Home:
 
     @cached_property
     def config(self):
-        from soulctl.config import load_config
+        from soulctl.home.config import load_config
 
         return load_config(self.soul_yaml)
 
     def owns(self, path: Path) -> bool:
         """Whether `path` is part of the home's own state (its store, indexes, generations,
         corpora, adapters, buffers, soul.yaml): never a place for a user's output file."""
-        from soulctl.store import local_files
+        from soulctl.log import local_files
 
         real = Path(os.path.realpath(path))
-        for db in local_files(self):  # the database and its .wal, .lock, .memory
-            db = Path(os.path.realpath(db))
-            if real.parent == db.parent and real.name.startswith(db.name):
-                return True
+        if any(real == Path(os.path.realpath(f)) for f in local_files(self)):
+            return True
         own = [self.generations, self.corpora, self.data / "index", self.adapters, self.buffers]
         return (real == Path(os.path.realpath(self.soul_yaml))
                 or any(real.is_relative_to(os.path.realpath(d)) for d in own))

@@ -10,14 +10,18 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from soulctl.budget.modelfiles import (
+    PRESETS,
+    find_preset,
+    open_gguf,
+    read_model_config,
+    read_safetensors_header,
+)
 from soulctl.errors import InvalidInput, MissingDependency, NotFound
 from soulctl.generations import sha256_file
-from soulctl.modelinfo import (PRESETS, find_preset, open_gguf, read_model_config,
-                               read_safetensors_header)
 from soulctl.progress import progress_task
 
 log = logging.getLogger(__name__)
@@ -186,25 +190,3 @@ def _dist_version(name: str) -> str | None:
         return version(name)
     except PackageNotFoundError:
         return None
-
-
-def copy_recipes(dest: Path) -> list[str]:
-    """Copy the shipped recipes that the destination does not have yet; return their names."""
-    src = shipped_recipes()
-    dest.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for path in sorted(src.iterdir()):
-        if path.is_file() and path.suffix in (".yaml", ".yml", ".txt", ".jsonl") \
-                and not (dest / path.name).exists():
-            shutil.copyfile(path, dest / path.name)
-            copied.append(path.name)
-    return copied
-
-
-def shipped_recipes() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "recipes", here.parent / "recipes"):
-        if candidate.is_dir():
-            return candidate
-    raise NotFound("the shipped recipes are missing from the installation",
-                   hint="reinstall soulctl")

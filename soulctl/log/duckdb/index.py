@@ -23,8 +23,8 @@ from typing import Iterable
 
 import numpy as np
 
+from soulctl.search import vectors
 from soulctl.search.keyword import parse_query, user_query
-from soulctl import vectors
 
 log = logging.getLogger(__name__)
 

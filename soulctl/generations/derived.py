@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from soulctl.errors import InvalidInput, MissingDependency
+from soulctl.generations.lineage import Lineage
+from soulctl.generations.refs import LINEAGE
 from soulctl.home import Home
 from soulctl.progress import progress_task
 
@@ -45,11 +47,11 @@ def converter_dir() -> Path | None:
 def _source_gguf(generation_dir: Path) -> dict | None:
     """The GGUF a generation 0 was dequantized from, when it still exists."""
     try:
-        lineage = json.loads((generation_dir / "lineage.json").read_text())
-    except (OSError, ValueError):
+        lineage = Lineage.from_dict(json.loads((generation_dir / LINEAGE).read_text()))
+    except (OSError, ValueError, TypeError):
         return None
-    source = lineage.get("source") or {}
-    if lineage.get("parent") or lineage.get("layers") or source.get("kind") != "gguf":
+    source = lineage.source or {}
+    if lineage.parent or lineage.layers or source.get("kind") != "gguf":
         return None
     path = Path(source.get("path") or "")
     return source if path.is_file() else None
@@ -156,7 +158,7 @@ def _convert(ref, directory: Path, outtype: str, progress) -> Path:
         tmp.unlink(missing_ok=True)
     weights = {}
     if ref.kind == "generation":
-        manifest = json.loads((ref.path / "lineage.json").read_text()).get("manifest", {})
+        manifest = Lineage.from_dict(json.loads((ref.path / LINEAGE).read_text())).manifest
         weights = {k: v["sha256"] for k, v in manifest.items() if k.endswith(".safetensors")}
     _write_record(directory, {"kind": "conversion", "generation": ref.generation, "from": str(ref.path),
                               "weights": weights, "file": name, "outtype": outtype,

@@ -1,8 +1,7 @@
-"""The backend-neutral log store: packets, filters, and the interface every backend implements.
+"""The bifocal packet (DESIGN §4): its types, ids, roles and the filters a query takes.
 
-DESIGN §4 (the bifocal packet) and §11: DuckDB now, PostgreSQL + pgvector later, behind the
-same methods. Packets are immutable once written; a correction is a new packet whose
-`corrects` names the old one. Embeddings change only through `reembed`.
+Packets are immutable once written; a correction is a new packet whose `corrects` names the
+old one. Embeddings change only through `reembed`.
 """
 
 from __future__ import annotations
@@ -13,11 +12,8 @@ import secrets
 import threading
 import time
 import uuid
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
-
-import numpy as np
+from typing import Any
 
 ROLES = ("user", "soul", "majordomo", "hands", "tool", "system")
 MAX_PROSE_BYTES = 1_000_000  # one packet's text; larger input is refused, not truncated
@@ -121,62 +117,6 @@ class Hit:
     score: float
     ranks: dict[str, int] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
-
-
-class Store(ABC):
-    """What the rest of soulctl may ask of the log. Backends: duckdb (default), postgres."""
-
-    @abstractmethod
-    def embedder_record(self) -> tuple[str, int] | None:
-        """(model id, dimension) the stored vectors were made with; None when empty."""
-
-    @abstractmethod
-    def add(self, packets: Sequence[NewPacket], embeddings: np.ndarray, embed_model: str) -> list[Packet]:
-        """Write whole packets atomically (all of them or none)."""
-
-    def add_then_index(self, packets: Sequence[NewPacket], embeddings: np.ndarray,
-                       embed_model: str) -> list[Packet]:
-        """Like add, but a backend may return once the packets are committed and bring its
-        indexes up afterwards (settle() waits for that)."""
-        return self.add(packets, embeddings, embed_model)
-
-    def settle(self) -> None:
-        """Wait for any work add_then_index left running."""
-
-    @abstractmethod
-    def get(self, packet_id: str, with_embedding: bool = False) -> Packet: ...
-
-    @abstractmethod
-    def existing_ids(self, ids: Sequence[str]) -> set[str]:
-        """Those of `ids` that name packets in the log."""
-
-    @abstractmethod
-    def list(self, filters: Filters, limit: int | None = None, newest_first: bool = True) -> Iterator[Packet]: ...
-
-    @abstractmethod
-    def count(self, filters: Filters | None = None) -> int: ...
-
-    @abstractmethod
-    def search(self, vector: np.ndarray | None, text: str | None, k: int, filters: Filters,
-               depth: int | None = None) -> list[tuple[Packet, Hit]]:
-        """Rank packets by `vector` (semantic), `text` (BM25) or both (reciprocal rank fusion).
-
-        A backend answers in one pass over its own indexes (FAISS + tantivy here, pgvector +
-        full-text in PostgreSQL) and returns whole packets, best first.
-        """
-
-    @abstractmethod
-    def sql(self, query: str) -> tuple[list[str], list[tuple]]: ...
-
-    @abstractmethod
-    def export(self, fmt: str, path: str, with_embeddings: bool = False) -> int: ...
-
-    @abstractmethod
-    def reembed(self, encode, embed_model: str, dim: int, progress=None) -> int: ...
-
-    @abstractmethod
-    def mark(self, packet_id: str, score: float, source: str) -> None:
-        """Record a resonance mark (a separate record; the packet itself never changes)."""
 
 
 def env_session() -> str | None:

@@ -13,8 +13,8 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from soulctl.budget.modelfiles import ModelInfo, describe_model
 from soulctl.errors import CheckFailed, InvalidInput
-from soulctl.modelinfo import ModelInfo, describe_model
 
 GiB = 1024**3
 MiB = 1024**2

@@ -10,13 +10,14 @@ import shutil
 from pathlib import Path
 
 from soulctl import __version__
-from soulctl.basemodel import copy_recipes, materialize, resolve_base
-from soulctl.config import DEFAULT_SOUL_YAML
 from soulctl.embed import bundled_model_dir, describe
 from soulctl.errors import AlreadyExists, InvalidInput
 from soulctl.generations import build_generation, gen_id, make_writable, now_iso, set_current
+from soulctl.generations.base import materialize, resolve_base
 from soulctl.home import HOME_DIRS, SOUL_YAML, Home, is_home
-from soulctl.store.duckdb_store import DuckDBStore
+from soulctl.home.config import DEFAULT_SOUL_YAML, parse_config
+from soulctl.home.recipes import copy_recipes
+from soulctl.log import local_files, open_store
 
 
 def create_home(directory: Path, base: str | None = None, dtype: str = "float32",
@@ -66,11 +67,11 @@ def create_home(directory: Path, base: str | None = None, dtype: str = "float32"
         set_current(home, gid)
         created.append(home.generations / "current")
 
-        # The log database, made for the default embedder's vectors (without loading it).
-        db = home.data / "soul.duckdb"
-        created += [db, db.with_name("soul.duckdb.lock"), db.with_name("soul.duckdb.wal")]
+        # The log, made for the default embedder's vectors (without loading it).
+        url = parse_config(DEFAULT_SOUL_YAML).store
+        created += local_files(home, url)
         info = describe(bundled_model_dir())
-        DuckDBStore(db, home.data / "index" / "log").create(info.model_id, info.dim)
+        open_store(home, url).create(info.model_id, info.dim)
 
         tmp_yaml = root / f".{SOUL_YAML}.tmp"
         tmp_yaml.write_text(DEFAULT_SOUL_YAML)

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import yaml
 
-from soulctl.budget import (Budget, default_os_reserve, detect_ram, embedder_bytes,
-                            is_apple_silicon, load_model, stores_bytes)
+from soulctl.budget.memory import (
+    Budget,
+    default_os_reserve,
+    detect_ram,
+    embedder_bytes,
+    is_apple_silicon,
+    load_model,
+    stores_bytes,
+)
 from soulctl.errors import ConfigError, HomeNotFound, NotFound
 from soulctl.home import Home
 from soulctl.units import parse_size
@@ -23,10 +30,9 @@ def bundled_embedder_dir() -> Path | None:
 
 
 def load_profile(name: str, home: Home | None) -> dict:
-    from soulctl.basemodel import shipped_recipes
+    from soulctl.home.recipes import recipe_file
 
-    candidates = ([home.recipes / "budget.yaml"] if home else []) + [shipped_recipes() / "budget.yaml"]
-    for path in candidates:
+    for path in filter(None, [recipe_file(home, "budget.yaml")]):
         if path.is_file():
             try:
                 profiles = (yaml.safe_load(path.read_text()) or {}).get("profiles") or {}

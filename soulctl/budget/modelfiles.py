@@ -46,11 +46,6 @@ QUANT_ALIASES = {
     "q5_k": "q5_k_m", "q4_k": "q4_k_m",
 }
 
-SAFETENSORS_DTYPE_BYTES = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "U32": 4, "I16": 2, "U16": 2,
-    "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1,
-}
-
 
 def normalize_quant(name: str) -> str:
     key = name.strip().lower().replace("-", "_") if not name.lower().startswith("mlx") else name.lower()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-MIGRATIONS: list[tuple[str, Callable[[int], str]]] = [
-    ("0001_packets", lambda dim: f"""
+
+def packets_table(dim: int) -> str:
+    """The packets table: one definition, used by the first migration and by reembed."""
+    return f"""
         CREATE TABLE packets (
             seq BIGINT PRIMARY KEY,           -- insertion order; the derived indexes' key
             id VARCHAR NOT NULL UNIQUE,       -- UUIDv7, time-ordered
@@ -27,6 +29,23 @@ MIGRATIONS: list[tuple[str, Callable[[int], str]]] = [
             corrects VARCHAR,                 -- a correction names the packet it corrects
             meta JSON
         );
+    """
+
+
+# resonance is the latest explicit, combined or imported score; novelty and judge are signals
+# that `resonate score` combines, not resonance themselves
+LOG_VIEW = """
+    CREATE OR REPLACE VIEW log AS
+    SELECT p.* REPLACE (coalesce(m.score, p.resonance) AS resonance,
+                        coalesce(m.source, p.resonance_source) AS resonance_source)
+    FROM packets p
+    LEFT JOIN (SELECT packet_id, arg_max(score, ts) AS score, arg_max(source, ts) AS source
+               FROM resonance_marks WHERE source IN ('mark', 'combined', 'import')
+               GROUP BY packet_id) m ON m.packet_id = p.id;
+"""
+
+MIGRATIONS: list[tuple[str, Callable[[int], str]]] = [
+    ("0001_packets", lambda dim: packets_table(dim) + """
         CREATE TABLE store_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
     """),
     ("0002_resonance_marks", lambda dim: """
@@ -46,17 +65,7 @@ MIGRATIONS: list[tuple[str, Callable[[int], str]]] = [
         LEFT JOIN (SELECT packet_id, arg_max(score, ts) AS score, arg_max(source, ts) AS source
                    FROM resonance_marks GROUP BY packet_id) m ON m.packet_id = p.id;
     """),
-    ("0004_resonance_sources", lambda dim: """
-        -- resonance is the latest explicit, combined or imported score; novelty and judge
-        -- are signals that `resonate score` combines, not resonance themselves
-        CREATE OR REPLACE VIEW log AS
-        SELECT p.* REPLACE (coalesce(m.score, p.resonance) AS resonance,
-                            coalesce(m.source, p.resonance_source) AS resonance_source)
-        FROM packets p
-        LEFT JOIN (SELECT packet_id, arg_max(score, ts) AS score, arg_max(source, ts) AS source
-                   FROM resonance_marks WHERE source IN ('mark', 'combined', 'import')
-                   GROUP BY packet_id) m ON m.packet_id = p.id;
-    """),
+    ("0004_resonance_sources", lambda dim: LOG_VIEW),
     ("0005_memory_versions", lambda dim: """
         -- the notebook and the self-definition: every version kept, with author and reason
         CREATE TABLE memory_versions (

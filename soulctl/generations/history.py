@@ -9,11 +9,18 @@ import shutil
 from pathlib import Path
 
 from soulctl.errors import CheckFailed, InvalidInput, NotFound
-from soulctl.generations import (current, dropped_files, generation_ids,
-                                 make_read_only, make_writable, read_lineage, resolve, sha256_file)
+from soulctl.generations import (
+    DROPPED_DIR,
+    current,
+    dropped_files,
+    generation_ids,
+    make_read_only,
+    make_writable,
+    read_lineage,
+    resolve,
+    sha256_file,
+)
 from soulctl.home import Home
-
-DROPPED_DIR = ".dropped"
 
 
 def weight_files(directory: Path) -> list[Path]:
@@ -23,12 +30,11 @@ def weight_files(directory: Path) -> list[Path]:
 
 def diff(home: Home, a: str, b: str) -> dict:
     """Lineage difference and per-module relative weight deltas ‖B − A‖ / ‖A‖."""
-    from soulctl.evolve.merge import _module_type, drift_from_sums
+    from soulctl.generations.weights import drift_from_sums, module_type
 
     ga, gb = resolve(home, a), resolve(home, b)
     la, lb = read_lineage(home, ga), read_lineage(home, gb)
-    layers_a = [l["adapter"] for l in la.get("layers") or []]
-    layers_b = [l["adapter"] for l in lb.get("layers") or []]
+    layers_a, layers_b = la.adapters, lb.adapters
     sums: dict[str, list[float]] = {}
     da, db = home.generations / ga, home.generations / gb
     for gid, d in ((ga, da), (gb, db)):
@@ -44,15 +50,15 @@ def diff(home: Home, a: str, b: str) -> dict:
         with safe_open(str(f), framework="pt") as sa:
             for name in sa.keys():
                 ta = sa.get_tensor(name).float()
-                acc = sums.setdefault(_module_type(name), [0.0, 0.0])
+                acc = sums.setdefault(module_type(name), [0.0, 0.0])
                 acc[1] += float((ta * ta).sum())
                 if name in names_b:
                     with safe_open(str(names_b[name]), framework="pt") as sb:
                         tb = sb.get_tensor(name).float()
                     if tb.shape == ta.shape:
                         acc[0] += float(((tb - ta) ** 2).sum())
-    changed = {k: v for k, v in (("recipe", (la.get("recipe"), lb.get("recipe"))),
-                                 ("anchor", (la.get("anchor"), lb.get("anchor")))) if v[0] != v[1]}
+    changed = {k: v for k, v in (("recipe", (la.recipe, lb.recipe)),
+                                 ("anchor", (la.anchor, lb.anchor))) if v[0] != v[1]}
     return {"a": ga, "b": gb,
             "layers_added": [x for x in layers_b if x not in layers_a],
             "layers_removed": [x for x in layers_a if x not in layers_b],
@@ -93,10 +99,10 @@ def rebuild(home: Home, gid: str, out: Path, progress=None) -> None:
     from soulctl.evolve.recipes import MergeRecipe
 
     lineage = read_lineage(home, gid)
-    if not lineage.get("layers"):
-        from soulctl.basemodel import BaseSource, bundled_gguf, materialize
+    if not lineage.layers:
+        from soulctl.generations.base import BaseSource, bundled_gguf, materialize
 
-        src = lineage.get("source") or {}
+        src = lineage.source or {}
         path = bundled_gguf() if src.get("package") else Path(src.get("path", ""))
         if not path.exists():
             raise NotFound(f"the base model of {gid} is gone: {path}", hint="restore it to rebuild")
@@ -105,12 +111,12 @@ def rebuild(home: Home, gid: str, out: Path, progress=None) -> None:
         materialize(BaseSource(src.get("kind", "gguf"), path, src.get("name", "")), out,
                     src.get("dtype") or "float32", progress)
         return
-    layers = [Layer(**l) for l in lineage["layers"]]
-    recipe = MergeRecipe(**lineage["recipe"])
-    anchor = lineage["anchor"]
+    layers = [Layer(**l) for l in lineage.layers]
+    recipe = MergeRecipe(**lineage.recipe)
+    anchor = lineage.anchor
     if dropped_files(home, anchor):
         raise NotFound(f"the anchor {anchor} has no weights", hint=f"soulctl gen materialize {anchor}")
-    plan, adapters = resolve_plan(home, lineage.get("parent"), anchor, layers, recipe)
+    plan, adapters = resolve_plan(home, lineage.parent, anchor, layers, recipe)
     write_merged(plan, adapters, home.generations / anchor, out, progress)
 
 
@@ -120,7 +126,7 @@ def materialize(home: Home, ref: str, progress=None) -> dict:
     manifest sha256, else nothing is restored and the check fails naming the files."""
     gid = resolve(home, ref)
     lineage = read_lineage(home, gid)
-    manifest = {k: v["sha256"] for k, v in lineage.get("manifest", {}).items()}
+    manifest = lineage.hashes
     tmp = home.generations / f".tmp-materialize-{gid}-{os.getpid()}"
     tmp.mkdir()
     try:

@@ -1,43 +1,29 @@
-"""Immutable generation directories, lineage and verification (DESIGN §4).
+"""Building and checking generation directories.
 
 A generation is built in a temporary directory beside its final place, hashed into a sha256
 manifest recorded in lineage.json, made read-only and renamed into place in one step, so a
-crash leaves either the whole generation or none. `generations/current` is a symlink that
-moves (atomically) only after the new generation is complete.
+crash leaves either the whole generation or none. `gen verify` re-hashes every file.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import os
-import re
 import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from soulctl.errors import AlreadyExists, InvalidInput, NotFound
+from soulctl.errors import AlreadyExists
+from soulctl.generations.lineage import read_lineage
+from soulctl.generations.refs import LINEAGE, TMP_PREFIX, current
 from soulctl.home import Home
 from soulctl.progress import progress_task
 
-LINEAGE = "lineage.json"
-CURRENT = "current"
-_GEN = re.compile(r"^gen-(\d{4,})$")
-_TMP_PREFIX = ".tmp-"
-
-
-def gen_id(number: int) -> str:
-    return f"gen-{number:04d}"
-
-
-def gen_number(gid: str) -> int:
-    match = _GEN.match(gid)
-    if not match:
-        raise InvalidInput(f"not a generation id: {gid!r}")
-    return int(match.group(1))
+DROPPED_DIR = ".dropped"  # per generation: the weight files `gen gc` removed
+VERIFIED_DIR = ".verified"  # per generation: the stat of each file when it last verified
 
 
 def sha256_file(path: Path, chunk: int = 4 * 1024 * 1024) -> str:
@@ -48,90 +34,8 @@ def sha256_file(path: Path, chunk: int = 4 * 1024 * 1024) -> str:
     return digest.hexdigest()
 
 
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
-
-def generation_ids(home: Home) -> list[str]:
-    if not home.generations.is_dir():
-        return []
-    ids = [p.name for p in home.generations.iterdir()
-           if _GEN.match(p.name) and p.is_dir() and not p.is_symlink()]
-    return sorted(ids, key=gen_number)
-
-
-def read_lineage(home: Home, gid: str) -> dict:
-    path = home.generations / gid / LINEAGE
-    if not path.is_file():
-        raise NotFound(f"generation {gid} has no {LINEAGE}", hint="run `soulctl gen ls`")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{path}: invalid JSON ({exc})") from None
-
-
-def current(home: Home) -> str | None:
-    link = home.generations / CURRENT
-    if link.is_symlink():
-        return Path(os.readlink(link)).name
-    if link.is_file():  # filesystems without symlinks keep the name in a file
-        return link.read_text().strip() or None
-    return None
-
-
-def set_current(home: Home, gid: str) -> None:
-    if not (home.generations / gid).is_dir():
-        raise NotFound(f"no generation {gid}", hint="run `soulctl gen ls`")
-    tmp = home.generations / f"{_TMP_PREFIX}current-{os.getpid()}"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    os.symlink(gid, tmp)
-    os.replace(tmp, home.generations / CURRENT)
-
-
-def resolve(home: Home, ref: str | None) -> str:
-    """`gen-0003`, `3`, `current`, `anchor`, `current~1` (parent), or a unique prefix → id."""
-    ids = generation_ids(home)
-    if not ids:
-        raise NotFound("this soul home has no generations", hint="run `soulctl init`")
-    ref = (ref or CURRENT).strip()
-    back = 0
-    if "~" in ref:
-        ref, _, n = ref.partition("~")
-        back = int(n or 1) if (n or "1").isdigit() else -1
-        if back < 0:
-            raise InvalidInput(f"bad generation reference {ref}~{n}", hint="use e.g. current~1")
-    if ref == CURRENT:
-        gid = current(home) or ids[-1]
-    elif ref == "anchor":
-        gid = ids[0]
-        anchor = read_lineage(home, gid).get("anchor")
-        gid = anchor or gid
-    elif ref.isdigit():
-        gid = gen_id(int(ref))
-    elif ref in ids:
-        gid = ref
-    else:
-        matches = [i for i in ids if i.startswith(ref)]
-        if len(matches) != 1:
-            raise NotFound(f"no generation {ref!r}", hint=f"known: {', '.join(ids)}")
-        gid = matches[0]
-    if gid not in ids:
-        raise NotFound(f"no generation {gid}", hint=f"known: {', '.join(ids)}")
-    for _ in range(back):
-        parent = read_lineage(home, gid).get("parent")
-        if not parent:
-            raise NotFound(f"{gid} has no parent")
-        gid = parent
-    return gid
-
-
-def next_id(home: Home) -> str:
-    ids = generation_ids(home)
-    return gen_id(gen_number(ids[-1]) + 1 if ids else 0)
-
-
-def _files(root: Path) -> Iterator[Path]:
+def tree_files(root: Path) -> Iterator[Path]:
     for path in sorted(root.rglob("*")):
         if path.is_file() and path.name != LINEAGE:
             yield path
@@ -139,7 +43,7 @@ def _files(root: Path) -> Iterator[Path]:
 
 def manifest(root: Path, progress=None) -> dict[str, dict]:
     entries = {}
-    files = list(_files(root))
+    files = list(tree_files(root))
     with progress_task(progress, "Hashing", len(files)) as task:
         for path in files:
             rel = path.relative_to(root).as_posix()
@@ -152,7 +56,7 @@ def clean_stale_builds(home: Home) -> None:
     """Remove temporary build directories left by a killed process (their pid is gone)."""
     if not home.generations.is_dir():
         return
-    for path in home.generations.glob(f"{_TMP_PREFIX}*"):
+    for path in home.generations.glob(f"{TMP_PREFIX}*"):
         pid = path.name.rsplit("-", 1)[-1]
         if pid.isdigit() and _pid_alive(int(pid)):
             continue
@@ -181,7 +85,7 @@ def build_generation(home: Home, gid: str, write: Callable[[Path], None], lineag
         raise AlreadyExists(f"generation {gid} already exists", hint="generations are immutable")
     home.generations.mkdir(parents=True, exist_ok=True)
     clean_stale_builds(home)
-    tmp = home.generations / f"{_TMP_PREFIX}{gid}-{os.getpid()}"
+    tmp = home.generations / f"{TMP_PREFIX}{gid}-{os.getpid()}"
     tmp.mkdir()
     try:
         write(tmp)
@@ -261,7 +165,7 @@ class Verification:
 
 def dropped_files(home: Home, gid: str) -> list[str]:
     """Weight files `gen gc` removed from a generation (empty when it is whole)."""
-    marker = home.generations / ".dropped" / gid
+    marker = home.generations / DROPPED_DIR / gid
     if not marker.is_file():
         return []
     try:
@@ -273,10 +177,10 @@ def dropped_files(home: Home, gid: str) -> list[str]:
 def verify(home: Home, gid: str, progress=None) -> Verification:
     root = home.generations / gid
     record = read_lineage(home, gid)
-    expected: dict = record.get("manifest", {})
+    expected: dict = record.manifest
     gone = set(dropped_files(home, gid))
     expected = {k: v for k, v in expected.items() if k not in gone}
-    present = {p.relative_to(root).as_posix() for p in _files(root)}
+    present = {p.relative_to(root).as_posix() for p in tree_files(root)}
     result = Verification(gid, True, len(expected), dropped=bool(gone))
     result.missing = sorted(set(expected) - present)
     result.extra = sorted(present - set(expected))
@@ -291,16 +195,13 @@ def verify(home: Home, gid: str, progress=None) -> Verification:
     return result
 
 
-VERIFIED_DIR = ".verified"  # per generation: the stat of each file when it last verified
-
-
 def verify_cached(home: Home, gid: str, progress=None) -> Verification:
     """verify(), skipped when no file changed since the last whole verification: any write
     to a file renews its ctime, which no user can set back, so equal stats mean equal bytes.
     Serving calls this before every start; the full hash runs only after a change."""
     root = home.generations / gid
     record = home.generations / VERIFIED_DIR / f"{gid}.json"
-    stats = {p.relative_to(root).as_posix(): _stat_key(p) for p in _files(root)}
+    stats = {p.relative_to(root).as_posix(): _stat_key(p) for p in tree_files(root)}
     try:
         if json.loads(record.read_text()) == stats:
             return Verification(gid, True, len(stats))
@@ -326,24 +227,24 @@ def _stat_key(path: Path) -> list[int]:
 def summary(home: Home, gid: str) -> dict:
     """One row of `gen ls`."""
     record = read_lineage(home, gid)
-    layers = record.get("layers") or []
-    drift = record.get("drift") or {}
+    drift = record.drift or {}
     cur = current(home)
     marks = []
     if gid == cur:
         marks.append("current")
-    if record.get("anchor") in (None, gid):
+    if record.anchor in (None, gid):
         marks.append("anchor")
     if dropped_files(home, gid):
         marks.append("gc")
     return {
         "id": gid,
-        "parent": record.get("parent"),
-        "created_at": record.get("created_at"),
-        "layers": len(layers),
-        "adapters": [layer.get("adapter") for layer in layers],
+        "parent": record.parent,
+        "created_at": record.created_at,
+        "layers": len(record.layers),
+        "adapters": record.adapters,
         "drift": drift.get("overall"),
         "current": gid == cur,
         "marks": marks,
-        "bytes": sum(e.get("bytes", 0) for e in record.get("manifest", {}).values()),
+        "bytes": sum(e.get("bytes", 0) for e in record.manifest.values()),
     }
+

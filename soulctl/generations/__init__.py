@@ -1,0 +1,44 @@
+"""Generations (DESIGN §4, §6): immutable model directories with their lineage.
+
+refs.py (ids, references, `current`), lineage.py (the Lineage record), build.py (build,
+verify), history.py (diff, gc, materialize), base.py (generation 0 from the base model),
+derived.py (caches derived from a generation, such as its GGUF).
+"""
+
+from soulctl.generations.build import (
+                                       DROPPED_DIR,
+                                       VERIFIED_DIR,
+                                       Verification,
+                                       build_generation,
+                                       clean_stale_builds,
+                                       dropped_files,
+                                       make_read_only,
+                                       make_writable,
+                                       manifest,
+                                       sha256_file,
+                                       summary,
+                                       tree_files,
+                                       verify,
+                                       verify_cached,
+)
+from soulctl.generations.lineage import Lineage, read_lineage
+from soulctl.generations.refs import (
+                                       CURRENT,
+                                       GEN_ID,
+                                       LINEAGE,
+                                       TMP_PREFIX,
+                                       current,
+                                       gen_id,
+                                       gen_number,
+                                       generation_ids,
+                                       next_id,
+                                       now_iso,
+                                       resolve,
+                                       set_current,
+)
+
+__all__ = ["CURRENT", "DROPPED_DIR", "GEN_ID", "LINEAGE", "Lineage", "TMP_PREFIX", "VERIFIED_DIR",
+           "Verification", "build_generation", "clean_stale_builds", "current", "dropped_files",
+           "gen_id", "gen_number", "generation_ids", "make_read_only", "make_writable", "manifest",
+           "next_id", "now_iso", "read_lineage", "resolve", "set_current", "sha256_file", "summary",
+           "tree_files", "verify", "verify_cached"]

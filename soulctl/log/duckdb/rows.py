@@ -1,0 +1,149 @@
+"""Rows of the packets table: the columns, filters as SQL, and conversions between DuckDB
+rows, Arrow arrays and Packet objects."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from typing import Sequence
+
+import numpy as np
+
+from soulctl.log.packets import Filters, NewPacket, Packet, new_id, utcnow
+
+COLUMNS = ("id", "seq", "ts", "session", "role", "prose", "embed_model", "generation", "corpus",
+           "resonance", "resonance_source", "parent", "corrects", "meta")
+SELECT = ", ".join(COLUMNS)
+
+
+def where_clause(filters: Filters | None) -> tuple[str, list]:
+    if filters is None:
+        return "", []
+    parts, params = [], []
+    for name in ("role", "session", "generation", "corpus"):
+        value = getattr(filters, name)
+        if value is not None:
+            parts.append(f"AND {name} = ?")
+            params.append(value)
+    if filters.since is not None:
+        parts.append("AND ts >= ?")
+        params.append(naive_utc(filters.since))
+    if filters.until is not None:
+        parts.append("AND ts <= ?")
+        params.append(naive_utc(filters.until))
+    if filters.min_resonance is not None:
+        parts.append("AND resonance >= ?")
+        params.append(float(filters.min_resonance))
+    return " ".join(parts), params
+
+
+def naive_utc(value: _dt.datetime) -> _dt.datetime:
+    if value.tzinfo is not None:
+        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+
+def fetch_by_seq(con, seqs: list[int]) -> dict[int, Packet]:
+    """Whole packets by seq, with their current resonance (the newest mark, else their own).
+
+    The seqs are integers written into the query: a literal IN list lets DuckDB skip row
+    groups by their min/max, where a parameter list would scan the column."""
+    if not seqs:
+        return {}
+    listed = ", ".join(str(int(s)) for s in seqs)
+    rows = con.execute(f"SELECT {SELECT} FROM packets WHERE seq IN ({listed})").fetchall()
+    if not rows:
+        return {}
+    marks = dict(con.execute(
+        "SELECT packet_id, (arg_max(score, ts), arg_max(source, ts)) FROM resonance_marks "
+        "WHERE source IN ('mark', 'combined', 'import') AND packet_id IN (SELECT unnest(?)) "
+        "GROUP BY packet_id", [[r[0] for r in rows]]).fetchall())
+    at = COLUMNS.index("resonance")
+    packets = {}
+    for row in rows:
+        if (mark := marks.get(row[0])) is not None:
+            row = row[:at] + tuple(mark) + row[at + 2:]  # (score, source)
+        packet = packet_from_row(row)
+        packets[packet.seq] = packet
+    return packets
+
+
+def vectors_from(arrays: dict) -> tuple[np.ndarray, np.ndarray]:
+    seqs = np.asarray(arrays["seq"], dtype=np.int64)
+    emb = arrays["embedding"]
+    if len(emb) == 0:
+        return seqs, np.zeros((0, 0), dtype=np.float32)
+    return seqs, np.stack(emb).astype(np.float32)
+
+
+def fixed_array(vectors: np.ndarray, dim: int):
+    import pyarrow as pa
+
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), pa.float32())
+    return pa.FixedSizeListArray.from_arrays(flat, dim)
+
+
+def new_rows(packets: Sequence[NewPacket], embeddings: np.ndarray, embed_model: str, first_seq: int) -> list[dict]:
+    now = utcnow()
+    rows = []
+    for i, (p, vec) in enumerate(zip(packets, embeddings)):
+        ts = p.ts or now
+        rows.append({
+            "id": p.id or new_id(), "seq": first_seq + i, "ts": naive_utc(ts), "session": p.session,
+            "role": p.role, "prose": p.prose, "embedding": vec, "embed_model": embed_model,
+            "generation": p.generation, "corpus": p.corpus, "resonance": p.resonance,
+            "resonance_source": p.resonance_source, "parent": p.parent, "corrects": p.corrects,
+            "meta": json.dumps(p.meta, ensure_ascii=False) if p.meta is not None else None,
+        })
+    return rows
+
+
+INSERT_COLUMNS = ("seq", "id", "ts", "session", "role", "prose", "embedding", "embed_model",
+                   "generation", "corpus", "resonance", "resonance_source", "parent", "corrects", "meta")
+SMALL_INSERT = 16  # rows bound as parameters; more go through one Arrow table
+
+
+def insert_rows(con, rows: list[dict], dim: int) -> None:
+    insert = f"INSERT INTO packets ({', '.join(INSERT_COLUMNS)}) "
+    if len(rows) <= SMALL_INSERT:  # a chat turn: building an Arrow table would cost more
+        one = "(" + ", ".join(f"?::FLOAT[{dim}]" if c == "embedding" else "?::JSON" if c == "meta" else "?"
+                              for c in INSERT_COLUMNS) + ")"
+        params = [r[c].tolist() if c == "embedding" else r[c] for r in rows for c in INSERT_COLUMNS]
+        con.execute(insert + "VALUES " + ", ".join([one] * len(rows)), params)
+        return
+    import pyarrow as pa
+
+    cols = [c for c in rows[0] if c != "embedding"]
+    data = {c: [r[c] for r in rows] for c in cols}
+    table = pa.table({**{c: pa.array(v) if c != "ts" else pa.array(v, pa.timestamp("us"))
+                         for c, v in data.items()},
+                      "embedding": fixed_array(np.stack([r["embedding"] for r in rows]), dim)})
+    con.register("incoming", table)
+    try:
+        con.execute(insert + "SELECT " + ", ".join(
+            f"embedding::FLOAT[{dim}]" if c == "embedding" else "meta::JSON" if c == "meta" else c
+            for c in INSERT_COLUMNS) + " FROM incoming")
+    finally:
+        con.unregister("incoming")
+
+
+def packet_from_new_row(row: dict) -> Packet:
+    meta = json.loads(row["meta"]) if row["meta"] else None
+    return Packet(id=row["id"], seq=row["seq"], ts=row["ts"].replace(tzinfo=_dt.timezone.utc),
+                  session=row["session"], role=row["role"], prose=row["prose"],
+                  embed_model=row["embed_model"], generation=row["generation"],
+                  corpus=row["corpus"], resonance=row["resonance"],
+                  resonance_source=row["resonance_source"], parent=row["parent"],
+                  corrects=row["corrects"], meta=meta)
+
+
+def packet_from_row(row: tuple, with_embedding: bool = False) -> Packet:
+    data = dict(zip(COLUMNS, row))
+    meta = data["meta"]
+    data["meta"] = json.loads(meta) if isinstance(meta, str) else meta
+    data["ts"] = data["ts"].replace(tzinfo=_dt.timezone.utc)
+    packet = Packet(**data)
+    if with_embedding:
+        packet.embedding = list(row[len(COLUMNS)])
+    return packet

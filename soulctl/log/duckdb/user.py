@@ -1,0 +1,122 @@
+"""The user's own use of the log on DuckDB: read-only SQL on a locked connection, exports and
+re-embedding (the only way an embedding changes)."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+
+from soulctl.errors import InvalidInput, NotFound
+from soulctl.log.duckdb import schema
+from soulctl.log.duckdb.lock import store_lock
+from soulctl.log.duckdb.rows import SELECT, fixed_array
+
+
+class UserQueries:
+    """Mixed into DuckDBStore: needs its path, lock_path, _read, _write, _recover, index and
+    _sync_indexes."""
+
+    # -- the user's own queries ----------------------------------------------------------
+    def sql(self, query: str) -> tuple[list[str], list[tuple]]:
+        """The user's own query, on a connection of its own that can read the log's tables and
+        nothing else: no files, no network, no extensions, settings locked."""
+        check_read_only(query)
+        if self.path.with_name(self.path.name + ".wal").exists():
+            self._recover()
+        with store_lock(self.lock_path, exclusive=False):
+            if not self.path.exists():
+                raise NotFound("the log is empty: nothing to query yet")
+            con = duckdb.connect(str(self.path), read_only=True, config=USER_SQL_CONFIG)
+            try:
+                rel = con.execute(query)
+                columns = [d[0] for d in rel.description] if rel.description else []
+                return columns, rel.fetchall()
+            except duckdb.Error as exc:
+                raise InvalidInput(f"SQL error: {str(exc).splitlines()[0]}") from None
+            finally:
+                con.close()
+
+    def export(self, fmt: str, path: str, with_embeddings: bool = False) -> int:
+        cols = SELECT + (", embedding" if with_embeddings else "")
+        options = {"parquet": "(FORMAT parquet)", "csv": "(FORMAT csv, HEADER true)",
+                   "jsonl": "(FORMAT json)"}
+        if fmt not in options:
+            raise InvalidInput(f"unknown export format {fmt!r}", hint="use jsonl, parquet or csv")
+        with self._read() as con:
+            if con is None:
+                raise NotFound("the log is empty: nothing to export")
+            target = path.replace("'", "''")
+            con.execute(f"COPY (SELECT {cols} FROM log ORDER BY seq) TO '{target}' {options[fmt]}")
+            return int(con.execute("SELECT count(*) FROM packets").fetchone()[0])
+
+    def reembed(self, encode, embed_model: str, dim: int, progress=None) -> int:
+        """Recompute every embedding with a new embedder; the only way an embedding changes."""
+        with self._read() as con:
+            if con is None:
+                return 0
+            seqs, prose = [], []
+            rel = con.execute("SELECT seq, prose FROM packets ORDER BY seq")
+            while chunk := rel.fetchmany(10_000):
+                seqs += [r[0] for r in chunk]
+                prose += [r[1] for r in chunk]
+        vectors = encode(prose, progress)  # long: outside the lock
+        with self._write() as con:
+            late = con.execute("SELECT seq, prose FROM packets WHERE seq > ? ORDER BY seq",
+                               [seqs[-1] if seqs else 0]).fetchall()
+            if late:
+                seqs += [r[0] for r in late]
+                vectors = np.vstack([vectors, encode([r[1] for r in late], None)])
+            import pyarrow as pa
+
+            table = pa.table({"seq": pa.array(seqs, pa.int64()),
+                              "embedding": fixed_array(vectors, dim)})
+            con.register("fresh", table)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("CREATE TABLE packets_reembed AS SELECT p.* REPLACE "
+                            f"(f.embedding::FLOAT[{dim}] AS embedding, ? AS embed_model) "
+                            "FROM packets p JOIN fresh f USING (seq)", [embed_model])
+                con.execute("DROP VIEW log")
+                con.execute("DROP TABLE packets")
+                con.execute(schema.packets_table(dim))
+                con.execute("INSERT INTO packets SELECT * FROM packets_reembed ORDER BY seq")
+                con.execute("DROP TABLE packets_reembed")
+                con.execute(schema.LOG_VIEW)
+                con.execute("UPDATE store_meta SET value = ? WHERE key = 'embed_model'", [embed_model])
+                con.execute("UPDATE store_meta SET value = ? WHERE key = 'dim'", [str(dim)])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            self.index.reset()
+            self._sync_indexes(con, force_vectors=True)
+        return len(seqs)
+
+
+
+_READ_STATEMENTS = {"SELECT", "EXPLAIN"}
+# The connection that runs a user's SQL reaches the log's own tables only: no file or URL
+# readers, no COPY/ATTACH targets, no extension installed or loaded, no setting changed.
+USER_SQL_CONFIG = {"enable_external_access": False, "autoinstall_known_extensions": False,
+                   "autoload_known_extensions": False, "allow_community_extensions": False,
+                   "lock_configuration": True}
+
+
+def check_read_only(query: str) -> None:
+    """One SELECT (or EXPLAIN) statement; anything else is refused before it runs."""
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise InvalidInput(f"SQL error: {str(exc).splitlines()[0]}") from None
+    if not statements:
+        raise InvalidInput("empty SQL statement")
+    if len(statements) > 1:
+        raise InvalidInput(f"log sql runs one statement at a time; got {len(statements)}",
+                           hint="run each statement on its own")
+    if statements[0].type.name not in _READ_STATEMENTS:
+        words = statements[0].query.split()
+        kind = words[0].upper() if words else statements[0].type.name
+        raise InvalidInput(f"log sql is read-only: {kind} statements are refused",
+                           hint="use SELECT; the log changes only through soulctl commands")
+
+

@@ -1,0 +1,78 @@
+"""Searching the log as commands and the Memory OS do: one query or many, hybrid (RRF of
+the vector and keyword halves) or one half, whole packets back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from soulctl.errors import InvalidInput
+from soulctl.log.ingest import decode_lines
+from soulctl.log.packets import Filters, Hit, Packet
+from soulctl.log.store import Store
+
+SEARCH_MODES = ("hybrid", "semantic", "keyword")
+@dataclass
+class SearchResult:
+    hit: Hit
+    packet: Packet
+
+    def as_dict(self) -> dict:
+        return {**self.packet.as_dict(), "score": round(self.hit.score, 6),
+                "ranks": self.hit.ranks, "scores": {k: round(v, 6) for k, v in self.hit.scores.items()}}
+
+
+def search(store: Store, embedder, query: str, k: int = 10, mode: str = "hybrid",
+           filters: Filters | None = None, query_vector: np.ndarray | None = None) -> list[SearchResult]:
+    if mode not in SEARCH_MODES:
+        raise InvalidInput(f"unknown search mode {mode!r}", hint=f"use one of {', '.join(SEARCH_MODES)}")
+    if not query.strip():
+        raise InvalidInput("empty search query")
+    if mode != "keyword" and query_vector is None:
+        query_vector = embedder.encode([query])[0]
+    depth = k if mode != "hybrid" else max(k * 4, 40)  # fusion needs more than k from each half
+    found = store.search(query_vector if mode != "keyword" else None,
+                         query if mode != "semantic" else None, k, filters or Filters(), depth)
+    return [SearchResult(hit, packet) for packet, hit in found]
+
+
+def search_many(store: Store, embedder, queries: Iterable[dict], k: int, mode: str,
+                filters: Filters) -> Iterator[tuple[dict, list[SearchResult]]]:
+    """Answer many queries in one process, embedding them in batches."""
+    batch: list[dict] = []
+
+    def flush():
+        vectors = (embedder.encode([q["query"] for q in batch]) if mode != "keyword"
+                   else [None] * len(batch))
+        for q, vec in zip(batch, vectors):
+            f = Filters(**{**filters.__dict__, **({"session": q["session"]} if q.get("session") else {})})
+            yield q, search(store, embedder, q["query"], k, mode, f, query_vector=vec)
+
+    for q in queries:
+        batch.append(q)
+        if len(batch) >= 64:
+            yield from flush()
+            batch = []
+    if batch:
+        yield from flush()
+
+
+def parse_queries(data: bytes) -> Iterator[dict]:
+    """Queries from stdin: plain lines, or JSON lines {"query", "session", "id"}."""
+    for number, line in decode_lines(data):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"line {number}: invalid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("query"), str):
+                raise InvalidInput(f"line {number}: a JSON query needs a string `query`")
+            yield {"query": obj["query"], "session": obj.get("session"),
+                   "query_id": obj.get("id", number)}
+        else:
+            yield {"query": line, "session": None, "query_id": number}

@@ -1,0 +1,123 @@
+"""The Store interface: every call anyone makes of the log, declared in full (DESIGN §11).
+
+Backends live in their own folders (log/duckdb/, later log/postgres/); nothing outside them
+names a backend or writes SQL, so a backend is added without touching evolve/ or memory/.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from soulctl.errors import InvalidInput
+from soulctl.log.packets import Filters, Hit, NewPacket, Packet
+
+
+def embedder_mismatch(stored: str, configured: str) -> InvalidInput:
+    return InvalidInput(f"the log's vectors were made by {stored}, but the configured embedder "
+                        f"is {configured}", hint="run `soulctl log reembed` to re-embed the log")
+
+
+class Store(ABC):
+    """What the rest of soulctl may ask of the log. Backends: duckdb (default), postgres."""
+
+    # -- the store itself ------------------------------------------------------------------
+    @abstractmethod
+    def create(self, embed_model: str, dim: int) -> None:
+        """Make an empty store for vectors of `dim` from `embed_model` (init)."""
+
+    @abstractmethod
+    def embedder_record(self) -> tuple[str, int] | None:
+        """(model id, dimension) the stored vectors were made with; None when empty."""
+
+    # -- packets ---------------------------------------------------------------------------
+    @abstractmethod
+    def add(self, packets: Sequence[NewPacket], embeddings: np.ndarray, embed_model: str,
+            index: bool = True) -> list[Packet]:
+        """Write whole packets atomically (all of them or none). An id already in the log is
+        AlreadyExists. `index=False` may defer index upkeep to a later reindex (bulk loads)."""
+
+    def add_then_index(self, packets: Sequence[NewPacket], embeddings: np.ndarray,
+                       embed_model: str) -> list[Packet]:
+        """Like add, but a backend may return once the packets are committed and bring its
+        indexes up afterwards (settle() waits for that)."""
+        return self.add(packets, embeddings, embed_model)
+
+    def settle(self) -> None:
+        """Wait for any work add_then_index left running."""
+
+    @abstractmethod
+    def get(self, packet_id: str, with_embedding: bool = False) -> Packet:
+        """One packet by id or unique prefix (NotFound; an ambiguous prefix is InvalidInput)."""
+
+    @abstractmethod
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Those of `ids` that name packets in the log."""
+
+    @abstractmethod
+    def list(self, filters: Filters, limit: int | None = None, newest_first: bool = True) -> Iterator[Packet]: ...
+
+    @abstractmethod
+    def count(self, filters: Filters | None = None) -> int: ...
+
+    @abstractmethod
+    def vectors(self, role: str | None = None) -> tuple[list[dict], np.ndarray]:
+        """Every packet of `role` (all when None) in log order as light records (id, seq,
+        session, role, prose, resonance) beside their vectors, one row each."""
+
+    # -- search ----------------------------------------------------------------------------
+    @abstractmethod
+    def search(self, vector: np.ndarray | None, text: str | None, k: int, filters: Filters,
+               depth: int | None = None) -> list[tuple[Packet, Hit]]:
+        """Rank packets by `vector` (semantic), `text` (BM25) or both (reciprocal rank fusion).
+
+        A backend answers in one pass over its own indexes (FAISS + tantivy here, pgvector +
+        full-text in PostgreSQL) and returns whole packets, best first.
+        """
+
+    @abstractmethod
+    def reindex(self) -> dict:
+        """Rebuild whatever derived indexes the backend keeps; returns counts and state."""
+
+    # -- resonance -------------------------------------------------------------------------
+    @abstractmethod
+    def mark(self, packet_id: str, score: float, source: str) -> None:
+        """Record a resonance mark (a separate record; the packet itself never changes)."""
+
+    @abstractmethod
+    def mark_many(self, marks: list[tuple[str, float, str]]) -> None:
+        """Many (packet id, score, source) signals in one transaction."""
+
+    @abstractmethod
+    def latest_marks(self, source: str) -> dict[str, float]:
+        """The newest score of each packet from one source (mark, novelty, judge, combined)."""
+
+    # -- the notebook and the self-definition ----------------------------------------------
+    @abstractmethod
+    def memory_versions(self, kind: str) -> list[dict]:
+        """Every version of `kind` (notebook | self), oldest first: kind, version, ts, author,
+        reason, text."""
+
+    @abstractmethod
+    def memory_latest(self, kinds: Sequence[str]) -> dict[str, dict]:
+        """The newest version of each kind that has one (a backend may cache it)."""
+
+    @abstractmethod
+    def memory_add(self, kind: str, text: str, author: str, reason: str | None) -> int:
+        """A new version; returns its number."""
+
+    # -- the user's own use ----------------------------------------------------------------
+    @abstractmethod
+    def sql(self, query: str) -> tuple[list[str], list[tuple]]:
+        """One read-only statement over the log's tables and nothing else (no files, network,
+        extensions or settings): (columns, rows)."""
+
+    @abstractmethod
+    def export(self, fmt: str, path: str, with_embeddings: bool = False) -> int:
+        """The whole log, oldest first, as jsonl, parquet or csv at `path`; returns the count."""
+
+    @abstractmethod
+    def reembed(self, encode, embed_model: str, dim: int, progress=None) -> int:
+        """Recompute every embedding with a new embedder; the only way an embedding changes."""

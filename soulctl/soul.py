@@ -1,0 +1,72 @@
+"""Soul(home): the one handle that commands and servers hold (dvc's Repo is the model).
+
+It opens what is asked of it, once, and only when asked: the log store, the embedder, an
+engine per role, recipes with their overrides merged and validated in one place. Nothing
+heavy is imported until a property is used, so `soulctl log ls` never loads torch.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from soulctl.home import Home
+
+
+class Soul:
+    def __init__(self, home: Home):
+        self.home = home
+        self._engines: dict[str, object] = {}
+
+    @property
+    def config(self):
+        return self.home.config
+
+    @cached_property
+    def store(self):
+        """The bifocal log, behind the Store interface (the backend soul.yaml names)."""
+        from soulctl.log import open_store
+
+        return open_store(self.home)
+
+    @cached_property
+    def embedder(self):
+        from soulctl.embed import embedder_for
+
+        return embedder_for(self.config, self.home.root)
+
+    def engine(self, role: str = "soul", progress=None):
+        """The engine serving `role`, opened once; closed by close()."""
+        if role not in self._engines:
+            from soulctl.engine import open_engine
+
+            self._engines[role] = open_engine(self.home, role, progress=progress)
+        return self._engines[role]
+
+    def recipe(self, name: str, overrides: dict | None = None):
+        """recipes/NAME.yaml merged with `overrides` (nested keys as dicts; None values are
+        left out, so unset flags keep the file's value), validated once: flag → file → default."""
+        from soulctl.evolve.recipes import load_recipe_with
+
+        return load_recipe_with(self.home, name, overrides or {})
+
+    def session(self, session: str | None = None, strict: bool = False, warn=None, progress=None):
+        """A Memory OS conversation on this soul (memory.session.open_session); close() settles
+        its last turn's writes."""
+        from soulctl.memory.session import open_session
+
+        return open_session(self, session, strict, warn, progress)
+
+    def close(self) -> None:
+        """Finish background writes and close the engines (a llama.cpp model freed at
+        interpreter exit aborts the process, so they are closed explicitly)."""
+        if "store" in self.__dict__:
+            self.store.settle()
+        engines, self._engines = self._engines, {}
+        for engine in engines.values():
+            engine.close()
+
+    def __enter__(self) -> "Soul":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
