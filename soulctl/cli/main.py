@@ -13,7 +13,7 @@ import typer
 from soulctl import __version__
 from soulctl.cli import state
 from soulctl.cli.output import Output, PipeClosed
-from soulctl.commands import (anchor, budget, chat, dream, gen, init, log, merge, mount, notebook,
+from soulctl.commands import (anchor, budget, chat, dream, gen, hands, init, log, merge, mount, notebook,
                               resonate)
 from soulctl.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, SoulError
 
@@ -67,6 +67,7 @@ app.add_typer(resonate.app, name="resonate")
 app.command("dream", help=dream.HELP)(dream.run)
 app.command("merge", help=merge.HELP)(merge.run)
 app.add_typer(anchor.app, name="anchor")
+app.command("hands", help=hands.HELP)(hands.run)
 
 _GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose"}
 _GLOBAL_WITH_VALUE = {"--home"}

@@ -49,7 +49,7 @@ def _repl(chat) -> None:
 
     out = state.out
     out.info(f"session {chat.session} — /quit to leave, /notebook, /flush, /self [GUIDANCE], /mount NAME, "
-             "/unmount, /resonate [SCORE]")
+             "/unmount, /resonate [SCORE], /hands TASK")
     while True:
         try:
             line = input("you> ").strip()
@@ -91,6 +91,14 @@ def _slash(line: str, chat) -> bool:
         version = chat.rewrite_self(arg or None)
         out.text(nb.current(store, home, "self")["text"])
         out.info(f"self-definition v{version}, written by the soul")
+    elif cmd == "/hands":
+        from soulctl.hands import invoke_agent
+
+        if not arg:
+            raise UsageError("/hands needs a task", hint="/hands TASK")
+        result = invoke_agent(state.soul(), arg, session=chat.session)
+        out.text(result.result)
+        out.info(f"the hands did it in {result.seconds:.1f} s; logged as {result.result_id}")
     elif cmd == "/mount":
         if not arg:
             raise UsageError("/mount needs a corpus name", hint="/mount NAME (see `soulctl mount ls`)")
@@ -108,5 +116,5 @@ def _slash(line: str, chat) -> bool:
         store.mark(last.packet_id, score, "mark")
         out.info(f"marked the last reply at {score}")
     else:
-        raise UsageError(f"unknown command {cmd}", hint="/quit, /notebook, /flush, /self, /mount, /unmount, /resonate")
+        raise UsageError(f"unknown command {cmd}", hint="/quit, /notebook, /flush, /self, /mount, /unmount, /resonate, /hands")
     return False

@@ -221,6 +221,9 @@ def test_repl_streams_and_takes_slash_commands(home):
         read_until(b"window flushed")
         os.write(master, b"/self You are patient.\n")
         read_until(b"written by the soul")
+        os.write(master, b"/hands Write HANDS.md\n")
+        read_until(b"Done: wrote HANDS.md for packet")
+        read_until(b"you> ")
         os.write(master, b"/quit\n")
         assert proc.wait(timeout=60) == 0
     finally:
@@ -230,6 +233,8 @@ def test_repl_streams_and_takes_slash_commands(home):
     kinds = [(r["role"], (r["meta"] or {}).get("kind")) for r in reversed(rows)]
     assert kinds[:2] == [("user", None), ("soul", None)]
     assert ("system", "flush") in kinds and ("soul", "notebook") in kinds and ("soul", "self") in kinds
+    assert ("hands", "hands-request") in kinds and ("hands", "hands-result") in kinds
+    assert "Task: Write HANDS.md" in (home / "HANDS.md").read_text()
     soul_reply = rows[-2]
     assert soul_reply["prose"] == reply
     marks = soulctl("log", "sql", f"SELECT score FROM resonance_marks WHERE packet_id = '{soul_reply['id']}'",
