@@ -13,8 +13,20 @@ import typer
 from soulctl import __version__
 from soulctl.cli import state
 from soulctl.cli.output import Output, PipeClosed
-from soulctl.commands import (anchor, budget, chat, dream, gen, hands, init, log, merge, mount, notebook,
-                              resonate)
+from soulctl.commands import (
+    anchor,
+    budget,
+    chat,
+    dream,
+    gen,
+    hands,
+    init,
+    log,
+    merge,
+    mount,
+    notebook,
+    resonate,
+)
 from soulctl.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, SoulError
 
 app = typer.Typer(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -22,6 +22,7 @@ def run(
     message: Annotated[Optional[str], typer.Argument(help="One message (default: stdin, or a conversation on a terminal).")] = None,
     session: Annotated[Optional[str], typer.Option("--session", help="Resume this session (its window is rebuilt from the log).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Refuse to serve a generation whose files fail verification (default: warn).")] = False,
+    tool: Annotated[Optional[List[str]], typer.Option("--tool", help="A tool the soul must call first (repeat for more, in order); needs a model that calls tools.")] = None,
 ) -> None:
     out = state.out
     with out.progress_bars() as progress:  # a first run on llama.cpp converts the generation
@@ -31,7 +32,7 @@ def run(
     if message is None:
         _repl(chat)
         return
-    result = chat.turn(message.strip())
+    result = chat.turn(message.strip(), use_tools=tuple(tool or ()))
     if out.json:
         out.record({"reply": result.reply, "session": chat.session, "user_id": result.user_id,
                     "reply_id": result.reply_id, "prompt_tokens": result.prompt_tokens,
@@ -71,9 +72,19 @@ def _repl(chat) -> None:
             out.error(exc.message, exc.hint)
 
 
+def _tool(chat, name: str, **arguments):
+    """A tool from the registry; its error, as one line."""
+    from soulctl.errors import InvalidInput
+    from soulctl.memory.tools import ToolContext, call
+
+    outcome = call(name, {k: v for k, v in arguments.items() if v is not None}, ToolContext(state.soul(), chat))
+    if "error" in outcome:
+        raise InvalidInput(outcome["error"])
+    return outcome["result"]
+
+
 def _slash(line: str, chat) -> bool:
     """One slash command; True to leave. Errors are SoulErrors, reported by the REPL."""
-    from soulctl.corpus import mounts
     from soulctl.errors import InvalidInput, UsageError
     from soulctl.memory import notebook as nb
 
@@ -87,24 +98,23 @@ def _slash(line: str, chat) -> bool:
     elif cmd == "/flush":
         if chat.window:
             out.info(f"notebook v{chat.pressure()} written; window flushed")
-    elif cmd == "/self":
-        version = chat.rewrite_self(arg or None)
+    elif cmd == "/self":  # the soul's tools, from the one registry the chat loop and MCP use
+        version = _tool(chat, "rewrite_self", guidance=arg or None)["version"]
         out.text(nb.current(store, home, "self")["text"])
         out.info(f"self-definition v{version}, written by the soul")
     elif cmd == "/hands":
-        from soulctl.hands import invoke_agent
-
         if not arg:
             raise UsageError("/hands needs a task", hint="/hands TASK")
-        result = invoke_agent(state.soul(), arg, session=chat.session)
-        out.text(result.result)
-        out.info(f"the hands did it in {result.seconds:.1f} s; logged as {result.result_id}")
+        result = _tool(chat, "invoke_agent", task=arg)
+        out.text(result["result"])
+        out.info(f"the hands are done; logged as {result['result_id']}")
     elif cmd == "/mount":
         if not arg:
             raise UsageError("/mount needs a corpus name", hint="/mount NAME (see `soulctl mount ls`)")
-        out.info("mounted: " + ", ".join(mounts.use(home, arg.split(), add_to=True)))
+        outfit = [_tool(chat, "mount_corpus", name=name)["mounted"] for name in arg.split()][-1]
+        out.info("mounted: " + ", ".join(outfit))
     elif cmd == "/unmount":
-        out.info("mounted: " + (", ".join(mounts.off(home, arg or None)) or "nothing"))
+        out.info("mounted: " + (", ".join(_tool(chat, "unmount_corpus", name=arg or None)["mounted"]) or "nothing"))
     elif cmd == "/resonate":
         last = next((t for t in reversed(chat.window) if t.role == "assistant"), None)
         if last is None:

@@ -33,6 +33,7 @@ API_KEY_ENVS = ("SOULCTL_API_KEY", "OPENAI_API_KEY")
 class OpenAIEngine:
     name = "openai"
     generation = None
+    supports_tools = True  # `tools` are passed on; whether the model calls them is the server's
 
     def __init__(self, url: str, model: str | None = None, context: int | None = None, role: str = "soul"):
         self.role = role
@@ -132,7 +133,7 @@ class OpenAIEngine:
         return self._content_tokens(messages) + self._overhead * (len(messages) + 1)
 
     def _content_tokens(self, messages: list[dict]) -> int:
-        return sum(self.count_tokens(m.get("content") or "") for m in messages)
+        return sum(self.count_tokens(_message_text(m)) for m in messages)
 
     def truncate(self, text: str, limit: int) -> str:
         if self._tokenize is None:
@@ -175,6 +176,23 @@ class OpenAIEngine:
             raise Unavailable(f"{self.url} answered without a message",
                               hint="is it an OpenAI-compatible chat endpoint?") from None
 
+    def chat_tools(self, messages: list[dict], tools: list[dict], max_tokens: int = 256,
+                   temperature: float = 0.0, tool_choice: str | dict = "auto") -> tuple[str, list[dict]]:
+        """One completion that may call tools: (content, [{id, name, arguments}])."""
+        body = {**self._body(messages, max_tokens, temperature, False), "tools": tools,
+                "tool_choice": tool_choice}
+        answer = self._request("POST", self.base + "/chat/completions", body)
+        self._learn(answer.get("usage"))
+        try:
+            message = answer["choices"][0]["message"]
+        except (KeyError, IndexError, TypeError):
+            raise Unavailable(f"{self.url} answered without a message",
+                              hint="is it an OpenAI-compatible chat endpoint?") from None
+        calls = [{"id": c.get("id") or f"call_{i}", "name": (c.get("function") or {}).get("name", ""),
+                  "arguments": (c.get("function") or {}).get("arguments") or "{}"}
+                 for i, c in enumerate(message.get("tool_calls") or [])]
+        return (message.get("content") or "").strip(), calls
+
     def stream(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
         body = self._body(messages, max_tokens, temperature, True)
         with self._open("POST", self.base + "/chat/completions", body, READ_TIMEOUT_S) as response:
@@ -196,11 +214,25 @@ class OpenAIEngine:
                         yield piece
 
 
+def _message_text(message: dict) -> str:
+    """What a message puts in the prompt: its content and the arguments of its tool calls."""
+    calls = message.get("tool_calls") or []
+    return (message.get("content") or "") + "".join(
+        (c.get("function") or {}).get("name", "") + (c.get("function") or {}).get("arguments", "") for c in calls)
+
+
 def _looks_like_path(model: str) -> bool:
     return model.startswith(("generations", ".", "/", "~")) or model.endswith(".gguf")
 
 
 def _error_detail(exc: urllib.error.HTTPError) -> str:
+    """The server's own word on the error, on one line."""
+    detail = _error_body(exc)
+    first = next((ln.strip() for ln in str(detail).splitlines() if ln.strip()), "error")
+    return first[:300]
+
+
+def _error_body(exc: urllib.error.HTTPError) -> str:
     try:
         body = json.loads(exc.read() or b"{}")
     except ValueError:

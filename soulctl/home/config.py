@@ -28,6 +28,7 @@ class Role(_Strict):
     context: int = Field(8192, ge=256)
     kv: str = "f16"
     slots: int = Field(1, ge=1)
+    tools: bool = False  # the model calls the soul's tools (a server with tool calling: openai backend)
 
     @field_validator("kv")
     @classmethod
@@ -96,6 +97,7 @@ roles:
     context: 8192
     kv: f16                  # KV cache dtype: f16 | bf16 | q8_0 | q4_0
     slots: 1
+    tools: false             # true: the model calls the soul's tools (a server with tool calling)
   # majordomo:               # an optional second model that keeps the notebook
   #   backend: openai
   #   url: http://127.0.0.1:8081/v1

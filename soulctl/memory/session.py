@@ -63,9 +63,11 @@ class TurnResult:
 
 class ChatSession:
     def __init__(self, home: Home, engine, embedder, store, session: str, keeper=None,
-                 keeper_role: str = "soul", retrieve_log: bool = True):
+                 keeper_role: str = "soul", retrieve_log: bool = True, soul=None, tools: tuple = ()):
         self.home, self.engine, self.embedder, self.store = home, engine, embedder, store
         self.session = session
+        self.soul = soul  # what the soul's tools act on
+        self.tools = list(tools) if getattr(engine, "supports_tools", False) else []
         self.keeper = keeper or engine  # who rewrites the notebook: the majordomo if configured
         self.keeper_role = keeper_role
         self.mem = home.config.memory
@@ -160,9 +162,19 @@ class ChatSession:
         return messages, self.engine.count_chat_tokens(messages), cites
 
     # -- a turn --------------------------------------------------------------------------
-    def turn(self, user_text: str, on_token=None) -> TurnResult:
+    def turn(self, user_text: str, on_token=None, use_tools: tuple = ()) -> TurnResult:
+        """One exchange. With tools (a model that calls them), the soul may call them first —
+        `use_tools` names tools it must call, in order, before it decides for itself."""
         if not user_text.strip():
             raise InvalidInput("empty message")
+        if use_tools and not getattr(self.engine, "supports_tools", False):
+            raise InvalidInput(f"the {self.engine.name} backend does not call tools",
+                               hint="serve the soul from a server with tool calling (backend: openai, tools: true), "
+                                    "or use the REPL's slash commands (/hands, /self, /mount)")
+        from soulctl.memory.tools import TOOLS
+
+        if unknown := [t for t in use_tools if t not in TOOLS]:
+            raise InvalidInput(f"no tool {unknown[0]!r}", hint=f"tools: {', '.join(TOOLS)}")
         self.settle()
         limit = self.engine.context_length - self.mem.reply_tokens
         self._check_fits_alone(user_text, limit)  # before the pressure protocol changes anything
@@ -182,6 +194,13 @@ class ChatSession:
         if prompt_tokens > limit:
             raise self._too_big(user_text, prompt_tokens, limit)
         self.last_prompt = messages
+        if self.tools or use_tools:
+            from soulctl.memory.toolturn import tool_turn
+
+            reply, prompt_tokens, user_packet, reply_packet = tool_turn(
+                self, user_text, vector, messages, prompt_tokens, cites, list(use_tools))
+            self.window += [Turn("user", user_text, user_packet), Turn("assistant", reply, reply_packet)]
+            return TurnResult(reply, prompt_tokens, flushed, user_packet, reply_packet, cites)
         if on_token:
             pieces = []
             for piece in self.engine.stream(messages, self.mem.reply_tokens):
@@ -247,18 +266,21 @@ class ChatSession:
         limit = self.mem.notebook_tokens
         memory = nb.current_all(self.store, self.home)
         self_text, current_notebook = memory["self"]["text"], memory["notebook"]["text"] or "(empty)"
-        room = (self.keeper.context_length - limit - NOTEBOOK_MARGIN - self.engine.count_tokens(self_text)
-                - self.engine.count_tokens(REWRITE_PROMPT + current_notebook))
+        keeper = self.keeper  # the request is the keeper's: counted with its tokenizer, within its context
+        room = (keeper.context_length - limit - NOTEBOOK_MARGIN - keeper.count_tokens(self_text)
+                - keeper.count_tokens(REWRITE_PROMPT + current_notebook))
         ask = [{"role": "system", "content": self_text},
                {"role": "user", "content": REWRITE_PROMPT.format(
-                   limit=limit, notebook=current_notebook, window=self._quote_window(room))}]
-        text, notes, drafts = self._write_within(self.keeper, ask, limit, "notebook")
+                   limit=limit, notebook=current_notebook, window=self._quote_window(room, keeper))}]
+        prompt_tokens = keeper.count_chat_tokens(ask)
+        text, notes, drafts = self._write_within(keeper, ask, limit, "notebook")
         reason = "pressure: window flushed" + notes
         version = nb.write(self.store, "notebook", text, self.keeper_role, reason)
         rewrite = NewPacket(prose=text or "(empty notebook)", role=self.keeper_role,
                             session=self.session, generation=self.generation,
                             meta={"kind": "notebook", "version": version, "reason": reason,
-                                  **({"drafts": drafts} if drafts else {})})
+                                  "prompt_tokens": prompt_tokens, "context": keeper.context_length,
+                                  "backend": keeper.name, **({"drafts": drafts} if drafts else {})})
         flush = NewPacket(prose=f"window flushed after {len(self.window)} turns; notebook v{version} injected",
                           role="system", session=self.session, generation=self.generation,
                           meta={"kind": "flush", "turns": len(self.window), "notebook_version": version})
@@ -292,12 +314,14 @@ class ChatSession:
         return version
 
     # -- shared by both rewrites ---------------------------------------------------------
-    def _quote_window(self, room: int) -> str:
-        """As much of the window as `room` tokens hold, newest turns first."""
+    def _quote_window(self, room: int, counter=None) -> str:
+        """As much of the window as `room` tokens (of `counter`'s tokenizer, by default the
+        soul's) hold, newest turns first."""
+        counter = counter or self.engine
         lines: list[str] = []
         for t in reversed(self.window):
             line = f"{t.role}: {t.content}"
-            room -= self.engine.count_tokens(line) + 1
+            room -= counter.count_tokens(line) + 1
             if room < 0:
                 break
             lines.insert(0, line)
@@ -370,8 +394,11 @@ def open_session(soul, session: str | None = None, strict: bool = False, warn=No
     keeper_role = "soul"
     if "majordomo" in home.config.roles:
         keeper, keeper_role = soul.engine("majordomo", progress), "majordomo"
-    return ChatSession(home, engine, soul.embedder, soul.store,
-                       session or env_session() or new_session_id(), keeper, keeper_role)
+    from soulctl.memory.tools import TOOLS
+
+    tools = tuple(TOOLS) if home.config.roles["soul"].tools else ()
+    return ChatSession(home, engine, soul.embedder, soul.store, session or env_session() or new_session_id(),
+                       keeper, keeper_role, soul=soul, tools=tools)
 
 
 def trim_to_tokens(engine, text: str, limit: int) -> str:

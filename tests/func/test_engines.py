@@ -95,9 +95,9 @@ def test_an_hf_directory_is_converted_once_and_recorded(home, tmp_path):
     assert open_engine(home).path == gguf and gguf.stat().st_mtime_ns == before  # cached
 
 
-@pytest.fixture(scope="module")
-def llama_server(gen0_home, tmp_path_factory):
-    """llama-cpp-python's OpenAI-compatible server on a free loopback port."""
+def start_llama_server(tmp_path_factory, *extra: str):
+    """llama-cpp-python's OpenAI-compatible server for the bundled GGUF on a free loopback
+    port: (url, process)."""
     from soulctl.generations.base import bundled_gguf
 
     with socket.socket() as s:
@@ -106,22 +106,31 @@ def llama_server(gen0_home, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf()),
-                                 "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
+                                 "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", *extra],
                                 stdout=fh, stderr=subprocess.STDOUT, env=BASE_ENV)
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.time() + 120
     while True:
         try:
             urllib.request.urlopen(url + "/models", timeout=2).read()
-            break
+            return url, proc
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 proc.kill()
                 pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
             time.sleep(0.5)
-    yield url
+
+
+def stop(proc) -> None:
     proc.terminate()
     proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def llama_server(gen0_home, tmp_path_factory):
+    url, proc = start_llama_server(tmp_path_factory)
+    yield url
+    stop(proc)
 
 
 def test_openai_backend_against_llama_cpp_server(home, llama_server):
@@ -240,3 +249,75 @@ def test_repl_streams_and_takes_slash_commands(home):
     marks = soulctl("log", "sql", f"SELECT score FROM resonance_marks WHERE packet_id = '{soul_reply['id']}'",
                     "--json", "--home", home).json()
     assert marks["score"] == 0.9
+
+
+def test_the_majordomo_keeps_the_notebook_under_pressure(home, llama_server):
+    """Two real engines: the soul on llama.cpp in process, the majordomo behind an
+    OpenAI-compatible server. The notebook rewrites are the majordomo's; no request exceeds
+    either model's context."""
+    from soulctl.home import Home
+    from soulctl.log import Filters
+    from soulctl.memory.session import REWRITE_SLACK
+    from soulctl.soul import Soul
+
+    data = yaml.safe_load((home / "soul.yaml").read_text())
+    data["roles"]["soul"].update(backend="llamacpp", context=1024)
+    data["roles"]["majordomo"] = {"backend": "openai", "url": llama_server, "context": 2048}
+    data["memory"].update(self_tokens=128, notebook_tokens=96, retrieved_tokens=0, window_tokens=256,
+                          reply_tokens=32)
+    (home / "soul.yaml").write_text(yaml.safe_dump(data))
+    with Soul(Home(home)) as soul:
+        chat = soul.session("m")
+        assert chat.keeper_role == "majordomo" and chat.keeper.name == "openai"
+        flushes = sum(chat.turn(f"Turn {i}: name one animal that lives near {place}.").flushed
+                      for i, place in enumerate(["a river", "the sea", "a glacier", "a desert", "a marsh",
+                                                 "a forest", "a lake", "the tundra", "a reef", "a canyon"]))
+        assert flushes >= 1
+        packets = list(soul.store.list(Filters(session="m"), newest_first=False))
+        versions = soul.store.memory_versions("notebook")
+    assert versions and {v["author"] for v in versions} == {"majordomo"}
+    rewrites = [p for p in packets if (p.meta or {}).get("kind") == "notebook"]
+    assert len(rewrites) == flushes and {p.role for p in rewrites} == {"majordomo"}
+    for p in rewrites:  # the majordomo's requests stay inside its context
+        assert p.meta["backend"] == "openai" and p.meta["context"] == 2048
+        assert p.meta["prompt_tokens"] + 96 + REWRITE_SLACK <= 2048
+    replies = [p for p in packets if p.role == "soul" and not (p.meta or {}).get("kind")]
+    assert len(replies) == 10 and all(p.meta["prompt_tokens"] + 32 <= 1024 for p in replies)
+    assert all(p.meta["backend"] == "llamacpp" for p in replies)
+
+
+def test_a_tool_calling_turn_on_a_real_server(home, tmp_path_factory):
+    """The soul's model behind llama_cpp.server with a chat handler that emits tool calls: the
+    soul calls search_memory, then invoke_agent (the stand-in agent), then answers; the log
+    holds the calls, their results and the reply in order."""
+    url, proc = start_llama_server(tmp_path_factory, "--chat_format", "chatml-function-calling")
+    try:
+        set_role(home, backend="openai", url=url, context=2048, tools=True)
+        data = yaml.safe_load((home / "soul.yaml").read_text())
+        data["memory"].update(self_tokens=256, notebook_tokens=256, retrieved_tokens=256, window_tokens=768,
+                              reply_tokens=64)
+        (home / "soul.yaml").write_text(yaml.safe_dump(data))
+        assert soulctl("log", "add", "Herons nest by the mill pond every spring.", "--session", "old",
+                       "--home", home).code == 0
+        standin = Path(__file__).resolve().parent / "standin"
+        result = soulctl("chat", "--tool", "search_memory", "--tool", "invoke_agent", "--session", "tc", "--json",
+                         "--home", home, cwd=home, input="Find what we said about herons, then have your hands "
+                         "write HANDS.md about them.\n",
+                         env={"PATH": f"{standin}{os.pathsep}{BASE_ENV.get('PATH', '')}"})
+        assert result.code == 0, result
+    finally:
+        stop(proc)
+    rows = soulctl("log", "ls", "--session", "tc", "--reverse", "-n", "0", "--json", "--home", home).json_lines()
+    kinds = [(r["role"], (r["meta"] or {}).get("kind"), (r["meta"] or {}).get("tool")) for r in rows]
+    assert kinds[0] == ("user", None, None) and kinds[-1] == ("soul", None, None)
+    assert kinds[1:3] == [("soul", "tool-call", "search_memory"), ("tool", "tool-result", "search_memory")]
+    assert kinds[3:7] == [("soul", "tool-call", "invoke_agent"), ("hands", "hands-request", None),
+                          ("hands", "hands-result", None), ("tool", "tool-result", "invoke_agent")]
+    user, reply = rows[0], rows[-1]
+    assert reply["parent"] == user["id"] and reply["id"] == result.json()["reply_id"]
+    assert reply["meta"]["tools_called"][:2] == ["search_memory", "invoke_agent"]
+    assert reply["meta"]["prompt_tokens"] + 64 <= 2048
+    for call, answer in ((rows[1], rows[2]), (rows[3], rows[6])):
+        assert call["parent"] == user["id"] and answer["parent"] == call["id"]
+    assert rows[6]["meta"]["ok"] is True and "Done: wrote HANDS.md" in rows[6]["prose"]
+    assert (home / "HANDS.md").is_file()

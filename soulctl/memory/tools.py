@@ -1,0 +1,165 @@
+"""The soul's tools: one registry, defined once, that the chat loop (models that call tools),
+the REPL's slash commands and the MCP server all reach (DESIGN §7).
+
+A tool is a name, a description, a JSON schema for its arguments and a function of a
+ToolContext (the Soul, and the conversation when there is one) and those arguments. It
+returns a JSON-able result; a SoulError becomes {"error": "…"} for the model to read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from soulctl.errors import InvalidInput, NotFound, SoulError
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict  # JSON schema of the arguments (an object)
+    run: Callable[..., Any]
+
+    def schema(self) -> dict:
+        """The OpenAI `tools` entry."""
+        return {"type": "function",
+                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+
+
+@dataclass
+class ToolContext:
+    soul: Any
+    chat: Any = None  # the ChatSession, when a conversation calls the tool
+
+
+TOOLS: dict[str, Tool] = {}
+
+
+def tool(name: str, description: str, properties: dict, required: tuple[str, ...] = ()):
+    """Register `fn(ctx, **arguments)` as a tool."""
+    def register(fn):
+        TOOLS[name] = Tool(name, description, {"type": "object", "properties": properties,
+                                               "required": list(required)}, fn)
+        return fn
+    return register
+
+
+def schemas(names: list[str] | None = None) -> list[dict]:
+    return [TOOLS[n].schema() for n in (names or TOOLS)]
+
+
+def call(name: str, arguments: dict | str | None, ctx: ToolContext) -> dict:
+    """Run a tool on a model's (or a client's) arguments: checked against the schema's
+    required names and types, errors returned as {"error": …} rather than raised."""
+    try:
+        if name not in TOOLS:
+            raise NotFound(f"no tool {name!r}", hint=f"tools: {', '.join(TOOLS)}")
+        args = _arguments(arguments)
+        spec = TOOLS[name].parameters
+        missing = [k for k in spec["required"] if args.get(k) in (None, "")]
+        if missing:
+            raise InvalidInput(f"{name} needs {', '.join(missing)}")
+        unknown = set(args) - set(spec["properties"])
+        if unknown:
+            raise InvalidInput(f"{name} takes no {', '.join(sorted(unknown))}")
+        return {"result": TOOLS[name].run(ctx, **args)}
+    except SoulError as exc:
+        return {"error": exc.message + (f" ({exc.hint})" if exc.hint else "")}
+
+
+def _arguments(arguments: dict | str | None) -> dict:
+    if arguments is None or arguments == "":
+        return {}
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments, strict=False)  # models write raw newlines in strings
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"the tool's arguments are not JSON ({exc.msg})") from None
+    if not isinstance(arguments, dict):
+        raise InvalidInput("the tool's arguments must be a JSON object")
+    return arguments
+
+
+# -- the tools ------------------------------------------------------------------------------
+@tool("search_memory", "Search the soul's log (every past conversation) by meaning and keyword.",
+      {"query": {"type": "string", "description": "What to look for."},
+       "k": {"type": "integer", "description": "How many hits (default 5)."},
+       "with_embedding": {"type": "boolean", "description": "Include each hit's vector."}},
+      required=("query",))
+def search_memory(ctx: ToolContext, query: str, k: int = 5, with_embedding: bool = False) -> list[dict]:
+    from soulctl.log.search import search
+
+    k = max(1, min(int(k), 50))
+    hits = search(ctx.soul.store, ctx.soul.embedder, query, k)
+    rows = []
+    for hit in hits:
+        row = {"id": hit.packet.id, "ts": hit.packet.ts.isoformat(), "role": hit.packet.role,
+               "session": hit.packet.session, "prose": hit.packet.prose, "score": round(hit.hit.score, 6)}
+        if with_embedding:
+            row["embedding"] = ctx.soul.store.get(hit.packet.id, with_embedding=True).embedding
+        rows.append(row)
+    return rows
+
+
+@tool("read_notebook", "Read the soul's current notebook or self-definition.",
+      {"which": {"type": "string", "enum": ["notebook", "self"]}})
+def read_notebook(ctx: ToolContext, which: str = "notebook") -> dict:
+    from soulctl.memory import notebook as nb
+
+    if which not in nb.KINDS:
+        raise InvalidInput(f"which must be one of {', '.join(nb.KINDS)}")
+    return nb.current(ctx.soul.store, ctx.soul.home, which)
+
+
+@tool("update_notebook", "Replace the soul's notebook with new text (a new version; the old ones stay).",
+      {"text": {"type": "string"}, "reason": {"type": "string"}}, required=("text",))
+def update_notebook(ctx: ToolContext, text: str, reason: str | None = None) -> dict:
+    from soulctl.memory import notebook as nb
+
+    text, note = nb.fit_sector(ctx.soul.home, "notebook", text, force=False)
+    version = nb.write(ctx.soul.store, "notebook", text, "soul", (reason or "updated by the soul") + note)
+    return {"version": version}
+
+
+@tool("rewrite_self", "The soul rewrites its own self-definition, with optional guidance.",
+      {"guidance": {"type": "string"}})
+def rewrite_self(ctx: ToolContext, guidance: str | None = None) -> dict:
+    chat = ctx.chat or ctx.soul.session()
+    return {"version": chat.rewrite_self(guidance or None)}
+
+
+@tool("mount_corpus", "Put on a corpus (an indexed repository) as part of the soul's outfit.",
+      {"name": {"type": "string"}}, required=("name",))
+def mount_corpus(ctx: ToolContext, name: str) -> dict:
+    from soulctl.corpus import mounts
+
+    return {"mounted": mounts.use(ctx.soul.home, [name], add_to=True)}
+
+
+@tool("unmount_corpus", "Take a corpus off (all of them without a name).", {"name": {"type": "string"}})
+def unmount_corpus(ctx: ToolContext, name: str | None = None) -> dict:
+    from soulctl.corpus import mounts
+
+    return {"mounted": mounts.off(ctx.soul.home, name or None)}
+
+
+@tool("list_corpora", "The corpora indexed in this soul home and which are mounted.", {})
+def list_corpora(ctx: ToolContext) -> list[dict]:
+    from soulctl.corpus import mounts
+
+    on = set(mounts.mounted(ctx.soul.home))
+    return [{"name": d.name, "mounted": d.name in on}
+            for d in sorted(ctx.soul.home.corpora.glob("*")) if (d / "manifest.json").is_file()]
+
+
+@tool("invoke_agent", "Hand a construction task to the soul's coding agent (its hands) and get its result.",
+      {"task": {"type": "string"}, "constraints": {"type": "string"}}, required=("task",))
+def invoke_agent(ctx: ToolContext, task: str, constraints: str | None = None) -> dict:
+    from soulctl.hands import invoke_agent as run
+
+    session = ctx.chat.session if ctx.chat is not None else None
+    result = run(ctx.soul, task, constraints or None, session=session)
+    return {"ok": result.ok, "result": result.result, "request_id": result.request_id,
+            "result_id": result.result_id}
