@@ -121,6 +121,39 @@ def invoke_agent(soul, task: str, constraints: str | None = None, cwd: str | Pat
     return outcome
 
 
+REVIEW_PROMPT = ("Your hands (a coding agent) finished the task you gave them.\n\nTask: {task}\n\n"
+                 "Their result:\n{result}\n\nReview it: is it done as you asked, within your "
+                 "constraints? Answer with a verdict (done / not done) and one or two sentences why.")
+
+
+def review(soul, outcome: HandsResult, task: str) -> dict:
+    """The soul reviews its hands' result: the result goes back to it as a turn (within its
+    context, the result cut to fit), and its verdict is logged as a `soul` packet whose
+    parent is the result."""
+    from soulctl.memory import notebook as nb
+    from soulctl.memory.session import trim_to_tokens
+
+    engine, mem = soul.engine("soul"), soul.config.memory
+    memory = nb.current_all(soul.store, soul.home)
+    system = {"role": "system", "content": memory["self"]["text"] + "\n\n# Notebook\n" + (memory["notebook"]["text"] or "(empty)")}
+    ask = REVIEW_PROMPT.format(task=task.strip(), result="{result}")
+    room = engine.context_length - mem.reply_tokens - engine.count_chat_tokens(
+        [system, {"role": "user", "content": ask}])
+    if room < 16:
+        raise InvalidInput("the soul's context has no room to review its hands' result",
+                           hint="shorten the self-definition or notebook, or serve a larger context")
+    shown = outcome.result if engine.count_tokens(outcome.result) <= room else \
+        trim_to_tokens(engine, outcome.result, room) + " …"
+    messages = [system, {"role": "user", "content": ask.replace("{result}", shown)}]
+    verdict = engine.chat(messages, mem.reply_tokens)
+    packet = NewPacket(prose=verdict or "(no verdict)", role="soul", session=outcome.session,
+                       parent=outcome.result_id, generation=_generation(soul),
+                       meta={"kind": "hands-review", "request": outcome.request_id,
+                             "prompt_tokens": engine.count_chat_tokens(messages), "backend": engine.name})
+    written = soul.store.add([packet], soul.embedder.encode([packet.prose]), soul.embedder.model_id)
+    return {"verdict": verdict, "review_id": written[0].id}
+
+
 def _run(args: list[str], cwd: Path, timeout: float) -> tuple[dict, str | None]:
     """The agent's result object and, when it failed, why in one line. Nothing is left running:
     the agent gets its own process group, killed whole on a timeout or an interrupt."""

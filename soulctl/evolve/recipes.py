@@ -93,9 +93,33 @@ def with_overrides(recipe: BaseModel, overrides: dict) -> BaseModel:
         return type(recipe).model_validate(_merged(recipe.model_dump(), overrides))
     except ValidationError as exc:
         err = exc.errors()[0]
-        dotted = ".".join(str(p) for p in err["loc"])
-        raise InvalidInput(f"{dotted} = {err.get('input')!r}: {err['msg']}",
+        interval = _interval(type(recipe), err["loc"])
+        what = f"{err['loc'][-1]} {err.get('input')!r}"
+        raise InvalidInput(f"{what} is outside {interval}" if interval else
+                           f"{'.'.join(str(p) for p in err['loc'])} = {err.get('input')!r}: {err['msg']}",
                            hint="fix the value given on the command line") from None
+
+
+def _interval(model: type[BaseModel], loc: tuple) -> str | None:
+    """The bounds a numeric field declares, as an interval: (0, 1], [0, 1), (0, ∞)."""
+    import annotated_types as at
+
+    field = None
+    for part in loc:
+        if field is not None:
+            model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        field = model.model_fields[part]
+    lo = hi = None
+    for m in field.metadata:
+        if isinstance(m, (at.Gt, at.Ge)):
+            lo = ("(" if isinstance(m, at.Gt) else "[") + f"{getattr(m, 'gt', getattr(m, 'ge', None))}"
+        if isinstance(m, (at.Lt, at.Le)):
+            hi = f"{getattr(m, 'lt', getattr(m, 'le', None))}" + (")" if isinstance(m, at.Lt) else "]")
+    if lo is None and hi is None:
+        return None
+    return f"{lo or '(-∞'}, {hi or '∞)'}"
 
 
 def _given(overrides: dict) -> dict:

@@ -112,3 +112,21 @@ def test_the_real_claude_when_installed(home, tmp_path):
     assert result.code in (0, 7), result  # 7: the real agent may have no network or login here
     request, reply = hands_packets(home, "real")
     assert reply["parent"] == request["id"]
+
+
+def test_the_soul_reviews_its_hands(home, tmp_path):
+    import yaml
+
+    data = yaml.safe_load((home / "soul.yaml").read_text())
+    data["memory"]["reply_tokens"] = 48
+    (home / "soul.yaml").write_text(yaml.safe_dump(data))
+    result = soulctl("hands", "Write HANDS.md", "--cwd", tmp_path, "--review", "--session", "r", "--json",
+                     "--home", home, env=agent_env("ok"))
+    assert result.code == 0, result
+    record = result.json()
+    assert record["verdict"].strip() and record["review_id"]
+    rows = soulctl("log", "ls", "--session", "r", "--reverse", "--json", "--home", home).json_lines()
+    assert [(r["role"], r["meta"]["kind"]) for r in rows] == [
+        ("hands", "hands-request"), ("hands", "hands-result"), ("soul", "hands-review")]
+    assert rows[2]["parent"] == record["result_id"] and rows[2]["prose"] == record["verdict"].strip()
+    assert rows[2]["meta"]["prompt_tokens"] + 48 <= 8192

@@ -168,10 +168,12 @@ def test_recipe_overrides_merge_and_validate_once():
 
     recipe = with_overrides(MergeRecipe(), {"anchor_weight": 0.5, "layer": {"density": 0.6}})
     assert (recipe.anchor_weight, recipe.layer.density, recipe.layer.weight) == (0.5, 0.6, 0.5)
-    with pytest.raises(InvalidInput, match="anchor_weight = 1.5"):
+    with pytest.raises(InvalidInput, match=r"anchor_weight 1.5 is outside \[0, 1\)"):
         with_overrides(MergeRecipe(), {"anchor_weight": 1.5})
-    with pytest.raises(InvalidInput, match="layer.density"):
+    with pytest.raises(InvalidInput, match=r"density 0 is outside \(0, 1\]"):
         with_overrides(MergeRecipe(), {"layer": {"density": 0}})
+    with pytest.raises(InvalidInput, match=r"weight -1 is outside \(0, ∞\)"):
+        with_overrides(MergeRecipe(), {"layer": {"weight": -1}})
 
 
 def test_the_judge_and_its_rubric_use_one_scale():
