@@ -83,6 +83,15 @@ def home(gen0_home, tmp_path) -> Path:
     return copy_home(gen0_home, tmp_path / "home")
 
 
+def flip_byte(path: Path, offset: int, mask: int = 0xFF) -> None:
+    """Tamper with one byte of a file (XOR `mask` at `offset`)."""
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        byte = fh.read(1)
+        fh.seek(offset)
+        fh.write(bytes([byte[0] ^ mask]))
+
+
 def tree_snapshot(root: Path) -> dict:
     snap = {}
     for path in sorted(root.rglob("*")):

@@ -72,12 +72,13 @@ def _repl(chat) -> None:
             out.error(exc.message, exc.hint)
 
 
-def _tool(chat, name: str, **arguments):
+def _tool(chat, tool_name: str, **arguments):
     """A tool from the registry; its error, as one line."""
     from soulctl.errors import InvalidInput
     from soulctl.memory.tools import ToolContext, call
 
-    outcome = call(name, {k: v for k, v in arguments.items() if v is not None}, ToolContext(state.soul(), chat))
+    outcome = call(tool_name, {k: v for k, v in arguments.items() if v is not None},
+                   ToolContext(state.soul(), chat))
     if "error" in outcome:
         raise InvalidInput(outcome["error"])
     return outcome["result"]

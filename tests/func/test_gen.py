@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import soulctl, unshare
+from conftest import flip_byte, soulctl, unshare
 
 
 def test_gen_ls_lists_generation_zero(gen0_home):
@@ -50,11 +50,7 @@ def _writable(path):
 def test_verify_detects_a_flipped_byte(home):
     weights = home / "generations/gen-0000/model.safetensors"
     _writable(weights)
-    with open(weights, "r+b") as fh:
-        fh.seek(10_000_000)
-        byte = fh.read(1)
-        fh.seek(10_000_000)
-        fh.write(bytes([byte[0] ^ 0x01]))
+    flip_byte(weights, 10_000_000, 0x01)
     result = soulctl("gen", "verify", "--home", home)
     assert result.code == 1
     assert "modified: model.safetensors" in result.stdout

@@ -20,9 +20,13 @@ LINES = ["The heron waited at the edge of the marsh.", "The tide came in over th
          "A lantern hung from the orchard gate.", "The glacier moved a metre this year."]
 
 
-@pytest.fixture
-def logged(home):
-    """A home with a few packets, one reply linked to its prompt and one mark."""
+@pytest.fixture(scope="module")
+def logged(gen0_home, tmp_path_factory):
+    """A home with a few packets, one reply linked to its prompt and one mark; the tests that
+    share it leave its log as they found it, but for the whole packets they add."""
+    from conftest import copy_home
+
+    home = copy_home(gen0_home, tmp_path_factory.mktemp("logged") / "home")
     assert soulctl("log", "add", "--session", "h", "--home", home, input="\n".join(LINES) + "\n").code == 0
     first = soulctl("log", "ls", "--reverse", "-n", "1", "-q", "--home", home).stdout.strip()
     assert soulctl("log", "add", "A reply to the heron.", "--role", "soul", "--parent", first,
@@ -167,15 +171,11 @@ def test_dangling_references_are_refused(logged):
 
 # -- 4. materialize rebuilds what was tampered with; serving it warns or refuses ----------------
 def test_materialize_restores_a_tampered_file_and_chat_notices(home):
-    from conftest import unshare
+    from conftest import flip_byte, unshare
 
     weights = home / "generations" / "gen-0000" / "model.safetensors"
     unshare(weights)
-    with open(weights, "r+b") as fh:
-        fh.seek(4096)
-        byte = fh.read(1)
-        fh.seek(4096)
-        fh.write(bytes([byte[0] ^ 0xFF]))
+    flip_byte(weights, 4096)
     os.chmod(weights, 0o444)
     assert soulctl("gen", "verify", "--home", home).code == 1
     strict = soulctl("chat", "--strict", "--home", home, input="Hello\n")
@@ -187,8 +187,6 @@ def test_materialize_restores_a_tampered_file_and_chat_notices(home):
     assert result.code == 0, result
     assert result.json()["restored"] == ["model.safetensors"]
     assert soulctl("gen", "verify", "--home", home).code == 0
-    clean = soulctl("chat", "--strict", "--home", home, input="Hello\n")
-    assert clean.code == 0 and "warning" not in clean.stderr, clean
 
 
 # -- 6-8. the Memory OS refuses what cannot fit, and changes nothing ---------------------------

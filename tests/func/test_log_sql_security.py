@@ -62,21 +62,49 @@ def _home_files(env) -> set:
     return {p for p in Path(env["HOME"]).rglob("*")}
 
 
-@pytest.mark.parametrize("query", FILE_READERS + URL_READERS)
-def test_readers_of_files_and_urls_are_refused(sql_home, env, query):
+@pytest.fixture
+def store(sql_home, env, monkeypatch):
+    """The home's store in this process, with the environment a leak would show."""
+    from soulctl.home import Home
+    from soulctl.log import open_store
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return open_store(Home(sql_home))
+
+
+def test_readers_of_files_and_urls_are_refused(store, env):
+    from soulctl.errors import InvalidInput
+
     before = _home_files(env)
-    result = soulctl("log", "sql", query.format(home=env["HOME"]), "--home", sql_home, env=env)
-    refused(result, 5, "SQL error")
-    assert any(w in result.stderr for w in ("disabled", "Permission", "does not exist")), result.stderr
-    assert "do not read me" not in result.stdout and "root:" not in result.stdout and "sk-leak-me" not in result.stdout + result.stderr
+    for query in FILE_READERS + URL_READERS:
+        with pytest.raises(InvalidInput) as refusal:
+            store.sql(query.format(home=env["HOME"]))
+        message = str(refusal.value)
+        assert message.startswith("SQL error") and "\n" not in message, message
+        assert any(w in message for w in ("disabled", "Permission", "does not exist")), (query, message)
+        assert "do not read me" not in message and "sk-leak-me" not in message
     assert _home_files(env) == before
 
 
-@pytest.mark.parametrize("query,word", STATEMENTS)
-def test_statements_that_are_not_reads_are_refused(sql_home, env, query, word):
+def test_statements_that_are_not_reads_are_refused(store, env):
+    from soulctl.errors import InvalidInput
+
     before = _home_files(env)
-    refused(soulctl("log", "sql", query.format(home=env["HOME"]), "--home", sql_home, env=env),
-            5, f"log sql is read-only: {word} statements are refused")
+    for query, word in STATEMENTS:
+        with pytest.raises(InvalidInput, match=f"log sql is read-only: {word} statements are refused"):
+            store.sql(query.format(home=env["HOME"]))
+    assert _home_files(env) == before
+
+
+def test_the_command_line_refuses_in_one_line(sql_home, env):
+    before = _home_files(env)
+    result = soulctl("log", "sql", "SELECT content FROM read_text('/proc/self/environ')", "--home", sql_home,
+                     env=env)
+    refused(result, 5, "SQL error")
+    assert "sk-leak-me" not in result.stdout + result.stderr
+    refused(soulctl("log", "sql", "INSTALL httpfs", "--home", sql_home, env=env), 5,
+            "log sql is read-only: INSTALL statements are refused")
     assert _home_files(env) == before
 
 

@@ -110,13 +110,12 @@ def check_read_only(query: str) -> None:
         raise InvalidInput(f"SQL error: {str(exc).splitlines()[0]}") from None
     if not statements:
         raise InvalidInput("empty SQL statement")
+    for statement in statements:  # a write anywhere is named first, then the count
+        if statement.type.name not in _READ_STATEMENTS:
+            words = statement.query.split()
+            kind = words[0].upper() if words else statement.type.name
+            raise InvalidInput(f"log sql is read-only: {kind} statements are refused",
+                               hint="use SELECT; the log changes only through soulctl commands")
     if len(statements) > 1:
         raise InvalidInput(f"log sql runs one statement at a time; got {len(statements)}",
                            hint="run each statement on its own")
-    if statements[0].type.name not in _READ_STATEMENTS:
-        words = statements[0].query.split()
-        kind = words[0].upper() if words else statements[0].type.name
-        raise InvalidInput(f"log sql is read-only: {kind} statements are refused",
-                           hint="use SELECT; the log changes only through soulctl commands")
-
-
