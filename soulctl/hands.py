@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from soulctl.errors import InvalidInput, MissingDependency, NotFound, SoulError, Unavailable
+from soulctl.errors import InvalidInput, MissingDependency, NotFound, Unavailable
+from soulctl.log.ingest import current_generation
 from soulctl.log.packets import NewPacket, env_session, new_id, new_session_id
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def invoke_agent(soul, task: str, constraints: str | None = None, cwd: str | Pat
 
     memory = nb.current_all(soul.store, soul.home)
     request = NewPacket(prose=_request_prose(task, constraints), role="hands", session=session, id=new_id(),
-                        generation=_generation(soul),
+                        generation=current_generation(soul.home),
                         meta={"kind": "hands-request", "task": task, "constraints": constraints,
                               "cwd": str(workdir), "max_turns": max_turns, "max_budget_usd": max_budget_usd,
                               "timeout_s": timeout, "allowed_tools": allowed_tools,
@@ -147,7 +148,7 @@ def review(soul, outcome: HandsResult, task: str) -> dict:
     messages = [system, {"role": "user", "content": ask.replace("{result}", shown)}]
     verdict = engine.chat(messages, mem.reply_tokens)
     packet = NewPacket(prose=verdict or "(no verdict)", role="soul", session=outcome.session,
-                       parent=outcome.result_id, generation=_generation(soul),
+                       parent=outcome.result_id, generation=current_generation(soul.home),
                        meta={"kind": "hands-review", "request": outcome.request_id,
                              "prompt_tokens": engine.count_chat_tokens(messages), "backend": engine.name})
     written = soul.store.add([packet], soul.embedder.encode([packet.prose]), soul.embedder.model_id)
@@ -235,12 +236,3 @@ def _prompt(task: str, constraints: str | None, notebook: str, packet_file: Path
         parts.append(f"The notebook of the one who asks (their current aims and decisions):\n{notebook.strip()}")
     parts.append(f"Their request as a bifocal packet (prose and embedding) is in {packet_file}.")
     return "\n\n".join(parts)
-
-
-def _generation(soul) -> str | None:
-    from soulctl.generations import current
-
-    try:
-        return current(soul.home)
-    except (OSError, SoulError):
-        return None
