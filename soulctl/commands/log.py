@@ -99,7 +99,8 @@ def add(
         with out.progress_bars() as progress:
             for packet in add_packets(home, incoming.packets, embedder, store, progress, incoming.vectors):
                 added.append(packet)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        added.extend(getattr(exc, "committed", []))  # a batch that finished as Ctrl-C came
         out.error(f"interrupted: {len(added)} of {len(incoming.packets)} packets were committed"
                   + (f", the last {added[-1].id}" if added else ""))
         raise typer.Exit(130) from None

@@ -20,6 +20,15 @@ def embedder_mismatch(stored: str, configured: str) -> InvalidInput:
                         f"is {configured}", hint="run `soulctl log reembed` to re-embed the log")
 
 
+class WriteInterrupted(KeyboardInterrupt):
+    """Ctrl-C that arrived while a write finished (see `soulctl.interrupts`): the packets it
+    committed ride on it, so the caller can say exactly what is in the log."""
+
+    def __init__(self, committed: list):
+        super().__init__()
+        self.committed = committed
+
+
 class Store(ABC):
     """What the rest of soulctl may ask of the log. Backends: duckdb (default), postgres."""
 

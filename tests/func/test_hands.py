@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import refused, soulctl
 
 STANDIN = Path(__file__).resolve().parent / "standin"

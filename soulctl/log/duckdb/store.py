@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 
 from soulctl.errors import AlreadyExists, InvalidInput, NotFound
+from soulctl.interrupts import deferred
 from soulctl.log.duckdb import schema
 from soulctl.log.duckdb.connection import attached
 from soulctl.log.duckdb.index import LogIndex
@@ -36,7 +37,7 @@ from soulctl.log.duckdb.rows import (
 from soulctl.log.duckdb.search import Ranking
 from soulctl.log.duckdb.user import UserQueries
 from soulctl.log.packets import Filters, NewPacket, Packet, utcnow
-from soulctl.log.store import Store, embedder_mismatch
+from soulctl.log.store import Store, WriteInterrupted, embedder_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
 
     @contextmanager
     def _write(self, dim: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        with store_lock(self.lock_path, exclusive=True):
+        with deferred(), store_lock(self.lock_path, exclusive=True):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with attached(self.path, read_only=False) as con:
                 if self._pending(con):
@@ -128,12 +129,18 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
         then call reindex)."""
         if not _check_batch(packets, embeddings):
             return []
-        with self._write(int(embeddings.shape[1])) as con:
-            written = self._append(con, packets, embeddings, embed_model)
-            if index:
-                self._sync_indexes(con)
-            else:
-                self.index.note_log_seq(written[-1].seq)
+        written: list[Packet] = []
+        try:
+            with self._write(int(embeddings.shape[1])) as con:
+                written = self._append(con, packets, embeddings, embed_model)
+                if index:
+                    self._sync_indexes(con)
+                else:
+                    self.index.note_log_seq(written[-1].seq)
+        except KeyboardInterrupt:
+            if written:
+                raise WriteInterrupted(written) from None
+            raise
         return written
 
     def add_then_index(self, packets: Sequence[NewPacket], embeddings: np.ndarray,
