@@ -131,6 +131,12 @@ class Embedder:
                 task.advance(len(idx))
         return out
 
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Tokens the encoder reads for `texts` (special tokens included, after its truncation)."""
+        tokenizer = getattr(self._load(), "tokenizer", None) or self._load().model.tokenizer
+        limit = getattr(self._impl, "max_len", None) or getattr(self._impl.model, "max_seq_length", 512)
+        return sum(min(len(ids), limit) for ids in tokenizer(list(texts))["input_ids"])
+
     def _load(self):
         if self._impl is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")

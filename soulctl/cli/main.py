@@ -26,6 +26,7 @@ from soulctl.commands import (
     mount,
     notebook,
     resonate,
+    serve,
 )
 from soulctl.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, SoulError
 
@@ -80,6 +81,8 @@ app.command("dream", help=dream.HELP)(dream.run)
 app.command("merge", help=merge.HELP)(merge.run)
 app.add_typer(anchor.app, name="anchor")
 app.command("hands", help=hands.HELP)(hands.run)
+app.command("serve", help=serve.HELP)(serve.run)
+app.command("mcp", help=serve.MCP_HELP)(serve.mcp)
 
 _GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose"}
 _GLOBAL_WITH_VALUE = {"--home"}

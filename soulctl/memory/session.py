@@ -59,6 +59,43 @@ class TurnResult:
     user_id: str
     reply_id: str
     retrieved: list[str] = field(default_factory=list)
+    completion_tokens: int = 0
+    finish_reason: str = "stop"  # stop | length | cancelled
+    partial: bool = False  # the reply was cut off (its reader left); logged as such
+
+
+class TurnCancelled(Exception):
+    """Raised by a turn's `on_token` when nobody is reading any more: generation stops, and
+    the reply so far is logged marked partial."""
+
+
+class StopCut:
+    """A stream of pieces cut at the first stop string. What could still be the start of a
+    stop string is held back until the next piece settles it, so no part of one is emitted."""
+
+    def __init__(self, stops) -> None:
+        self.stops = [s for s in stops or () if s]
+        self.text, self.sent, self.stopped = "", 0, False
+
+    def feed(self, piece: str) -> str:
+        self.text += piece
+        if self.stops:
+            start = max(0, self.sent - max(map(len, self.stops)))
+            found = [i for i in (self.text.find(s, start) for s in self.stops) if i >= 0]
+            if found:
+                self.text, self.stopped = self.text[:min(found)], True
+                return self._emit(len(self.text))
+            hold = max((k for s in self.stops for k in range(1, len(s)) if self.text.endswith(s[:k])), default=0)
+            return self._emit(len(self.text) - hold)
+        return self._emit(len(self.text))
+
+    def flush(self) -> str:
+        return self._emit(len(self.text))
+
+    def _emit(self, upto: int) -> str:
+        upto = max(upto, self.sent)
+        out, self.sent = self.text[self.sent:upto], upto
+        return out
 
 
 class ChatSession:
@@ -162,9 +199,14 @@ class ChatSession:
         return messages, self.engine.count_chat_tokens(messages), cites
 
     # -- a turn --------------------------------------------------------------------------
-    def turn(self, user_text: str, on_token=None, use_tools: tuple = ()) -> TurnResult:
+    def turn(self, user_text: str, on_token=None, use_tools: tuple = (), max_tokens: int | None = None,
+             temperature: float = 0.0, stop: list[str] | None = None) -> TurnResult:
         """One exchange. With tools (a model that calls them), the soul may call them first —
-        `use_tools` names tools it must call, in order, before it decides for itself."""
+        `use_tools` names tools it must call, in order, before it decides for itself.
+
+        `max_tokens` is capped at the reply sector (the context check reserves that much);
+        `stop` strings end the reply before them; `on_token` gets the reply as it is written
+        and may raise TurnCancelled, which ends the turn with the partial reply logged."""
         if not user_text.strip():
             raise InvalidInput("empty message")
         if use_tools and not getattr(self.engine, "supports_tools", False):
@@ -201,17 +243,37 @@ class ChatSession:
                 self, user_text, vector, messages, prompt_tokens, cites, list(use_tools))
             self.window += [Turn("user", user_text, user_packet), Turn("assistant", reply, reply_packet)]
             return TurnResult(reply, prompt_tokens, flushed, user_packet, reply_packet, cites)
-        if on_token:
-            pieces = []
-            for piece in self.engine.stream(messages, self.mem.reply_tokens):
-                pieces.append(piece)
-                on_token(piece)
-            reply = "".join(pieces).strip()
-        else:
-            reply = self.engine.chat(messages, self.mem.reply_tokens)
-        user_packet, reply_packet = self._log_turn(user_text, vector, reply, prompt_tokens, cites)
+        budget = min(max_tokens or self.mem.reply_tokens, self.mem.reply_tokens)
+        reply, stopped, cancelled = self._generate(messages, budget, temperature, stop, on_token)
+        completion = self.engine.count_tokens(reply)
+        finish = "cancelled" if cancelled else "stop" if stopped or completion < budget else "length"
+        extra = {"partial": True, "cut": cancelled} if cancelled else None
+        user_packet, reply_packet = self._log_turn(user_text, vector, reply, prompt_tokens, cites, extra)
         self.window += [Turn("user", user_text, user_packet), Turn("assistant", reply, reply_packet)]
-        return TurnResult(reply, prompt_tokens, flushed, user_packet, reply_packet, cites)
+        return TurnResult(reply, prompt_tokens, flushed, user_packet, reply_packet, cites,
+                          completion, finish, bool(cancelled))
+
+    def _generate(self, messages: list[dict], max_tokens: int, temperature: float, stop, on_token):
+        """The reply: (text, ended at a stop string, why it was cut off or None)."""
+        if not on_token and not stop:
+            return self.engine.chat(messages, max_tokens, temperature), False, None
+        cut, cancelled = StopCut(stop), None
+        pieces = self.engine.stream(messages, max_tokens, temperature)
+        try:
+            for piece in pieces:
+                if (out := cut.feed(piece)) and on_token:
+                    on_token(out)
+                if cut.stopped:
+                    break
+            else:
+                if (out := cut.flush()) and on_token:
+                    on_token(out)
+        except TurnCancelled as exc:
+            cancelled = str(exc) or "cancelled"
+        finally:
+            if close := getattr(pieces, "close", None):
+                close()  # stops the model: a generator closed early ends its generation
+        return cut.text.strip(), cut.stopped, cancelled
 
     def _check_fits_alone(self, user_text: str, limit: int) -> None:
         """The message with the self-definition and the notebook alone (no window, nothing
@@ -239,7 +301,7 @@ class ChatSession:
                             hint="send a shorter message")
 
     def _log_turn(self, user_text: str, vector: np.ndarray, reply: str, prompt_tokens: int,
-                  cites: list[str]) -> tuple[str, str]:
+                  cites: list[str], extra: dict | None = None) -> tuple[str, str]:
         """The message and the reply, linked, as two bifocal packets in one transaction."""
         from soulctl.corpus.mounts import mounted
 
@@ -249,7 +311,7 @@ class ChatSession:
         soul = NewPacket(prose=reply or "(no reply)", role="soul", session=self.session,
                          parent=user.id, generation=self.generation, corpus=corpus,
                          meta={"prompt_tokens": prompt_tokens, "context": self.engine.context_length,
-                               "retrieved": cites, "backend": self.engine.name})
+                               "retrieved": cites, "backend": self.engine.name, **(extra or {})})
         vectors = np.stack([vector, self.embedder.encode([soul.prose])[0]])
         written = self.store.add_then_index([user, soul], vectors, self.embedder.model_id)
         return written[0].id, written[1].id
@@ -262,31 +324,45 @@ class ChatSession:
     # -- the pressure protocol -----------------------------------------------------------
     def pressure(self) -> int:
         """Rewrite the notebook from the window, enforce its size, flush, resume."""
-        self.settle()
-        limit = self.mem.notebook_tokens
-        memory = nb.current_all(self.store, self.home)
-        self_text, current_notebook = memory["self"]["text"], memory["notebook"]["text"] or "(empty)"
-        keeper = self.keeper  # the request is the keeper's: counted with its tokenizer, within its context
-        room = (keeper.context_length - limit - NOTEBOOK_MARGIN - keeper.count_tokens(self_text)
-                - keeper.count_tokens(REWRITE_PROMPT + current_notebook))
-        ask = [{"role": "system", "content": self_text},
-               {"role": "user", "content": REWRITE_PROMPT.format(
-                   limit=limit, notebook=current_notebook, window=self._quote_window(room, keeper))}]
-        prompt_tokens = keeper.count_chat_tokens(ask)
-        text, notes, drafts = self._write_within(keeper, ask, limit, "notebook")
-        reason = "pressure: window flushed" + notes
-        version = nb.write(self.store, "notebook", text, self.keeper_role, reason)
-        rewrite = NewPacket(prose=text or "(empty notebook)", role=self.keeper_role,
-                            session=self.session, generation=self.generation,
-                            meta={"kind": "notebook", "version": version, "reason": reason,
-                                  "prompt_tokens": prompt_tokens, "context": keeper.context_length,
-                                  "backend": keeper.name, **({"drafts": drafts} if drafts else {})})
+        version, rewrite = self._rewrite_notebook("pressure: window flushed")
         flush = NewPacket(prose=f"window flushed after {len(self.window)} turns; notebook v{version} injected",
                           role="system", session=self.session, generation=self.generation,
                           meta={"kind": "flush", "turns": len(self.window), "notebook_version": version})
         self._log([rewrite, flush])
         self.window = []
         return version
+
+    def rewrite_notebook(self, guidance: str | None = None) -> int:
+        """The notebook rewritten on request (a tool, an MCP client): as under pressure, from
+        the window so far and the guidance given, but the window stays."""
+        reason = "rewritten on request" + (f" ({guidance.strip()})" if guidance else "")
+        version, rewrite = self._rewrite_notebook(reason, guidance)
+        self._log([rewrite])
+        return version
+
+    def _rewrite_notebook(self, reason: str, guidance: str | None = None) -> tuple[int, NewPacket]:
+        self.settle()
+        limit = self.mem.notebook_tokens
+        memory = nb.current_all(self.store, self.home)
+        self_text, current_notebook = memory["self"]["text"], memory["notebook"]["text"] or "(empty)"
+        keeper = self.keeper  # the request is the keeper's: counted with its tokenizer, within its context
+        extra = guidance.strip().replace("{", "{{").replace("}", "}}") if guidance else ""
+        prompt = REWRITE_PROMPT + (f"\n\nKeep this in mind: {extra}" if extra else "")
+        room = (keeper.context_length - limit - NOTEBOOK_MARGIN - keeper.count_tokens(self_text)
+                - keeper.count_tokens(prompt + current_notebook))
+        ask = [{"role": "system", "content": self_text},
+               {"role": "user", "content": prompt.format(
+                   limit=limit, notebook=current_notebook, window=self._quote_window(room, keeper))}]
+        prompt_tokens = keeper.count_chat_tokens(ask)
+        text, notes, drafts = self._write_within(keeper, ask, limit, "notebook")
+        reason += notes
+        version = nb.write(self.store, "notebook", text, self.keeper_role, reason)
+        rewrite = NewPacket(prose=text or "(empty notebook)", role=self.keeper_role,
+                            session=self.session, generation=self.generation,
+                            meta={"kind": "notebook", "version": version, "reason": reason,
+                                  "prompt_tokens": prompt_tokens, "context": keeper.context_length,
+                                  "backend": keeper.name, **({"drafts": drafts} if drafts else {})})
+        return version, rewrite
 
     # -- the soul's rewrite tool for its self-definition ---------------------------------
     def rewrite_self(self, guidance: str | None = None) -> int:

@@ -21,6 +21,7 @@ class Tool:
     description: str
     parameters: dict  # JSON schema of the arguments (an object)
     run: Callable[..., Any]
+    engine: bool = False  # runs the model: a server queues it with the turns
 
     def schema(self) -> dict:
         """The OpenAI `tools` entry."""
@@ -37,11 +38,12 @@ class ToolContext:
 TOOLS: dict[str, Tool] = {}
 
 
-def tool(name: str, description: str, properties: dict, required: tuple[str, ...] = ()):
+def tool(name: str, description: str, properties: dict, required: tuple[str, ...] = (),
+         engine: bool = False):
     """Register `fn(ctx, **arguments)` as a tool."""
     def register(fn):
         TOOLS[name] = Tool(name, description, {"type": "object", "properties": properties,
-                                               "required": list(required)}, fn)
+                                               "required": list(required)}, fn, engine)
         return fn
     return register
 
@@ -124,10 +126,70 @@ def update_notebook(ctx: ToolContext, text: str, reason: str | None = None) -> d
 
 
 @tool("rewrite_self", "The soul rewrites its own self-definition, with optional guidance.",
-      {"guidance": {"type": "string"}})
+      {"guidance": {"type": "string"}}, engine=True)
 def rewrite_self(ctx: ToolContext, guidance: str | None = None) -> dict:
     chat = ctx.chat or ctx.soul.session()
     return {"version": chat.rewrite_self(guidance or None)}
+
+
+@tool("rewrite_notebook", "The soul (or its majordomo) rewrites its notebook, with optional guidance.",
+      {"guidance": {"type": "string"}}, engine=True)
+def rewrite_notebook(ctx: ToolContext, guidance: str | None = None) -> dict:
+    chat = ctx.chat or ctx.soul.session()
+    return {"version": chat.rewrite_notebook(guidance or None)}
+
+
+@tool("add_to_log", "Write a packet (prose, embedded like every packet) into the soul's log.",
+      {"text": {"type": "string"}, "role": {"type": "string", "description": "user (default), soul, "
+       "majordomo, hands, tool or system."}, "session": {"type": "string"},
+       "meta": {"type": "object", "description": "Free-form metadata kept with the packet."}},
+      required=("text",))
+def add_to_log(ctx: ToolContext, text: str, role: str = "user", session: str | None = None,
+               meta: dict | None = None) -> dict:
+    from soulctl.log import NewPacket
+    from soulctl.log.ingest import add_packets, check_prose, check_role, current_generation
+    from soulctl.log.packets import new_session_id
+
+    if meta is not None and not isinstance(meta, dict):
+        raise InvalidInput("meta must be a JSON object")
+    session = session or (ctx.chat.session if ctx.chat is not None else new_session_id())
+    packet = NewPacket(prose=check_prose(text), role=check_role(role), session=session, meta=meta,
+                       generation=current_generation(ctx.soul.home))
+    written = list(add_packets(ctx.soul.home, [packet], ctx.soul.embedder, ctx.soul.store))
+    return {"id": written[0].id, "seq": written[0].seq, "session": session}
+
+
+@tool("search_corpus", "Search indexed corpora (the mounted ones, or those named) by meaning and keyword.",
+      {"query": {"type": "string"}, "corpora": {"type": "array", "items": {"type": "string"}},
+       "k": {"type": "integer", "description": "How many hits (default 5)."}}, required=("query",))
+def search_corpus(ctx: ToolContext, query: str, corpora: list | None = None, k: int = 5) -> list[dict]:
+    from soulctl.corpus.mounts import Wardrobe
+
+    k = max(1, min(int(k), 50))
+    wardrobe = getattr(ctx.chat, "wardrobe", None) or Wardrobe(ctx.soul.home)
+    return [{"corpus": h.corpus, "cite": h.cite, "text": h.text, "score": round(h.score, 6)}
+            for h in wardrobe.search(query, ctx.soul.embedder, k, corpora=corpora or None)]
+
+
+@tool("mark_resonance", "Mark how much a packet of the log resonates, 0 to 1 (a new record; the packet never changes).",
+      {"id": {"type": "string", "description": "The packet id (or a unique prefix)."},
+       "score": {"type": "number"}}, required=("id", "score"))
+def mark_resonance(ctx: ToolContext, id: str, score: float) -> dict:
+    score = float(score)
+    if not 0.0 <= score <= 1.0:
+        raise InvalidInput(f"resonance {score} is outside [0, 1]")
+    packet = ctx.soul.store.get(id)
+    ctx.soul.store.mark(packet.id, score, "mark")
+    return {"id": packet.id, "resonance": score}
+
+
+@tool("budget", "Whether the soul's models, KV cache and stores fit in this machine's RAM (soul.yaml's stack).", {})
+def budget(ctx: ToolContext) -> dict:
+    from soulctl.budget.plan import plan_budget
+
+    report = plan_budget(home=ctx.soul.home).as_dict()
+    return {key: report[key] for key in ("fits", "zone", "total_bytes", "ram_bytes", "headroom_bytes",
+                                         "warnings") if key in report}
 
 
 @tool("mount_corpus", "Put on a corpus (an indexed repository) as part of the soul's outfit.",

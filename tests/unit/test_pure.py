@@ -187,3 +187,25 @@ def test_the_judge_and_its_rubric_use_one_scale():
     for rubric in (ResonateRecipe().judge_rubric, shipped):
         assert "Score 0 for" in rubric and f"and {JUDGE_TOP} for" in rubric, rubric
     assert f"to {JUDGE_TOP} (" in JUDGE_ASK
+
+
+def test_stop_strings_cut_a_stream_without_leaking_a_prefix():
+    from soulctl.memory.session import StopCut
+
+    cut = StopCut(["END", "\n\n"])
+    sent = [cut.feed(p) for p in ["Hel", "lo E", "N", "Dmore"]]
+    assert "".join(sent) == "Hello " and cut.stopped and cut.text == "Hello "
+    assert sent[1] == "lo "  # "E" held back: it might begin END
+    cut = StopCut(["END"])
+    assert "".join(cut.feed(p) for p in ["Hello E", "NX"]) + cut.flush() == "Hello ENX" and not cut.stopped
+    cut = StopCut([])
+    assert cut.feed("a") + cut.feed("b") == "ab"
+    cut = StopCut(["\n\n"])
+    assert cut.feed("one\n") == "one" and cut.feed("\ntwo") == "" and cut.stopped and cut.text == "one"
+
+
+def test_the_gate_knows_loopback():
+    from soulctl.serve.gate import is_loopback
+
+    assert all(map(is_loopback, ["127.0.0.1", "127.3.4.5", "::1", "[::1]", "localhost"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "192.168.1.10", "::", "example.com"]))

@@ -1,0 +1,92 @@
+"""What stands in front of every route: the bearer token, the body size limit, CORS only when
+asked, and OpenAI's error shape for what the gate refuses.
+
+A plain ASGI middleware around the whole application (the API and the MCP endpoint alike), so
+nothing behind it can forget a check. Loopback is the default; `serve` refuses any other
+address without a token (commands/serve.py).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+
+OPEN_PATHS = ("/health",)  # answered without the token: a load balancer's probe
+
+
+def error_body(message: str, kind: str, param: str | None = None, code: str | None = None) -> bytes:
+    return json.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}}).encode()
+
+
+async def send_error(send, status: int, message: str, kind: str, headers: dict | None = None,
+                     code: str | None = None) -> None:
+    body = error_body(message, kind, code=code)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), str(v).encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class Gate:
+    def __init__(self, app, token: str | None, max_body: int):
+        self.app, self.max_body = app, max_body
+        self.token = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if self.token is not None and scope["path"] not in OPEN_PATHS:
+            given = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.token):  # constant time in the token's bytes
+                return await send_error(send, 401, "missing or wrong bearer token: send "
+                                        "`Authorization: Bearer <token>`", "authentication_error",
+                                        {"www-authenticate": "Bearer"}, code="invalid_api_key")
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.max_body
+            except ValueError:
+                return await send_error(send, 400, "bad Content-Length header", "invalid_request_error")
+            if too_big:  # refused from the header, before a byte of the body is read
+                return await send_error(send, 413, f"request body of {int(length)} bytes is over the "
+                                        f"limit of {self.max_body} (serve --max-body)", "invalid_request_error",
+                                        {"connection": "close"})
+        seen = 0
+        started = False
+
+        async def counted_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:  # a chunked body without a length, stopped as it passes
+                    raise BodyTooLarge
+            return message
+
+        async def tracked_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except BodyTooLarge:
+            if not started:
+                await send_error(send, 413, f"request body is over the limit of {self.max_body} bytes "
+                                 "(serve --max-body)", "invalid_request_error", {"connection": "close"})

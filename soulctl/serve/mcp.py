@@ -1,0 +1,85 @@
+"""The soul's tools over MCP: stdio for Claude Code (`soulctl mcp`), streamable HTTP beside the
+API (`soulctl serve`, at /mcp).
+
+The tools are the registry in memory/tools.py, listed with their own JSON schemas and called
+through its `call`, so MCP, the chat loop and the REPL run the same code. A tool's result is
+JSON text in the content and the same value as structured content; a SoulError comes back as
+an error result with its one line, never as a protocol failure.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Awaitable, Callable
+
+import mcp_types as types
+
+from soulctl import __version__
+from soulctl.memory import tools as registry
+
+INSTRUCTIONS = ("The memory and tools of a local LLM (a soul): search its log by meaning and keyword "
+                "(hits are bifocal packets: prose, ids and, when asked, the embedding), add to the log, "
+                "read or ask for a rewrite of its notebook and self-definition, mount and search corpora, "
+                "mark what resonates, check its RAM budget, hand construction work to its coding agent.")
+
+Runner = Callable[[Callable[[], dict], bool], Awaitable[dict]]
+
+
+def build_server(soul, run: Runner):
+    """The MCP server on `soul`; `run(fn, uses_engine)` runs a tool call off the event loop
+    (serve queues the ones that use the model with the chat turns)."""
+    from mcp.server import Server
+
+    async def list_tools(ctx, params) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[
+            types.Tool(name=t.name, description=t.description, input_schema=t.parameters)
+            for t in registry.TOOLS.values()])
+
+    async def call_tool(ctx, params) -> types.CallToolResult:
+        name, arguments = params.name, params.arguments or {}
+        tool = registry.TOOLS.get(name)
+        context = registry.ToolContext(soul)
+        outcome = await run(lambda: registry.call(name, arguments, context), bool(tool and tool.engine))
+        failed = "error" in outcome
+        text = outcome["error"] if failed else json.dumps(outcome["result"], ensure_ascii=False, default=str)
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
+                                    structured_content=None if failed else json.loads(
+                                        json.dumps(outcome, default=str)),
+                                    is_error=failed)
+
+    return Server("soul", version=__version__, instructions=INSTRUCTIONS,
+                  on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+def http_routes(server, host: str) -> list:
+    """The streamable-HTTP endpoint (/mcp) as routes to add to the API's application; the
+    caller runs `server.session_manager.run()` in its lifespan. DNS-rebinding protection on
+    loopback; behind a token on any other address (the gate checks it)."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    from soulctl.serve.gate import is_loopback
+
+    security = None if is_loopback(host) else TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    app = server.streamable_http_app(streamable_http_path="/mcp", host="127.0.0.1" if is_loopback(host) else host,
+                                     transport_security=security)
+    return list(app.routes)
+
+
+def run_stdio(soul) -> None:
+    """Serve MCP on stdin/stdout until the client closes them (stdout is the protocol: all
+    else goes to stderr). Tool calls run one at a time in a worker thread."""
+    import anyio
+    from mcp.server.stdio import stdio_server
+
+    limiter = anyio.CapacityLimiter(1)
+
+    async def run(fn, _uses_engine):
+        return await anyio.to_thread.run_sync(fn, limiter=limiter)
+
+    server = build_server(soul, run)
+
+    async def main():
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+
+    anyio.run(main)

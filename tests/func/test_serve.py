@@ -1,0 +1,351 @@
+"""soulctl serve and soulctl mcp: a real server on loopback, driven by real clients — the
+`openai` package, the `mcp` client (stdio and streamable HTTP) and raw HTTP for the errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import openai
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from tests.conftest import BASE_ENV, REPO, copy_home, refused, soulctl
+
+TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+class Served:
+    """`soulctl serve` in a subprocess on a free port, up once it prints its address."""
+
+    def __init__(self, home: Path, *args: str, log: Path):
+        self.log = log
+        self.proc = subprocess.Popen([sys.executable, "-m", "soulctl", "serve", "--home", str(home), "--port", "0",
+                                      *args], stdout=subprocess.PIPE, stderr=open(log, "w"), env=BASE_ENV,
+                                     cwd=REPO, text=True)
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            if found := re.search(r"at http://127\.0\.0\.1:(\d+)/v1", log.read_text()):
+                self.port = int(found.group(1))
+                self.url = f"http://127.0.0.1:{self.port}"
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        self.proc.kill()
+        pytest.fail(f"serve did not start: {log.read_text()[-2000:]}")
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 120) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def http(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+         read_timeout: float = 120) -> tuple[int, dict, bytes]:
+    """One raw HTTP/1.1 exchange: (status, headers, body)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)
+    head = {"Host": f"127.0.0.1:{port}", "Connection": "close", **(headers or {})}
+    if body is not None and "Content-Length" not in head and "Transfer-Encoding" not in head:
+        head["Content-Length"] = str(len(body))
+    sock.sendall((f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head.items())
+                  + "\r\n").encode() + (body or b""))
+    raw = b""
+    while chunk := sock.recv(65536):
+        raw += chunk
+    sock.close()
+    top, _, rest = raw.partition(b"\r\n\r\n")
+    lines = top.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    got = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return status, got, rest
+
+
+def error_of(status_body) -> dict:
+    return json.loads(status_body[2])["error"]
+
+
+@pytest.fixture(scope="module")
+def served_home(gen0_home, tmp_path_factory) -> Path:
+    root = copy_home(gen0_home, tmp_path_factory.mktemp("serve") / "home")
+    docs = root.parent / "docs"
+    docs.mkdir()
+    (docs / "herons.md").write_text("# Herons\n\nThe grey heron fishes at the mill pond at dawn.\n")
+    assert soulctl("mount", "add", "docs", docs, "--home", root).code == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(served_home, tmp_path_factory):
+    served = Served(served_home, "--queue", "3", "--max-body", "64KiB",
+                    log=tmp_path_factory.mktemp("serve-log") / "serve.log")
+    yield served
+    served.stop()
+
+
+def packets(home: Path, session: str) -> list[dict]:
+    result = soulctl("log", "ls", "--session", session, "--json", "--home", home)
+    assert result.code == 0, result
+    return sorted(result.json_lines(), key=lambda p: p["seq"])
+
+
+def test_openai_client_turn_is_a_chat_turn(server, served_home):
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
+    raw = client.chat.completions.with_raw_response.create(
+        model="gen-0000", user="served-1", max_tokens=24,
+        messages=[{"role": "system", "content": "ignored: the soul's sectors come from its memory"},
+                  {"role": "user", "content": "Say hello to the heron."}])
+    reply = raw.parse()
+    assert raw.headers["x-soul-session"] == "served-1"
+    text = reply.choices[0].message.content
+    assert text and reply.choices[0].finish_reason in ("stop", "length")
+    assert reply.usage.completion_tokens > 0
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+
+    # `soulctl chat` runs beside the server, on the same log
+    chat = soulctl("chat", "--session", "chatted-1", "--json", "Say hello to the heron.", "--home", served_home)
+    assert chat.code == 0, chat
+    served, chatted = packets(served_home, "served-1"), packets(served_home, "chatted-1")
+    assert [p["role"] for p in served] == [p["role"] for p in chatted] == ["user", "soul"]
+    assert served[1]["parent"] == served[0]["id"] and chatted[1]["parent"] == chatted[0]["id"]
+    assert served[1]["prose"] == text
+    assert served[1]["meta"]["prompt_tokens"] == reply.usage.prompt_tokens
+    assert set(served[1]["meta"]) == set(chatted[1]["meta"])
+    assert served[0]["generation"] == chatted[0]["generation"] == "gen-0000"
+
+    # the session goes on: the window holds the first exchange
+    again = client.chat.completions.create(model="soul", user="served-1", max_tokens=8,
+                                           messages=[{"role": "user", "content": "And again?"}])
+    assert again.usage.prompt_tokens > reply.usage.prompt_tokens
+    assert len(packets(served_home, "served-1")) == 4
+
+
+def test_streaming_with_usage_matches_the_log(server, served_home):
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
+    stream = client.chat.completions.create(
+        model="gen-0000", max_tokens=24, stream=True, stream_options={"include_usage": True},
+        extra_headers={"X-Soul-Session": "streamed-1"},
+        messages=[{"role": "user", "content": "Name two birds of the mill pond."}])
+    pieces, usage, finish = [], None, None
+    for chunk in stream:
+        if chunk.usage:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            pieces.append(choice.delta.content or "")
+            finish = choice.finish_reason or finish
+    logged = packets(served_home, "streamed-1")
+    assert [p["role"] for p in logged] == ["user", "soul"]
+    assert logged[1]["prose"] == "".join(pieces).strip()
+    assert usage is not None and usage.prompt_tokens == logged[1]["meta"]["prompt_tokens"]
+    assert finish in ("stop", "length")
+
+    # on the wire: data: lines, ending with [DONE]; stop strings end the reply before them
+    status, headers, body = http(server.port, "POST", "/v1/chat/completions", json.dumps(
+        {"messages": [{"role": "user", "content": "Count from one to ten in words, separated by commas."}],
+         "stream": True, "max_tokens": 40, "stop": [","], "user": "streamed-2"}).encode(),
+        {"Content-Type": "application/json"})
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    events = [line[len("data: "):] for line in body.decode().split("\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in map(json.loads, events[:-1])
+                   if c["choices"])
+    assert "," not in text
+    assert packets(served_home, "streamed-2")[1]["prose"] == text.strip()
+
+
+def test_embeddings_are_the_logs_vectors(server, served_home):
+    text = "The heron waits by the sluice gate."
+    added = soulctl("log", "add", "--json", text, "--home", served_home)
+    assert added.code == 0, added
+    packet_id = added.json_lines()[0]["id"]
+    shown = soulctl("log", "show", packet_id, "--json", "--home", served_home)
+    stored = np.array(shown.json()["embedding"], dtype=np.float32)
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
+    models = [m.id for m in client.models.list().data]
+    assert models[0] == "gen-0000" and len(models) == 2
+    got = client.embeddings.create(model=models[1], input=[text, "another line"])  # base64 on the wire
+    vector = np.array(got.data[0].embedding, dtype=np.float32)
+    assert float(vector @ stored / np.linalg.norm(vector) / np.linalg.norm(stored)) >= 0.9999
+    assert len(got.data) == 2 and got.usage.prompt_tokens > 0
+    floats = json.loads(http(server.port, "POST", "/v1/embeddings", json.dumps(
+        {"input": text, "encoding_format": "float"}).encode())[2])
+    assert np.allclose(floats["data"][0]["embedding"], vector, atol=1e-6)
+
+
+def test_errors_in_openai_shape(server):
+    port = server.port
+    post = lambda body, **h: http(port, "POST", "/v1/chat/completions", body, h)  # noqa: E731
+    bad = post(b'{"messages": [')
+    assert bad[0] == 400 and "not valid JSON" in error_of(bad)["message"]
+    for body, param in ((b'{"messages": []}', "messages"),
+                        (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}', "temperature"),
+                        (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}', "max_tokens"),
+                        (b'{"messages": [{"role": "user", "content": "hi"}], "n": 2}', "n"),
+                        (b'{"messages": [{"role": "user", "content": "hi"}], "stop": [1]}', "stop"),
+                        (b'{"messages": [{"role": "assistant", "content": "hi"}]}', "messages"),
+                        (b'{"messages": [{"role": "user", "content": "hi"}], "user": ""}', None)):
+        status, _, raw = post(body)
+        if param is None:
+            continue  # an empty user is "no user": a new session, answered below
+        error = json.loads(raw)["error"]
+        assert status == 400 and error["param"] == param and error["type"] == "invalid_request_error", raw
+    missing = post(b'{"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}')
+    assert missing[0] == 404 and "gpt-4" in error_of(missing)["message"]
+    nowhere = http(port, "GET", "/v1/nothing")
+    assert nowhere[0] == 404 and error_of(nowhere)["type"] == "not_found_error"
+    embed = http(port, "POST", "/v1/embeddings", b'{"input": [[1, 2, 3]]}')
+    assert embed[0] == 400 and error_of(embed)["param"] == "input"
+
+    # too large: refused from the Content-Length alone, before the body is sent
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 900000000\r\n\r\n")
+    answer = b""
+    while chunk := sock.recv(65536):  # the server answers and closes without waiting for the body
+        answer += chunk
+    answer = answer.decode()
+    sock.close()
+    assert answer.startswith("HTTP/1.1 413") and "over the limit" in answer
+    # … and a chunked body without a length, once it passes the limit
+    chunk = b"x" * 70000
+    status, _, raw = http(port, "POST", "/v1/chat/completions",
+                          f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n0\r\n\r\n",
+                          {"Transfer-Encoding": "chunked"})
+    assert status == 413, raw
+
+    # no CORS unless asked: no header for a cross-origin request, a preflight is not allowed
+    status, headers, _ = http(port, "GET", "/v1/models", headers={"Origin": "http://evil.example"})
+    assert status == 200 and not any(k.startswith("access-control") for k in headers)
+    status, headers, _ = http(port, "OPTIONS", "/v1/chat/completions", headers={
+        "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+    assert status == 405 and not any(k.startswith("access-control") for k in headers)
+
+
+def test_mcp_over_http_and_stdio(server, served_home):
+    async def exercise(target) -> dict:
+        async with Client(target) as client:
+            names = [t.name for t in (await client.list_tools()).tools]
+            added = await client.call_tool("add_to_log", {"text": "A heron stood in the reeds at the weir.",
+                                                          "session": "mcp-notes", "meta": {"via": "mcp"}})
+            assert not added.is_error, added
+            found = await client.call_tool("search_memory", {"query": "heron in the reeds", "k": 3,
+                                                             "with_embedding": True})
+            mounted = await client.call_tool("mount_corpus", {"name": "docs"})
+            corpus = await client.call_tool("search_corpus", {"query": "grey heron at dawn"})
+            notebook = await client.call_tool("read_notebook", {"which": "self"})
+            wrong = await client.call_tool("mount_corpus", {"name": "no-such-corpus"})
+            off = await client.call_tool("unmount_corpus", {})
+            return dict(names=names, found=found, mounted=mounted, corpus=corpus, notebook=notebook,
+                        wrong=wrong, off=off)
+
+    stdio = StdioServerParameters(command=sys.executable, args=["-m", "soulctl", "mcp", "--home", str(served_home)],
+                                  env=BASE_ENV, cwd=str(REPO))
+    for target in (server.url + "/mcp", stdio):
+        got = asyncio.run(exercise(target))
+        assert {"search_memory", "add_to_log", "read_notebook", "rewrite_notebook", "mount_corpus",
+                "unmount_corpus", "list_corpora", "search_corpus", "mark_resonance", "budget",
+                "invoke_agent"} <= set(got["names"])
+        hits = got["found"].structured_content["result"]
+        assert not got["found"].is_error and "heron stood in the reeds" in hits[0]["prose"]
+        assert len(hits[0]["embedding"]) == 384  # the bifocal packet: prose and vector
+        assert got["mounted"].structured_content["result"]["mounted"] == ["docs"]
+        assert "herons.md" in got["corpus"].structured_content["result"][0]["cite"]
+        assert "soul of this machine" in got["notebook"].structured_content["result"]["text"]
+        assert got["wrong"].is_error and "no-such-corpus" in got["wrong"].content[0].text
+        assert got["off"].structured_content["result"]["mounted"] == []
+
+
+def test_token_gate_and_bind_refusal(served_home, tmp_path):
+    refused(soulctl("serve", "--host", "0.0.0.0", "--home", served_home), 2, "without a token")
+    (tmp_path / "short").write_text("abc\n")
+    refused(soulctl("serve", "--token-file", tmp_path / "short", "--home", served_home), 5, "at least 16")
+    refused(soulctl("serve", "--token-file", tmp_path / "absent", "--home", served_home), 3, "no token file")
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    served = Served(served_home, "--token-file", str(token_file), log=tmp_path / "serve.log")
+    try:
+        assert http(served.port, "GET", "/health")[0] == 200
+        for method, path, body in (("GET", "/v1/models", None), ("POST", "/v1/chat/completions", b"{}"),
+                                   ("POST", "/v1/embeddings", b"{}"), ("POST", "/mcp", b"{}"),
+                                   ("GET", "/v1/nothing", None)):
+            for auth in (None, "Bearer wrong-token", f"Bearer {TOKEN}x", TOKEN):
+                status, headers, raw = http(served.port, method, path, body, {"Authorization": auth} if auth else {})
+                assert status == 401 and headers.get("www-authenticate") == "Bearer", (path, auth, raw)
+                assert error_of((status, headers, raw))["type"] == "authentication_error"
+        client = openai.OpenAI(base_url=served.url + "/v1", api_key=TOKEN)
+        assert client.models.list().data[0].id == "gen-0000"
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=served.url + "/v1", api_key="wrong").models.list()
+    finally:
+        assert served.stop() == 0
+
+
+def test_eight_clients_and_a_client_killed_mid_stream(server, served_home):
+    def one(i: int):
+        body = {"messages": [{"role": "user", "content": f"Client {i}: name a colour."}], "max_tokens": 8,
+                "user": f"crowd-{i}", "stream": i % 2 == 0}
+        return http(server.port, "POST", "/v1/chat/completions", json.dumps(body).encode(), read_timeout=300)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(one, range(8)))
+    statuses = [a[0] for a in answers]
+    assert set(statuses) <= {200, 429, 503} and statuses.count(200) >= 3, statuses
+    for i, (status, headers, body) in enumerate(answers):
+        logged = packets(served_home, f"crowd-{i}")
+        if status == 200:
+            assert [p["role"] for p in logged] == ["user", "soul"], (i, logged)  # exactly once
+        else:
+            assert int(headers["retry-after"]) >= 1 and logged == []
+    # a client that leaves mid-stream: the engine is freed and its partial reply logged as such
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=120)
+    body = json.dumps({"messages": [{"role": "user", "content": "Tell me a long story about the mill."}],
+                       "max_tokens": 200, "stream": True, "user": "leaver"}).encode()
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    seen = b""
+    while seen.count(b"data: ") < 3:
+        seen += sock.recv(4096)
+    sock.close()
+    after = openai.OpenAI(base_url=server.url + "/v1", api_key="x").chat.completions.create(
+        model="soul", max_tokens=4, user="after-leaver", messages=[{"role": "user", "content": "Still there?"}])
+    assert after.choices[0].message.content is not None
+    leaver = packets(served_home, "leaver")
+    assert [p["role"] for p in leaver] == ["user", "soul"]
+    assert leaver[1]["meta"]["partial"] is True and leaver[1]["meta"]["cut"] == "the client disconnected"
+    # the log is consistent afterwards: every served turn is a user packet and its linked reply
+    rows = soulctl("log", "sql", "SELECT count(*) AS n FROM packets p JOIN packets r ON r.parent = p.id "
+                   "WHERE p.session LIKE 'crowd-%' OR p.session LIKE 'leaver'", "--json", "--home", served_home)
+    assert rows.code == 0 and rows.json_lines()[0]["n"] == statuses.count(200) + 1, rows
+
+
+def test_sigterm_finishes_the_turn_in_flight(server, served_home):
+    """Last in this module: it stops the server."""
+    results = {}
+
+    def request():
+        results["answer"] = http(server.port, "POST", "/v1/chat/completions", json.dumps(
+            {"messages": [{"role": "user", "content": "One more thing before you go."}], "max_tokens": 24,
+             "user": "at-stop"}).encode(), read_timeout=300)
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    time.sleep(1.0)  # the request is in
+    assert server.stop(signal.SIGTERM) == 0
+    thread.join(60)
+    assert results["answer"][0] == 200
+    logged = packets(served_home, "at-stop")
+    assert [p["role"] for p in logged] == ["user", "soul"]
+    assert "stopped (SIGTERM)" in server.log.read_text()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=5)
