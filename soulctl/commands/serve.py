@@ -60,6 +60,7 @@ def run(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))
+        sock.listen(2048)  # from now on connections wait in the backlog until the server takes them
     except OSError as exc:
         sock.close()
         raise Unavailable(f"cannot listen on {host}:{port} ({exc.strerror})",
