@@ -60,7 +60,8 @@ class LlamaCppEngine:
         if len(tokens) + max_tokens > self.context_length:
             raise InvalidInput(f"prompt of {len(tokens)} tokens + {max_tokens} to generate exceeds the "
                                f"context of {self.context_length}")
-        self.llm.reset()
+        # no reset(): llama-cpp-python keeps the KV cache of the longest prefix shared with the
+        # last prompt, so the self-definition and notebook (first in every prompt) are not re-read
         return self.llm.create_completion(tokens, max_tokens=max_tokens, temperature=temperature,
                                           repeat_penalty=REPEAT_PENALTY, stop=[self.eos_text],
                                           stream=stream)

@@ -7,7 +7,8 @@ system text is sent to llama_cpp.server too, so both prompts are about the same 
   - four clients at once: completed tokens per second of wall time;
   - /v1/embeddings requests/s (one short text each) beside a bare encode loop in process.
 soulctl's first-token time includes the Memory OS turn (sectors, retrieval, the query's
-embedding); the target is tokens/s ≥ 0.95× llama_cpp.server's and a first-token overhead no
+embedding). Retrieval is turned off in the bench's home, so both read the same prompt; the
+target is tokens/s ≥ 0.95× llama_cpp.server's and a first-token overhead no
 larger than bench_chat's per-turn figure + 10 ms. The servers run one after the other, so
 they never share the CPU.
 
@@ -116,6 +117,10 @@ def main() -> None:
     root = tmp / "home"
     subprocess.run([sys.executable, "-m", "soulctl", "init", str(root)], check=True, env=ENV,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # retrieval off for this comparison, so both servers read the same prompt (self-definition,
+    # empty notebook, the message); bench_chat measures what retrieval costs a turn
+    config = root / "soul.yaml"
+    config.write_text(re.sub(r"retrieved_tokens: \d+", "retrieved_tokens: 0", config.read_text()))
     home = Home(root)
     engine = open_engine(home)
     gguf, context = engine.path, engine.context_length
@@ -125,8 +130,9 @@ def main() -> None:
     port = free_port()
     log = tmp / "llama.log"
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", str(context)], stdout=open(log, "w"),
-                            stderr=subprocess.STDOUT, env=ENV)
+                             "--port", str(port), "--n_ctx", str(context),
+                             "--n_threads", str(os.cpu_count())],  # the threads soulctl's engine uses
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT, env=ENV)
     url = f"http://127.0.0.1:{port}/v1"
     wait_up(url, proc, log)
     peer = measure(url, "peer", args, system, "peer")
