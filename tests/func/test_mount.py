@@ -129,10 +129,15 @@ def test_refresh_matches_a_fresh_build_and_reads_only_changes(corpus_home, tmp_p
     assert (report["added"], report["changed"], report["deleted"], report["unchanged"]) == (1, 1, 1, 1)
     fresh = soulctl("mount", "add", "fresh", live, "--json", "--home", work).json()
     assert (report["files"], report["chunks"]) == (fresh["files"], fresh["chunks"])
+    from soulctl.corpus.mounts import Wardrobe
+    from soulctl.embed import embedder_for
+    from soulctl.home import Home
+
+    wardrobe, embedder = Wardrobe(Home(work)), embedder_for(Home(work).config, work)  # one load, not eight
     for query in ("heron in the marsh", "watering tomatoes at dawn", "escape_velocity", "compost"):
-        a = soulctl("mount", "search", query, "-c", "notes", "--json", "--home", work).json_lines()
-        b = soulctl("mount", "search", query, "-c", "fresh", "--json", "--home", work).json_lines()
-        assert [(h["cite"], round(h["score"], 5)) for h in a] == [(h["cite"], round(h["score"], 5)) for h in b]
+        a = wardrobe.search(query, embedder, corpora=["notes"])
+        b = wardrobe.search(query, embedder, corpora=["fresh"])
+        assert a and [(h.cite, round(h.score, 5)) for h in a] == [(h.cite, round(h.score, 5)) for h in b]
     again = soulctl("mount", "refresh", "notes", "--json", "--home", work).json()
     assert again["read"] == 0 and again["chunks"] == report["chunks"]
 
