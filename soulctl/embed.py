@@ -133,8 +133,9 @@ class Embedder:
 
     def count_tokens(self, texts: Sequence[str]) -> int:
         """Tokens the encoder reads for `texts` (special tokens included, after its truncation)."""
-        tokenizer = getattr(self._load(), "tokenizer", None) or self._load().model.tokenizer
-        limit = getattr(self._impl, "max_len", None) or getattr(self._impl.model, "max_seq_length", 512)
+        impl = self._load()
+        tokenizer = getattr(impl, "tokenizer", None) or impl.model.tokenizer
+        limit = getattr(impl, "max_len", None) or getattr(impl.model, "max_seq_length", 512)
         return sum(min(len(ids), limit) for ids in tokenizer(list(texts))["input_ids"])
 
     def _load(self):

@@ -132,7 +132,7 @@ def review(soul, outcome: HandsResult, task: str) -> dict:
     context, the result cut to fit), and its verdict is logged as a `soul` packet whose
     parent is the result."""
     from soulctl.memory import notebook as nb
-    from soulctl.memory.session import trim_to_tokens
+    from soulctl.memory.rewrite import trim_to_tokens
 
     engine, mem = soul.engine("soul"), soul.config.memory
     memory = nb.current_all(soul.store, soul.home)

@@ -124,7 +124,7 @@ def _slash(line: str, chat) -> bool:
             score = float(arg) if arg else 1.0
         except ValueError:
             raise InvalidInput(f"/resonate takes a score in [0, 1], not {arg!r}", hint="/resonate 0.9") from None
-        store.mark(last.packet_id, score, "mark")
+        _tool(chat, "mark_resonance", id=last.packet_id, score=score)
         out.info(f"marked the last reply at {score}")
     else:
         raise UsageError(f"unknown command {cmd}", hint="/quit, /notebook, /flush, /self, /mount, /unmount, /resonate, /hands")

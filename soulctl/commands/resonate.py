@@ -26,14 +26,10 @@ def mark(
     score: Annotated[float, typer.Argument(help="Resonance in [0, 1].")],
 ) -> None:
     """Mark a packet's resonance explicitly (a new record; the packet never changes)."""
-    from soulctl.errors import InvalidInput
+    from soulctl.evolve.resonate import mark as run
 
-    home, store, _ = _ctx()
-    if not 0.0 <= score <= 1.0:
-        raise InvalidInput(f"resonance {score} is outside [0, 1]")
-    packet = store.get(packet_id)
-    store.mark(packet.id, score, "mark")
-    state.out.record({"id": packet.id, "resonance": score, "source": "mark"},
+    _, store, _ = _ctx()
+    state.out.record({"id": run(store, packet_id, score), "resonance": score, "source": "mark"},
                      human=lambda d: f"marked {d['id']} at {d['resonance']}")
 
 

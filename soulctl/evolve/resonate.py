@@ -26,6 +26,16 @@ from soulctl.progress import progress_task
 ROLE_MAP = {"user": "user", "soul": "assistant", "system": "system"}
 
 
+def mark(store: Store, packet_id: str, score: float) -> str:
+    """An explicit resonance mark in [0, 1] (a new record; the packet never changes). Returns
+    the whole packet id (`packet_id` may be a unique prefix)."""
+    if not 0.0 <= score <= 1.0:
+        raise InvalidInput(f"resonance {score} is outside [0, 1]")
+    packet = store.get(packet_id)
+    store.mark(packet.id, score, "mark")
+    return packet.id
+
+
 def novelty(vectors: np.ndarray, block: int = 4096) -> np.ndarray:
     """1 − the highest cosine similarity to any earlier vector (the first packet: 1)."""
     n = len(vectors)

@@ -48,7 +48,7 @@ def fit_sector(home: Home, kind: str, text: str, force: bool = False) -> tuple[s
     """A user's text for the notebook or self-definition, within its sector as the serving
     model counts it: refused when over, or with `force` trimmed (the note says so)."""
     from soulctl.engine import open_engine
-    from soulctl.memory.session import trim_to_tokens
+    from soulctl.memory.rewrite import trim_to_tokens
 
     limit = getattr(home.config.memory, "self_tokens" if kind == "self" else "notebook_tokens")
     engine = open_engine(home, "soul")

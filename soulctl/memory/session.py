@@ -21,11 +21,12 @@ from soulctl.home import Home
 from soulctl.log import NewPacket
 from soulctl.log.packets import env_session, new_id, new_session_id
 from soulctl.memory import notebook as nb
+from soulctl.memory.rewrite import write_within
+from soulctl.memory.stream import StopCut, TurnCancelled
 
 log = logging.getLogger(__name__)
 
 MESSAGE_FRAMING = 4  # tokens a chat template adds around each message (role markers, ends)
-REWRITE_SLACK = 32  # tokens a rewrite may write past its limit, so a cut-off draft shows
 NOTEBOOK_MARGIN = 64  # tokens kept free in a notebook rewrite request for the chat template
 SELF_MARGIN = 96  # the same for a self-definition rewrite, which quotes more around the window
 LOG_HITS = 6  # log packets weighed for the retrieved sector each turn
@@ -62,40 +63,6 @@ class TurnResult:
     completion_tokens: int = 0
     finish_reason: str = "stop"  # stop | length | cancelled
     partial: bool = False  # the reply was cut off (its reader left); logged as such
-
-
-class TurnCancelled(Exception):
-    """Raised by a turn's `on_token` when nobody is reading any more: generation stops, and
-    the reply so far is logged marked partial."""
-
-
-class StopCut:
-    """A stream of pieces cut at the first stop string. What could still be the start of a
-    stop string is held back until the next piece settles it, so no part of one is emitted."""
-
-    def __init__(self, stops) -> None:
-        self.stops = [s for s in stops or () if s]
-        self.text, self.sent, self.stopped = "", 0, False
-
-    def feed(self, piece: str) -> str:
-        self.text += piece
-        if self.stops:
-            start = max(0, self.sent - max(map(len, self.stops)))
-            found = [i for i in (self.text.find(s, start) for s in self.stops) if i >= 0]
-            if found:
-                self.text, self.stopped = self.text[:min(found)], True
-                return self._emit(len(self.text))
-            hold = max((k for s in self.stops for k in range(1, len(s)) if self.text.endswith(s[:k])), default=0)
-            return self._emit(len(self.text) - hold)
-        return self._emit(len(self.text))
-
-    def flush(self) -> str:
-        return self._emit(len(self.text))
-
-    def _emit(self, upto: int) -> str:
-        upto = max(upto, self.sent)
-        out, self.sent = self.text[self.sent:upto], upto
-        return out
 
 
 class ChatSession:
@@ -354,7 +321,7 @@ class ChatSession:
                {"role": "user", "content": prompt.format(
                    limit=limit, notebook=current_notebook, window=self._quote_window(room, keeper))}]
         prompt_tokens = keeper.count_chat_tokens(ask)
-        text, notes, drafts = self._write_within(keeper, ask, limit, "notebook")
+        text, notes, drafts = write_within(keeper, self.engine, ask, limit, "notebook")
         reason += notes
         version = nb.write(self.store, "notebook", text, self.keeper_role, reason)
         rewrite = NewPacket(prose=text or "(empty notebook)", role=self.keeper_role,
@@ -378,7 +345,7 @@ class ChatSession:
         room = self.engine.context_length - limit - SELF_MARGIN - self.engine.count_chat_tokens(ask)
         if window := self._quote_window(room):
             ask[1]["content"] += "\n\nThe conversation so far:\n" + window
-        text, notes, drafts = self._write_within(self.engine, ask, limit, "self-definition")
+        text, notes, drafts = write_within(self.engine, self.engine, ask, limit, "self-definition")
         if not text:
             raise InvalidInput("the soul wrote an empty self-definition; nothing changed",
                                hint="try again, perhaps with --guidance")
@@ -402,31 +369,6 @@ class ChatSession:
                 break
             lines.insert(0, line)
         return "\n".join(lines)
-
-    def _write_within(self, writer, ask: list[dict], limit: int, what: str) -> tuple[str, str, list[str]]:
-        """`writer`'s answer to `ask` within `limit` tokens of the serving model: asked again
-        once, then trimmed, each step noted. Returns (text, notes for the reason, over-long
-        drafts), the drafts to be kept in the log, never silently dropped."""
-        if (need := writer.count_chat_tokens(ask) + limit + REWRITE_SLACK) > writer.context_length:
-            raise InvalidInput(f"rewriting the {what} needs {need} tokens; the model's context is "
-                               f"{writer.context_length}", hint="shorten the self-definition or the notebook "
-                               "(`soulctl notebook set`), or serve the soul with a larger context")
-        text = writer.chat(ask, max_tokens=limit + REWRITE_SLACK)
-        notes, drafts = "", []
-        if (size := self.engine.count_tokens(text)) > limit:
-            drafts.append(text)
-            notes += f"; re-asked (draft of {size} tokens > {limit})"
-            again = ask + [{"role": "assistant", "content": text},
-                           {"role": "user", "content": f"That is too long. Shorten it to at most {limit} tokens."}]
-            if writer.count_chat_tokens(again) + limit + REWRITE_SLACK <= writer.context_length:
-                text = writer.chat(again, max_tokens=limit + REWRITE_SLACK)
-            if (size := self.engine.count_tokens(text)) > limit:
-                if text != drafts[-1]:
-                    drafts.append(text)
-                text = trim_to_tokens(self.engine, text, limit)
-                notes += f"; trimmed from {size} to {limit} tokens"
-                log.warning("%s rewrite trimmed from %d to %d tokens", what, size, limit)
-        return text.strip(), notes, drafts
 
     def _log(self, packets: list[NewPacket]) -> None:
         from soulctl.log.ingest import add_packets
@@ -475,13 +417,3 @@ def open_session(soul, session: str | None = None, strict: bool = False, warn=No
     tools = tuple(TOOLS) if home.config.roles["soul"].tools else ()
     return ChatSession(home, engine, soul.embedder, soul.store, session or env_session() or new_session_id(),
                        keeper, keeper_role, soul=soul, tools=tools)
-
-
-def trim_to_tokens(engine, text: str, limit: int) -> str:
-    """The longest prefix within `limit` tokens, cut at a sentence or line end when possible."""
-    cut = engine.truncate(text, limit)
-    for stop in ("\n", ". "):
-        at = cut.rfind(stop)
-        if at > len(cut) // 2:
-            return cut[: at + 1].strip()
-    return cut.strip()

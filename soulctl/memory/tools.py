@@ -175,12 +175,10 @@ def search_corpus(ctx: ToolContext, query: str, corpora: list | None = None, k: 
       {"id": {"type": "string", "description": "The packet id (or a unique prefix)."},
        "score": {"type": "number"}}, required=("id", "score"))
 def mark_resonance(ctx: ToolContext, id: str, score: float) -> dict:
+    from soulctl.evolve.resonate import mark
+
     score = float(score)
-    if not 0.0 <= score <= 1.0:
-        raise InvalidInput(f"resonance {score} is outside [0, 1]")
-    packet = ctx.soul.store.get(id)
-    ctx.soul.store.mark(packet.id, score, "mark")
-    return {"id": packet.id, "resonance": score}
+    return {"id": mark(ctx.soul.store, id, score), "resonance": score}
 
 
 @tool("budget", "Whether the soul's models, KV cache and stores fit in this machine's RAM (soul.yaml's stack).", {})

@@ -26,7 +26,7 @@ from fastapi import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from soulctl.errors import NotFound, SoulError, Unavailable
-from soulctl.memory.session import TurnCancelled
+from soulctl.memory.stream import TurnCancelled
 from soulctl.serve.gate import BodyTooLarge, error_body
 from soulctl.serve.slot import Busy, Slot
 
@@ -50,18 +50,16 @@ def _error(status: int, message: str, kind: str, param: str | None = None, heade
 
 
 def _field(body: dict, name: str, kinds, default=None, check=None, why: str = ""):
-    """A field of the request, of one of `kinds`, else 400 naming it."""
-    value = body.get(name, default)
+    """A field of the request, of one of `kinds` (true/false only where bool is named), else
+    400 naming it."""
+    value = body.get(name)
     if value is None:
         return default
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in _tuple(kinds)) \
-            or (check is not None and not check(value)):
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    if (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
+            or (check is not None and not check(value))):
         raise BadRequest(f"'{name}' must be {why}", name)
     return value
-
-
-def _tuple(kinds):
-    return kinds if isinstance(kinds, tuple) else (kinds,)
 
 
 def _text_of(content, where: str) -> str:
@@ -274,11 +272,11 @@ def create_app(soul, *, token: str | None = None, cors: list[str] | None = None,
                 response = failure(exc)
                 response.headers.update(headers)
                 return response
-            return _with_headers({
+            return JSONResponse({
                 "id": completion_id, "object": "chat.completion", "created": created, "model": soul_id,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": result.reply},
                              "finish_reason": _finish(result)}],
-                "usage": _usage(result), "soul": _soul_fields(session, result)}, headers)
+                "usage": _usage(result), "soul": _soul_fields(session, result)}, headers=headers)
         return await _stream(slot, turn, args["include_usage"], headers,
                              dict(id=completion_id, object="chat.completion.chunk", created=created,
                                   model=soul_id), session, failure)
@@ -319,10 +317,8 @@ def _chat_args(body: dict, soul_names: set[str]) -> dict:
     if stop is not None and (not isinstance(stop, list) or len(stop) > 4
                              or not all(isinstance(s, str) and s for s in stop)):
         raise BadRequest("'stop' must be a string or a list of at most 4 non-empty strings", "stop")
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
     name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise BadRequest(f"'{name}' must be a positive integer", name)
+    limit = _field(body, name, int, check=lambda v: v >= 1, why="a positive integer")
     temperature = _field(body, "temperature", (int, float), 0.0, lambda v: 0 <= v <= 2, "a number from 0 to 2")
     stream = _field(body, "stream", bool, False, why="true or false")
     options = _field(body, "stream_options", dict, {}, why="an object")
@@ -343,10 +339,6 @@ def _usage(result) -> dict:
 def _soul_fields(session: str, result) -> dict:
     return {"session": session, "user_id": result.user_id, "reply_id": result.reply_id,
             "retrieved": result.retrieved, "flushed": result.flushed}
-
-
-def _with_headers(payload: dict, headers: dict):
-    return JSONResponse(payload, headers=headers)
 
 
 _DONE = object()

@@ -111,7 +111,7 @@ def test_an_overlong_notebook_is_enforced_never_dropped(session):
     # the over-long draft is kept with the rewrite, not dropped
     assert rewrite.meta["drafts"] and chat.engine.count_tokens(rewrite.meta["drafts"][0]) > 64
     assert any((p.meta or {}).get("kind") == "flush" for p in packets)
-    from soulctl.memory.session import trim_to_tokens
+    from soulctl.memory.rewrite import trim_to_tokens
 
     long_text = "Ada lives in Lisbon. " * 40
     assert chat.engine.count_tokens(trim_to_tokens(chat.engine, long_text, 64)) <= 64

@@ -257,7 +257,7 @@ def test_the_majordomo_keeps_the_notebook_under_pressure(home, llama_server):
     either model's context."""
     from soulctl.home import Home
     from soulctl.log import Filters
-    from soulctl.memory.session import REWRITE_SLACK
+    from soulctl.memory.rewrite import REWRITE_SLACK
     from soulctl.soul import Soul
 
     data = yaml.safe_load((home / "soul.yaml").read_text())

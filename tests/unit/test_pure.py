@@ -190,7 +190,7 @@ def test_the_judge_and_its_rubric_use_one_scale():
 
 
 def test_stop_strings_cut_a_stream_without_leaking_a_prefix():
-    from soulctl.memory.session import StopCut
+    from soulctl.memory.stream import StopCut
 
     cut = StopCut(["END", "\n\n"])
     sent = [cut.feed(p) for p in ["Hel", "lo E", "N", "Dmore"]]
