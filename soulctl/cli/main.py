@@ -30,15 +30,17 @@ from soulctl.commands import (
 )
 from soulctl.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, SoulError
 
-app = typer.Typer(
-    name="soulctl",
-    help="A git-like toolchain for a self-evolving local LLM: memory, corpora, evolution, budget.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+
+def new_app() -> typer.Typer:
+    return typer.Typer(
+        name="soulctl",
+        help="A git-like toolchain for a self-evolving local LLM: memory, corpora, evolution, budget.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
 
 
 def _version(value: bool) -> None:
@@ -47,7 +49,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     json_: bool = typer.Option(False, "--json", help="Machine output: one JSON object, or JSON lines for listings."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only ids / essential data; no hints."),
@@ -68,21 +69,41 @@ def root(
     )
 
 
-# Every command, registered in one visible place.
-app.command("init", help=init.HELP)(init.run)
-app.command("budget", help=budget.HELP)(budget.run)
-app.command("chat", help=chat.HELP)(chat.run)
-app.add_typer(notebook.app, name="notebook")
-app.add_typer(gen.app, name="gen")
-app.add_typer(log.app, name="log")
-app.add_typer(mount.app, name="mount")
-app.add_typer(resonate.app, name="resonate")
-app.command("dream", help=dream.HELP)(dream.run)
-app.command("merge", help=merge.HELP)(merge.run)
-app.add_typer(anchor.app, name="anchor")
-app.command("hands", help=hands.HELP)(hands.run)
-app.command("serve", help=serve.HELP)(serve.run)
-app.command("mcp", help=serve.MCP_HELP)(serve.mcp)
+# Every command, registered in one visible place: a function, or a sub-app of verbs.
+COMMANDS: dict[str, tuple] = {
+    "init": (init.run, init.HELP),
+    "budget": (budget.run, budget.HELP),
+    "chat": (chat.run, chat.HELP),
+    "notebook": (notebook.app,),
+    "gen": (gen.app,),
+    "log": (log.app,),
+    "mount": (mount.app,),
+    "resonate": (resonate.app,),
+    "dream": (dream.run, dream.HELP),
+    "merge": (merge.run, merge.HELP),
+    "anchor": (anchor.app,),
+    "hands": (hands.run, hands.HELP),
+    "serve": (serve.run, serve.HELP),
+    "mcp": (serve.mcp, serve.MCP_HELP),
+}
+
+
+def app_for(args: list[str]) -> typer.Typer:
+    """The app with the command `args` names, or with all of them (for the root's help and
+    usage errors). Typer turns every registered signature into click options at start-up; a
+    shell query should pay for one command, not fourteen."""
+    named = command_named(args)
+    app = new_app()
+    app.callback()(root)
+    for name, entry in COMMANDS.items():
+        if named in COMMANDS and name != named:
+            continue
+        if len(entry) == 1:
+            app.add_typer(entry[0], name=name)
+        else:
+            app.command(name, help=entry[1])(entry[0])
+    return app
+
 
 _GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose"}
 _GLOBAL_WITH_VALUE = {"--home"}
@@ -110,6 +131,21 @@ def hoist_global_flags(argv: list[str]) -> list[str]:
     return front + rest
 
 
+def command_named(args: list[str]) -> str | None:
+    """The command in hoisted `args` (global flags first), if any."""
+    i = 0
+    while i < len(args):
+        if args[i] in _GLOBAL_WITH_VALUE:
+            i += 2
+        elif args[i].startswith("-"):
+            if args[i] == "--":
+                return None
+            i += 1
+        else:
+            return args[i]
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -122,7 +158,7 @@ def run(args: list[str]) -> int:
     try:
         _check_utf8(args)
         try:
-            result = app(args=args, prog_name="soulctl", standalone_mode=False)
+            result = app_for(args)(args=args, prog_name="soulctl", standalone_mode=False)
         finally:
             state.close()
         code = result if isinstance(result, int) else 0

@@ -1,4 +1,4 @@
-"""soulctl log: the bifocal log — add, ls, show, search, export, sql, reembed."""
+"""soulctl log: the bifocal log — add, ls, show, search, eval, export, sql, reembed, reindex."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 
 from soulctl.cli import options, state
 from soulctl.cli.output import Column
+from soulctl.errors import InvalidInput, NotFound
 
 app = typer.Typer(help="The bifocal log: every interaction as prose and embedding.",
                   no_args_is_help=True)
@@ -225,6 +226,73 @@ def sql(
     columns, rows = state.soul().store.sql(query)
     state.out.rows((dict(zip(columns, row)) for row in rows), [Column(c) for c in columns],
                    id_key=columns[0] if columns else "id")
+
+
+@app.command("eval")
+def eval_(
+    questions: Annotated[str, typer.Argument(help="JSON lines {\"question\", \"evidence\": [ids], \"category\"}; `-` reads stdin.")],
+    k: options.K = 10,
+    by: Annotated[Optional[str], typer.Option("--by", help="Evidence names packets by this meta key (e.g. dia_id), not by id.")] = None,
+    mode: Annotated[Optional[str], typer.Option("--mode", help="Only this mode: hybrid, semantic or keyword.")] = None,
+    session: options.Session = None,
+) -> None:
+    """How well search finds what answers your questions: recall@k and MRR, hybrid beside
+    semantic and keyword, overall and per category.
+
+    A question counts as found when any of its evidence packets ranks in the top k. Questions
+    with an empty `evidence` list are counted as unanswerable and not scored.
+
+    Example:
+
+      soulctl log eval questions.jsonl -k 10 --by dia_id
+    """
+    from soulctl.log.evaluate import evaluate, parse_questions
+    from soulctl.log.ingest import check_embedder
+    from soulctl.log.search import SEARCH_MODES
+
+    if mode is not None and mode not in SEARCH_MODES:
+        raise InvalidInput(f"unknown search mode {mode!r}", hint=f"use one of {', '.join(SEARCH_MODES)}")
+    data = sys.stdin.buffer.read() if questions == "-" else _read_file(questions)
+    parsed = parse_questions(data)
+    soul = state.soul()
+    check_embedder(soul.store, soul.embedder)
+    filters = options.filters(None, session, None, None, None, None, None)
+    with state.out.progress_bars() as progress:
+        result = evaluate(soul.store, soul.embedder, parsed, k, [mode] if mode else SEARCH_MODES, by,
+                          filters, progress)
+    state.out.record(result, human=_eval_table, id_key="k")
+
+
+def _read_file(path: str) -> bytes:
+    from pathlib import Path
+
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"{path}: no such file") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _eval_table(r: dict) -> str:
+    k = r["k"]
+    categories = sorted({c for m in r["modes"].values() for c in m["categories"]})
+    head = ["mode", f"recall@{k}", "MRR", *categories]
+    rows = [[mode, _pct(m["recall"]), f"{m['mrr']:.3f}" if m["mrr"] is not None else "-",
+             *(_pct(m["categories"].get(c, {}).get("recall")) for c in categories)]
+            for mode, m in r["modes"].items()]
+    counts = next(iter(r["modes"].values()))["categories"] if r["modes"] else {}
+    rows.append(["questions", str(r["scored"]), "", *(str(counts.get(c, {}).get("questions", 0)) for c in categories)])
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in [head, *rows]]
+    if r["unanswerable"]:
+        lines.append(f"({r['unanswerable']} unanswerable questions not scored)")
+    return "\n".join(lines)
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
 
 
 @app.command("reembed")

@@ -41,6 +41,7 @@ class Role(_Strict):
 class EmbedderConfig(_Strict):
     model: str = "all-MiniLM-L6-v2"  # the bundled one, or a path to a sentence-transformers model
     batch_size: int = Field(64, ge=1)
+    runtime: Literal["auto", "numpy", "torch"] = "auto"  # numpy: the light path (soulctl/embed/light.py)
 
 
 class MemoryConfig(_Strict):
@@ -106,6 +107,7 @@ roles:
   #   context: 131072
 embedder:
   model: all-MiniLM-L6-v2    # bundled; or a path to any sentence-transformers model
+  runtime: auto              # auto | numpy (light: fast start) | torch (fast on big batches)
 memory:                      # Memory OS sectors, in tokens of the serving model
   self_tokens: 1024
   notebook_tokens: 2048

@@ -1,9 +1,8 @@
 """The embedder: the bundled all-MiniLM-L6-v2 by default, any sentence-transformers model by path.
 
-Models built from the standard modules (Transformer → Pooling → optional Normalize) are run
-directly on transformers, skipping `import sentence_transformers` (~6 s here) and giving the
-same vectors; anything else is loaded through sentence-transformers itself. Vectors are always
-L2-normalized float32, so inner product is cosine similarity.
+Two runtimes give the same vectors: numpy for BERT-family models (light.py: a shell query
+starts in a fraction of a second) and torch (heavy.py: faster on large batches). Vectors are
+always L2-normalized float32, so inner product is cosine similarity.
 """
 
 from __future__ import annotations
@@ -101,13 +100,48 @@ def _modules(model_dir: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How the model reads text and pools it, from its sentence-transformers configuration."""
+
+    max_len: int
+    lower: bool
+    mode: str  # "mean", "cls" or "max"
+
+
+def reading(model_dir: Path) -> Reading:
+    st_cfg = model_dir / "sentence_bert_config.json"
+    cfg = json.loads(st_cfg.read_text()) if st_cfg.is_file() else {}
+    pooling = model_dir / "1_Pooling" / "config.json"
+    pcfg = json.loads(pooling.read_text()) if pooling.is_file() else {"pooling_mode_mean_tokens": True}
+    mode = ("cls" if pcfg.get("pooling_mode_cls_token") else
+            "max" if pcfg.get("pooling_mode_max_tokens") else "mean")
+    return Reading(int(cfg.get("max_seq_length", 512)), bool(cfg.get("do_lower_case", False)), mode)
+
+
+RUNTIMES = ("auto", "numpy", "torch")
+# Texts per call numpy takes in auto while torch is not loaded. torch costs ~6 s to start and
+# numpy ~1.7x torch's time per text, so up to ~340 short texts numpy is done first (measured here).
+LIGHT_MAX = 256
+
+
 class Embedder:
-    def __init__(self, model_dir: Path, batch_size: int = 64, device: str = "cpu"):
+    """Text → L2-normalized float32 vectors, on one of two runtimes giving the same vectors:
+    numpy (the light path: ~0.1 s to start, for queries and a few lines) or torch (seconds to
+    start, faster on large batches). `auto` takes numpy for calls of up to LIGHT_MAX texts
+    until torch is loaded, torch beyond; models numpy cannot run always go to torch."""
+
+    def __init__(self, model_dir: Path, batch_size: int = 64, device: str = "cpu",
+                 runtime: str = "auto"):
+        if runtime not in RUNTIMES:
+            raise InvalidInput(f"unknown embedder runtime {runtime!r}", hint=f"use one of {', '.join(RUNTIMES)}")
         self.model_dir = Path(model_dir)
         self.info = describe(self.model_dir)
         self.batch_size = batch_size
         self.device = device
-        self._impl = None
+        self.runtime = runtime
+        self._light = self._heavy = None
+        self._light_ok: bool | None = None
 
     @property
     def model_id(self) -> str:
@@ -120,7 +154,7 @@ class Embedder:
     def encode(self, texts: Sequence[str], progress=None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        impl = self._load()
+        impl = self._encoder(len(texts))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         # Sort by length so each batch pads little; write back in input order.
         order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
@@ -133,83 +167,63 @@ class Embedder:
 
     def count_tokens(self, texts: Sequence[str]) -> int:
         """Tokens the encoder reads for `texts` (special tokens included, after its truncation)."""
-        impl = self._load()
+        if self._light_supported():
+            return sum(len(ids) for ids in self._light_encoder().token_ids(list(texts)))
+        impl = self._heavy_encoder()
         tokenizer = getattr(impl, "tokenizer", None) or impl.model.tokenizer
         limit = getattr(impl, "max_len", None) or getattr(impl.model, "max_seq_length", 512)
         return sum(min(len(ids), limit) for ids in tokenizer(list(texts))["input_ids"])
 
-    def _load(self):
-        if self._impl is None:
+    @property
+    def loaded(self) -> str | None:
+        """The runtime in use ("torch" once loaded, else "numpy" once loaded, else None)."""
+        return "torch" if self._heavy is not None else "numpy" if self._light is not None else None
+
+    def _encoder(self, count: int):
+        if self.runtime == "torch" or not self._light_supported():
+            if self.runtime == "numpy":
+                raise InvalidInput(f"the numpy runtime cannot run {self.model_dir}",
+                                   hint="set embedder.runtime to auto or torch in soul.yaml")
+            return self._heavy_encoder()
+        if self.runtime == "numpy" or self._heavy is None and count <= LIGHT_MAX or not _have_torch():
+            return self._light_encoder()
+        return self._heavy_encoder()
+
+    def _light_supported(self) -> bool:
+        if self._light_ok is None:
+            from soulctl.embed import light
+
+            self._light_ok = light.supports(self.model_dir, _modules(self.model_dir))
+        return self._light_ok
+
+    def _light_encoder(self):
+        if self._light is None:
+            from soulctl.embed.light import NumpyEncoder
+
+            r = reading(self.model_dir)
+            self._light = NumpyEncoder(self.model_dir, r.max_len, r.lower, r.mode)
+        return self._light
+
+    def _heavy_encoder(self):
+        if self._heavy is None:
+            from soulctl.embed import heavy
+
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             modules = {m.get("type") for m in _modules(self.model_dir)}
             if modules and modules <= _SIMPLE_MODULES:
-                self._impl = _TransformersEncoder(self.model_dir, self.device)
+                self._heavy = heavy.TransformersEncoder(self.model_dir, self.device, reading(self.model_dir))
             else:
-                self._impl = _SentenceTransformersEncoder(self.model_dir, self.device)
-        return self._impl
+                self._heavy = heavy.SentenceTransformersEncoder(self.model_dir, self.device)
+        return self._heavy
 
 
-class _TransformersEncoder:
-    """Transformer → mean/cls/max pooling → normalize, as sentence-transformers does it."""
-
-    def __init__(self, model_dir: Path, device: str):
-        try:
-            import torch
-            from transformers import AutoModel, AutoTokenizer
-        except ImportError as exc:
-            raise MissingDependency(exc.name or "transformers", why="needed to embed") from None
-        import transformers
-
-        transformers.utils.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-        self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        self.model = AutoModel.from_pretrained(str(model_dir)).to(device).eval()
-        self.device = device
-        st_cfg = model_dir / "sentence_bert_config.json"
-        cfg = json.loads(st_cfg.read_text()) if st_cfg.is_file() else {}
-        self.max_len = int(cfg.get("max_seq_length", 512))
-        self.lower = bool(cfg.get("do_lower_case", False))
-        pooling = model_dir / "1_Pooling" / "config.json"
-        pcfg = json.loads(pooling.read_text()) if pooling.is_file() else {"pooling_mode_mean_tokens": True}
-        self.mode = ("cls" if pcfg.get("pooling_mode_cls_token") else
-                     "max" if pcfg.get("pooling_mode_max_tokens") else "mean")
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        torch = self.torch
-        if self.lower:
-            texts = [t.lower() for t in texts]
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_len,
-                               return_tensors="pt").to(self.device)
-        with torch.inference_mode():
-            hidden = self.model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            if self.mode == "cls":
-                pooled = hidden[:, 0]
-            elif self.mode == "max":
-                pooled = hidden.masked_fill(mask == 0, -1e9).max(dim=1).values
-            else:
-                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        return pooled.float().cpu().numpy()
-
-
-class _SentenceTransformersEncoder:
-    def __init__(self, model_dir: Path, device: str):
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError:
-            raise MissingDependency("sentence-transformers", why="needed for this embedder") from None
-        self.model = SentenceTransformer(str(model_dir), device=device)
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        vecs = self.model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
-                                 convert_to_numpy=True, show_progress_bar=False)
-        return vecs.astype(np.float32)
+def _have_torch() -> bool:
+    return importlib.util.find_spec("torch") is not None
 
 
 def embedder_for(config, home_root: Path | None) -> Embedder:
     """The embedder soul.yaml names (the bundled one by default)."""
     name = config.embedder.model if config else BUNDLED_NAME
     batch = config.embedder.batch_size if config else 64
-    return Embedder(resolve_model_dir(name, home_root), batch_size=batch)
+    runtime = config.embedder.runtime if config else "auto"
+    return Embedder(resolve_model_dir(name, home_root), batch_size=batch, runtime=runtime)
