@@ -32,6 +32,10 @@ VECTORS = "vectors.faiss"
 TAIL_SEQS, TAIL_VECTORS = "tail.seq", "tail.f32"
 STATE = "state.json"
 KEYWORD = "keyword"
+# 2: the packet's date in words ("28 may 2026") beside its prose, so "what did I say on 28 May?"
+# finds that day's packets. An index of another version is rebuilt by the next writer or search.
+KEYWORD_VERSION = 2
+KEYWORD_FIELDS = ["prose", "when"]
 
 
 @dataclass
@@ -44,6 +48,7 @@ class IndexState:
     trained_at: int = 0  # packets in the index when the IVF centroids were trained
     tail_seq: int = 0  # the tail files hold the vectors of packets past vector_seq up to here
     tail_rows: int = 0
+    keyword_version: int = KEYWORD_VERSION
 
 
 class LogIndex:
@@ -60,6 +65,7 @@ class LogIndex:
             return IndexState()
         try:
             data = json.loads(path.read_text())
+            data.setdefault("keyword_version", 1)  # written before versions were recorded
             return IndexState(**{k: v for k, v in data.items() if k in IndexState.__annotations__})
         except (json.JSONDecodeError, TypeError):
             return IndexState()
@@ -179,6 +185,7 @@ class LogIndex:
             builder = tantivy.SchemaBuilder()
             builder.add_integer_field("seq", stored=True, indexed=True, fast=True)
             builder.add_text_field("prose", stored=False, tokenizer_name="en_stem")
+            builder.add_text_field("when", stored=False, tokenizer_name="default")
             for name in ("role", "session", "generation", "corpus"):
                 builder.add_text_field(name, stored=False, tokenizer_name="raw")
             builder.add_integer_field("ts", stored=False, indexed=True, fast=True)
@@ -187,13 +194,25 @@ class LogIndex:
             self._kw = tantivy.Index(builder.build(), path=str(path))
         return self._kw
 
+    def keyword_current(self, state: IndexState) -> bool:
+        return state.keyword_version == KEYWORD_VERSION
+
+    def keyword_reset(self) -> None:
+        """Drop a keyword index of another version; the caller re-adds every packet."""
+        self._kw = None
+        shutil.rmtree(self.root / KEYWORD, ignore_errors=True)
+        state = self.state()
+        state.keyword_seq, state.keyword_version = 0, KEYWORD_VERSION
+        self.save_state(state)
+
     def keyword_add(self, rows: Iterable[dict], last_seq: int) -> None:
         import tantivy
 
         index = self._keyword_index()
         writer = index.writer(heap_size=64_000_000, num_threads=1)
         for row in rows:
-            doc = tantivy.Document(seq=int(row["seq"]), prose=row["prose"], ts=int(row["ts_ms"]))
+            doc = tantivy.Document(seq=int(row["seq"]), prose=row["prose"], ts=int(row["ts_ms"]),
+                                   when=date_words(int(row["ts_ms"])))
             for name in ("role", "session", "generation", "corpus"):
                 if row.get(name):
                     doc.add_text(name, row[name])
@@ -209,7 +228,7 @@ class LogIndex:
 
         index = self._keyword_index()
         index.reload()
-        query = parse_query(index, text, ["prose"])
+        query = parse_query(index, text, KEYWORD_FIELDS)
         clauses = [(tantivy.Occur.Must, query)]
         schema = index.schema
         if filters is not None:
@@ -223,13 +242,25 @@ class LogIndex:
                 clauses.append((tantivy.Occur.Must, tantivy.Query.range_query(
                     schema, "ts", tantivy.FieldType.Integer, lo, hi)))
         searcher = index.searcher()
-        with user_query(text, ["prose"]):
+        with user_query(text, KEYWORD_FIELDS):
             result = searcher.search(tantivy.Query.boolean_query(clauses), k)
         seqs, scores = [], []
         for score, address in result.hits:
             seqs.append(int(searcher.doc(address)["seq"][0]))
             scores.append(float(score))
         return seqs, scores
+
+
+_MONTHS = ("january february march april may june july august september october november "
+           "december").split()
+
+
+def date_words(ts_ms: int) -> str:
+    """A packet's UTC date as words a question uses: "28 may 2026"."""
+    import datetime as dt
+
+    day = dt.datetime.fromtimestamp(ts_ms / 1000, dt.timezone.utc)
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
 
 
 def _ms(value) -> int:

@@ -243,6 +243,9 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
         max_seq, total = int(top[0]), int(top[1])
         self.index.note_log_seq(max_seq)
         state = self.index.state()
+        if not self.index.keyword_current(state):
+            self.index.keyword_reset()
+            state = self.index.state()
         if state.keyword_seq < max_seq:
             rel = con.execute(
                 "SELECT seq, prose, role, session, generation, corpus, epoch_ms(ts) AS ts_ms "
