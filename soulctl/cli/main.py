@@ -18,6 +18,7 @@ from soulctl.commands import (
     budget,
     chat,
     dream,
+    evolve,
     gen,
     hands,
     init,
@@ -26,6 +27,7 @@ from soulctl.commands import (
     mount,
     notebook,
     resonate,
+    schedule,
     serve,
 )
 from soulctl.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, SoulError
@@ -82,6 +84,8 @@ COMMANDS: dict[str, tuple] = {
     "dream": (dream.run, dream.HELP),
     "merge": (merge.run, merge.HELP),
     "anchor": (anchor.app,),
+    "evolve": (evolve.run, evolve.HELP),
+    "schedule": (schedule.app,),
     "hands": (hands.run, hands.HELP),
     "serve": (serve.run, serve.HELP),
     "mcp": (serve.mcp, serve.MCP_HELP),

@@ -12,7 +12,7 @@ from soulctl.cli import state
 HELP = """Train a LoRA adapter on a buffer (default: the newest in data/buffers/).
 
 LoRA r 32, alpha 64, q_proj/k_proj/v_proj only — never the MLP — per recipes/dream.yaml,
-with peft on torch (cpu / cuda / mps). The loss curve is printed and saved with the adapter,
+with peft on torch (cpu / cuda / mps), or mlx-lm (Apple silicon; --device mlx). The loss curve is printed and saved with the adapter,
 which is stored content-addressed under data/adapters/<id>/.
 """
 
@@ -27,7 +27,7 @@ def run(
     key_file: Annotated[Optional[str], typer.Option("--key-file", help="32-byte key (raw, hex or base64); default $SOULCTL_BUNDLE_KEY.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs.", min=1)] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Override the recipe's learning rate.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, mps.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto (mlx on Apple silicon, else cuda, mps, cpu), cpu, cuda, mps, mlx.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle file.")] = False,
 ) -> None:
     from soulctl.errors import UsageError

@@ -37,9 +37,14 @@ def mark(
 def score(
     role: Annotated[str, typer.Option(help="Whose packets to score.")] = "soul",
     judge: Annotated[bool, typer.Option("--judge", help="Also ask the majordomo (else the soul) with the recipe's rubric.")] = False,
+    rescore: Annotated[bool, typer.Option("--rescore", help="Score every packet again, not only those not scored yet.")] = False,
 ) -> None:
     """Score novelty against the log's vectors, optionally a judge's rubric score, and combine
-    them with explicit marks by the weights in recipes/resonate.yaml."""
+    them with explicit marks by the weights in recipes/resonate.yaml.
+
+    Only packets not scored yet are scored (their novelty against every earlier packet, through
+    the log's vector index); --rescore scores them all again, e.g. after changing the weights.
+    """
     from soulctl.evolve.resonate import engine_judge
     from soulctl.evolve.resonate import score as run
 
@@ -48,7 +53,7 @@ def score(
     if judge:
         judge_fn = engine_judge(soul.engine("majordomo" if "majordomo" in soul.config.roles else "soul"))
     with state.out.progress_bars() as progress:
-        result = run(soul.store, soul.recipe("resonate"), role, judge_fn, progress)
+        result = run(soul.store, soul.recipe("resonate"), role, judge_fn, progress, rescore)
     state.out.record(result, id_key="scored", human=lambda d: f"scored {d['scored']} {d['role']} "
                      f"packets (mean resonance {d['mean']:.3f})" if d["mean"] is not None else "nothing to score")
 
@@ -100,12 +105,18 @@ def buffer(
     threshold: Annotated[Optional[float], typer.Option(help="Resonance at least (default: the recipe's).")] = None,
     cluster: Annotated[Optional[int], typer.Option(help="Only this cluster (see `resonate clusters`).")] = None,
     k: Annotated[int, typer.Option("-k", help="Clusters, with --cluster.")] = 4,
+    include_learned: Annotated[bool, typer.Option("--include-learned", help="Also the moments the current generation's layers already learned.")] = False,
 ) -> None:
-    """Write a chat-format training buffer (data/buffers/<id>.jsonl) from resonant replies."""
+    """Write a chat-format training buffer (data/buffers/<id>.jsonl) from resonant replies.
+
+    Only moments that no adapter layer of the current generation has learned from (the
+    lineage records their log ids), plus the recipe's `rehearsal` share of learned ones.
+    """
     from soulctl.evolve.resonate import build_buffer
 
     home, store, recipe = _ctx()
-    result = build_buffer(home, store, recipe, threshold, cluster, k)
+    result = build_buffer(home, store, recipe, threshold, cluster, k, include_learned=include_learned)
     state.out.record({k_: v for k_, v in result.items()}, human=lambda d: (
         f"wrote {d['id']}: {d['examples']} examples (threshold {d['threshold']}, "
-        f"{d['dropped_duplicates']} near-duplicates dropped) → {d['path']}"))
+        f"{d['dropped_duplicates']} near-duplicates dropped, {d['skipped_learned']} already learned) "
+        f"→ {d['path']}"))

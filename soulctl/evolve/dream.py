@@ -45,10 +45,20 @@ def resolve_buffer(home: Home, ref: str | None) -> Path:
 
 
 def pick_device(wanted: str) -> str:
-    import torch
+    """cuda, mps or cpu for torch; mlx (mlx-lm) when asked, and for auto on Apple silicon."""
+    import platform
+    import sys
+
+    from soulctl.evolve import mlx_training
 
     if wanted == "mlx":
-        raise MissingDependency("mlx-lm", extra="mlx", why="the mlx dream backend runs on Apple silicon")
+        if not mlx_training.available():
+            raise MissingDependency("mlx-lm", extra="mlx", why="device mlx trains with mlx-lm")
+        return "mlx"
+    if wanted == "auto" and sys.platform == "darwin" and platform.machine() == "arm64" and mlx_training.available():
+        return "mlx"
+    import torch
+
     if wanted != "auto":
         if wanted == "cuda" and not torch.cuda.is_available():
             raise InvalidInput("device cuda requested but no CUDA GPU is visible")
@@ -100,6 +110,10 @@ def train_adapter(model_dir: Path, conversations: list[list[dict]], recipe: Drea
     into `staged`; return what the adapter's meta.json records about the run."""
     check_targets(recipe)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if pick_device(recipe.device) == "mlx":
+        from soulctl.evolve.mlx_training import train_adapter_mlx
+
+        return train_adapter_mlx(model_dir, conversations, recipe, staged, progress, on_step)
     import torch
     import transformers
     from peft import LoraConfig, get_peft_model
@@ -162,7 +176,7 @@ def train_adapter(model_dir: Path, conversations: list[list[dict]], recipe: Drea
     config["base_model_name_or_path"] = model_dir.name
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return {
-        "recipe": recipe.model_dump(), "device": device, "examples": len(examples),
+        "recipe": recipe.model_dump(), "device": device, "trainer": "peft", "examples": len(examples),
         "trainable_params": trainable, "loss_before": round(before, 5), "loss_after": round(after, 5),
         "loss_curve": curve, "tokens": tokens,
         "tokens_per_s": round(tokens / elapsed, 2) if elapsed else None,

@@ -244,7 +244,10 @@ def write_merged(plan: MergePlan, adapters: list[AdapterLayer], anchor_dir: Path
 
 
 def merge(home: Home, adapter_ids: list[str], recipe: MergeRecipe, density: float | None = None,
-          weight: float | None = None, dry_run: bool = False, progress=None) -> dict:
+          weight: float | None = None, dry_run: bool = False, progress=None,
+          move_current: bool = True) -> dict:
+    """The next generation from the current one plus `adapter_ids`; `current` moves to it once
+    it verifies (`move_current=False`: the caller decides, as `evolve` does after its check)."""
     plan, adapters = plan_merge(home, adapter_ids, recipe, density, weight)
     if dry_run:
         return {"dry_run": True, **plan.as_dict(), "predicted_drift": predict_drift(plan, adapters, home)}
@@ -264,7 +267,8 @@ def merge(home: Home, adapter_ids: list[str], recipe: MergeRecipe, density: floa
     result = verify(home, gid)
     if not result.ok:  # never move `current` to a generation that does not verify
         raise CheckFailed(f"{gid} failed verification right after the merge", hint="report this")
-    set_current(home, gid)
+    if move_current:
+        set_current(home, gid)
     return {"id": gid, **plan.as_dict(), "drift": lineage["drift"]}
 
 

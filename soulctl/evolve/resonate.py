@@ -52,19 +52,36 @@ def novelty(vectors: np.ndarray, block: int = 4096) -> np.ndarray:
 
 
 def score(store: Store, recipe: ResonateRecipe, role: str = "soul", judge=None,
-          progress=None) -> dict:
-    """Novelty for every packet of `role` (and a judge's score, given a judge), then the
-    combined resonance, as marks."""
-    meta, vecs = store.vectors(None)
-    if not meta:
-        raise NotFound("the log is empty: nothing to score", hint="add packets or chat first")
-    nov = novelty(vecs)
+          progress=None, rescore: bool = False) -> dict:
+    """Novelty for each packet of `role` not scored yet (every one with `rescore`), and a
+    judge's score given a judge, then the combined resonance, as marks.
+
+    Novelty is 1 − the highest cosine to any earlier packet, found through the log's vector
+    index, so a nightly run costs the day's packets, not the log's size."""
+    if rescore:
+        meta, vecs = store.vectors(None)
+        if not meta:
+            raise NotFound("the log is empty: nothing to score", hint="add packets or chat first")
+        nov = novelty(vecs)
+        keep = [i for i, m in enumerate(meta) if not role or m["role"] == role]
+        meta, nov = [meta[i] for i in keep], nov[keep]
+    else:
+        if not store.count():
+            raise NotFound("the log is empty: nothing to score", hint="add packets or chat first")
+        meta, vecs = store.unmarked("novelty", role)
+        nov = np.zeros(0, np.float32)
+        if meta:
+            with progress_task(progress, "Novelty", len(meta)) as task:
+                parts = []
+                for start in range(0, len(meta), 256):
+                    part = meta[start:start + 256]
+                    parts.append(store.nearest_earlier(vecs[start:start + 256], [m["seq"] for m in part]))
+                    task.advance(len(part))
+            nov = np.clip(1.0 - np.concatenate(parts), 0.0, 1.0)
     explicit = store.latest_marks("mark")
     judged = _judge_all(meta, role, recipe, judge, progress) if judge else {}
     marks = []
     for m, v in zip(meta, nov):
-        if role and m["role"] != role:
-            continue
         signals = {"novelty": float(v)}
         if m["id"] in explicit:
             signals["mark"] = explicit[m["id"]]
@@ -76,9 +93,11 @@ def score(store: Store, recipe: ResonateRecipe, role: str = "soul", judge=None,
         combined = sum(weights[k] * signals[k] for k in signals) / total if total else 0.0
         marks.append((m["id"], float(v), "novelty"))
         marks.append((m["id"], float(round(combined, 6)), "combined"))
-    store.mark_many(marks)
+    if marks:
+        store.mark_many(marks)
     scored = [m for m in marks if m[2] == "combined"]
-    return {"scored": len(scored), "role": role, "judged": sum(v is not None for v in judged.values()),
+    return {"scored": len(scored), "role": role, "rescore": rescore,
+            "judged": sum(v is not None for v in judged.values()),
             "mean": float(np.mean([m[1] for m in scored])) if scored else None}
 
 
@@ -88,8 +107,8 @@ def _judge_all(meta: list[dict], role: str, recipe: ResonateRecipe, judge, progr
     out: dict[str, float | None] = {}
     with progress_task(progress, "Judging", len(targets)) as task:
         for i in targets:
-            before = next((meta[j]["prose"] for j in range(i - 1, -1, -1)
-                           if meta[j]["session"] == meta[i]["session"]), "")
+            before = meta[i]["before"] or "" if "before" in meta[i] else next(
+                (meta[j]["prose"] for j in range(i - 1, -1, -1) if meta[j]["session"] == meta[i]["session"]), "")
             out[meta[i]["id"]] = judge(recipe.judge_rubric, before, meta[i]["prose"])
             task.advance(1)
     return out
@@ -167,12 +186,34 @@ def plot_clusters(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def learned_ids(home: Home, gid: str | None = None) -> set[str]:
+    """The log ids every adapter layer in `gid`'s lineage (default: current) learned from."""
+    from soulctl.generations import current, read_lineage
+
+    gid = gid or current(home)
+    if gid is None:
+        return set()
+    ids: set[str] = set()
+    for adapter in read_lineage(home, gid).adapters:
+        meta = home.adapters / adapter / "meta.json"
+        if meta.is_file():
+            ids.update(json.loads(meta.read_text()).get("log_ids") or [])
+    return ids
+
+
 def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
                  threshold: float | None = None, cluster: int | None = None, k: int = 4,
-                 role: str = "soul") -> dict:
+                 role: str = "soul", include_learned: bool = False) -> dict:
+    """The resonant replies no layer of the current generation has learned from (all of them
+    with `include_learned`), plus the recipe's rehearsal share of learned ones."""
     threshold = recipe.threshold if threshold is None else threshold
     meta, vecs = store.vectors(None)
-    chosen = [i for i, m in enumerate(meta) if m["role"] == role and (m["resonance"] or 0) >= threshold]
+    resonant = [i for i, m in enumerate(meta) if m["role"] == role and (m["resonance"] or 0) >= threshold]
+    learned = set() if include_learned else learned_ids(home)
+    chosen = [i for i in resonant if meta[i]["id"] not in learned]
+    if chosen and recipe.rehearsal > 0:  # replay: the most resonant of what was learned before
+        old = sorted((i for i in resonant if meta[i]["id"] in learned), key=lambda i: -(meta[i]["resonance"] or 0))
+        chosen += old[:round(recipe.rehearsal * len(chosen))]
     if cluster is not None:
         groups = clusters(store, threshold, k, role)
         if not 0 <= cluster < k:
@@ -180,6 +221,10 @@ def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
         wanted = set(groups["clusters"][cluster]["ids"])
         chosen = [i for i in chosen if meta[i]["id"] in wanted]
     if not chosen:
+        if resonant and learned:
+            raise InvalidInput(f"nothing new: all {len(resonant)} {role} packets at or above {threshold} "
+                               "were learned by the current generation",
+                               hint="talk more first, or --include-learned to train on them again")
         raise InvalidInput(f"no {role} packet has resonance at or above {threshold}",
                            hint="score first (soulctl resonate score), mark some, or lower --threshold")
     chosen.sort(key=lambda i: -(meta[i]["resonance"] or 0))
@@ -210,6 +255,7 @@ def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
     record = {"id": buffer_id, "sha256": sha, "examples": len(lines), "log_ids": ids,
               "threshold": threshold, "dedup_cosine": recipe.dedup_cosine, "cluster": cluster,
               "context_turns": recipe.context_turns, "dropped_duplicates": len(chosen) - len(kept),
+              "skipped_learned": len(resonant) - len([i for i in resonant if meta[i]["id"] not in learned]),
               "created_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}
     for target, data in ((path, body), (path.with_suffix(".json"),
                                         (json.dumps(record, indent=1) + "\n").encode())):

@@ -236,6 +236,8 @@ def summary(home: Home, gid: str) -> dict:
         marks.append("anchor")
     if dropped_files(home, gid):
         marks.append("gc")
+    if (home.generations / "rejected" / f"{gid}.json").is_file():  # by `evolve` (evolve/cycle.py)
+        marks.append("rejected")
     return {
         "id": gid,
         "parent": record.parent,

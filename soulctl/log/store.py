@@ -76,6 +76,17 @@ class Store(ABC):
         """Every packet of `role` (all when None) in log order as light records (id, seq,
         session, role, prose, resonance) beside their vectors, one row each."""
 
+    @abstractmethod
+    def unmarked(self, source: str, role: str | None = None) -> tuple[list[dict], np.ndarray]:
+        """Packets of `role` (all when None) with no mark from `source` yet, in log order, as
+        `vectors` gives them, each with `before`: the prose of the packet before it in its
+        session (None for a session's first). Memory grows with these packets, not the log."""
+
+    @abstractmethod
+    def nearest_earlier(self, vectors: np.ndarray, seqs: Sequence[int]) -> np.ndarray:
+        """For each vector, its highest inner product with any packet logged before `seqs[i]`
+        (−1 when there is none), through the backend's vector index."""
+
     # -- search ----------------------------------------------------------------------------
     @abstractmethod
     def search(self, vector: np.ndarray | None, text: str | None, k: int, filters: Filters,

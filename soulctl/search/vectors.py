@@ -76,3 +76,17 @@ def search(index, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     scores, ids = index.search(np.asarray(query, dtype=np.float32).reshape(1, -1), k, params=params)
     keep = ids[0] >= 0
     return ids[0][keep], scores[0][keep]
+
+
+def search_many(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, scores), one row per query, -1 ids where fewer than k exist: one FAISS call."""
+    import faiss
+
+    n = len(queries)
+    if index is None or index.ntotal == 0 or n == 0:
+        return np.full((n, 0), -1, dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
+    k = min(k, index.ntotal)
+    params = (faiss.SearchParametersIVF(nprobe=nprobe_for(index.nlist, index.ntotal))
+              if isinstance(index, faiss.IndexIVF) else None)
+    scores, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
+    return ids, scores

@@ -94,6 +94,19 @@ class LogIndex:
     def vector_search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return vectors.search(self._load_vectors(), query, k)
 
+    def vector_search_many(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return vectors.search_many(self._load_vectors(), queries, k)
+
+    def tail_arrays(self, state: IndexState, dim: int):
+        """(seqs, vectors) of the tail, memory-mapped; None when the files fall short."""
+        if state.tail_rows == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
+        try:
+            return (np.memmap(self.root / TAIL_SEQS, dtype=np.int64, mode="r", shape=(state.tail_rows,)),
+                    np.memmap(self.root / TAIL_VECTORS, dtype=np.float32, mode="r", shape=(state.tail_rows, dim)))
+        except (OSError, ValueError):
+            return None
+
     def _load_vectors(self):
         path = self.root / VECTORS
         try:

@@ -227,6 +227,21 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
         vecs = np.array([r[6] for r in rows], dtype=np.float32) if rows else np.zeros((0, 0), np.float32)
         return meta, vecs
 
+    def unmarked(self, source: str, role: str | None = None) -> tuple[list[dict], np.ndarray]:
+        where = "AND role = ?" if role else ""
+        with self._read() as con:
+            if con is None:
+                return [], np.zeros((0, 0), np.float32)
+            rows = con.execute(
+                "SELECT id, seq, session, role, prose, resonance, embedding, before FROM ("
+                "  SELECT *, lag(prose) OVER (PARTITION BY session ORDER BY seq) AS before FROM log) "
+                "WHERE id NOT IN (SELECT packet_id FROM resonance_marks WHERE source = ?) "
+                f"{where} ORDER BY seq", [source, *([role] if role else [])]).fetchall()
+        meta = [{"id": r[0], "seq": r[1], "session": r[2], "role": r[3], "prose": r[4], "resonance": r[5],
+                 "before": r[7]} for r in rows]
+        vecs = np.array([r[6] for r in rows], dtype=np.float32) if rows else np.zeros((0, 0), np.float32)
+        return meta, vecs
+
     def mark(self, packet_id: str, score: float, source: str) -> None:
         if not 0.0 <= score <= 1.0:
             raise InvalidInput(f"resonance {score} is outside [0, 1]")

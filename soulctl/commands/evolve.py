@@ -1,0 +1,62 @@
+"""soulctl evolve: one cycle of the nightly habit as one safe step."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from soulctl.cli import state
+
+HELP = """One evolution cycle as one safe step: score → buffer → dream → merge → anchor check.
+
+Only moments no layer of the current generation has learned go into the buffer. The new
+generation becomes `current` only if it passes the anchor check with the limits of
+recipes/anchor.yaml; otherwise `current` stays, the generation is kept and marked rejected
+(or removed with --remove-rejected), the reason is logged as a system packet, and the exit
+code is 1. Fewer new moments than the recipe's min_examples: nothing happens (exit 0). One
+cycle at a time per home (a second is refused, exit 7). `soulctl schedule install` runs it
+nightly.
+
+Examples:
+
+  soulctl evolve --dry-run
+  soulctl evolve --json | jq .status
+"""
+
+
+def run(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (recipes, limits, what is new); change nothing.")] = False,
+    remove_rejected: Annotated[bool, typer.Option("--remove-rejected", help="Delete a generation that fails the check instead of keeping it marked.")] = False,
+    include_learned: Annotated[bool, typer.Option("--include-learned", help="Train on moments already learned too.")] = False,
+) -> None:
+    from soulctl.evolve.cycle import evolve
+
+    out = state.out
+    soul = state.soul()
+    with out.progress_bars() as progress:
+        record = evolve(soul, dry_run, remove_rejected, include_learned, progress,
+                        on_stage=lambda name: out.info(f"evolve: {name}…") if out.verbose else None)
+    out.record(record, id_key="status", human=_human)
+    if record["status"] == "rejected":
+        out.error(f"{record['generation']} rejected: {record['reason']}",
+                  hint=f"current stays {record['parent']}; loosen recipes/anchor.yaml or dream gentler")
+        raise typer.Exit(1)
+
+
+def _human(r: dict) -> str:
+    if r["status"] == "plan":
+        p = r["plan"]
+        return (f"plan from {r['parent']}: {r['unscored']} packets to score; moments at or above "
+                f"{p['threshold']} not yet learned ({p['learned_moments']} learned so far), at least "
+                f"{p['min_examples']}\n  dream: LoRA r {p['dream']['rank']}, alpha {p['dream']['alpha']}, "
+                f"{'/'.join(p['dream']['targets'])}, {p['dream']['epochs']} epochs at {p['dream']['learning_rate']}\n"
+                f"  merge: density {p['merge']['density']}, weight {p['merge']['weight']}, λ {p['merge']['lambda']:.2f}\n"
+                f"  check: drift ≤ {p['anchor']['max_drift']}, probe loss Δ ≤ {p['anchor']['max_probe_loss_delta']}")
+    if r["status"] == "nothing-new":
+        return f"nothing to do: {r['reason']}"
+    line = (f"{r['status']}: {r['generation']} from {r['parent']} on {r['buffer']} ({r['examples']} moments); "
+            f"drift {r['drift']:.6f}, probe loss Δ {r['probe_loss_delta']:+.4f}")
+    if r.get("absorption") is not None:
+        line += f", absorption {r['absorption']:+.4f}"
+    return line + f" in {r['timings']['total']:.0f} s"

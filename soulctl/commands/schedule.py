@@ -1,0 +1,86 @@
+"""soulctl schedule: run `soulctl evolve` on the platform's own scheduler."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from soulctl.cli import state
+
+app = typer.Typer(help="Run `soulctl evolve` nightly or weekly on the platform's scheduler.",
+                  no_args_is_help=True)
+
+Scheduler = Annotated[str, typer.Option("--scheduler", help="auto, systemd (user timer), launchd or cron.")]
+
+
+@app.command("install")
+def install(
+    at: Annotated[str, typer.Option("--at", help="Local time of day, HH:MM.")] = "03:00",
+    every: Annotated[str, typer.Option("--every", help="day, or week (Mondays).")] = "day",
+    scheduler: Scheduler = "auto",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be installed; install nothing.")] = False,
+) -> None:
+    """Install the schedule: a systemd user timer (Persistent=true) on Linux, a launchd agent on
+    macOS, else a marked crontab block. Output goes to data/evolve.log. Replaces this home's
+    previous schedule.
+
+    Example:
+
+      soulctl schedule install --at 03:00 --every day --dry-run
+    """
+    from soulctl.evolve import schedule
+
+    home = state.home()
+    job = schedule.job(home, schedule.pick(scheduler), at, every)
+    if dry_run:
+        state.out.record({"dry_run": True, "scheduler": job.scheduler, "name": job.name, "files": job.files,
+                          "crontab": job.cron_block, "command": job.command, "log": job.log},
+                         id_key="name", human=_render)
+        return
+    if schedule.installed(home):
+        schedule.remove(home)
+    record = schedule.install(home, job)
+    state.out.record(record, id_key="name", human=lambda r: (
+        f"installed {r['name']} ({r['scheduler']}): evolve every {r['every']} at {r['at']}; "
+        f"next run {schedule.next_run(r)}; output → {r['log']}"))
+
+
+def _render(r: dict) -> str:
+    parts = [f"# {r['scheduler']}: {r['name']}"]
+    for path, content in r["files"].items():
+        parts.append(f"--- {path}\n{content.rstrip()}")
+    if r["crontab"]:
+        parts.append(f"--- crontab block\n{r['crontab'].rstrip()}")
+    return "\n".join(parts)
+
+
+@app.command("remove")
+def remove() -> None:
+    """Remove this home's schedule (other crontab lines are left as they are)."""
+    from soulctl.evolve import schedule
+
+    record = schedule.remove(state.home())
+    state.out.record({"removed": record["name"], "scheduler": record["scheduler"]}, id_key="removed",
+                     human=lambda r: f"removed {r['removed']} ({r['scheduler']})")
+
+
+@app.command("status")
+def status() -> None:
+    """The installed schedule, its next run and the last cycle's result."""
+    from soulctl.evolve import schedule
+    from soulctl.log import Filters
+
+    soul = state.soul()
+    record = schedule.installed(soul.home)
+    last = next(iter(soul.store.list(Filters(role="system", session="evolve"), limit=1)), None)
+    result = {"installed": record is not None,
+              "scheduler": record and record["scheduler"], "name": record and record["name"],
+              "at": record and record["at"], "every": record and record["every"],
+              "next_run": record and schedule.next_run(record),
+              "last": None if last is None else {"ts": last.ts.isoformat(timespec="seconds"), "prose": last.prose,
+                                                 "status": (last.meta or {}).get("evolve", {}).get("status")}}
+    state.out.record(result, id_key="name", human=lambda r: (
+        (f"{r['name']} ({r['scheduler']}): every {r['every']} at {r['at']}, next run {r['next_run']}"
+         if r["installed"] else "no schedule installed (soulctl schedule install)")
+        + ("\nlast cycle: " + f"{r['last']['ts']} {r['last']['prose']}" if r["last"] else "\nno cycle has run yet")))
