@@ -5,18 +5,23 @@ diff` and `anchor drift` from the files."""
 from __future__ import annotations
 
 
-def sq_norm(raw: bytes, dtype: str) -> float:
+def sq_norm(raw: bytes, dtype: str, chunk: int = 1 << 22) -> float:
+    """Σw² in float64, a chunk at a time: memory stays a few chunks, whatever the tensor's size
+    (a 123B model's embedding is 800 MB in bf16, 6.4 GB as one float64 array)."""
     import numpy as np
 
-    if dtype == "F32":
-        a = np.frombuffer(raw, dtype=np.float32)
-    elif dtype == "F16":
-        a = np.frombuffer(raw, dtype=np.float16).astype(np.float32)
-    elif dtype == "BF16":
-        a = (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
-    else:
+    kinds = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
+    if dtype not in kinds:
         return 0.0
-    return float(np.dot(a.astype(np.float64), a.astype(np.float64)))
+    a = np.frombuffer(raw, dtype=kinds[dtype])
+    total = 0.0
+    for start in range(0, len(a), chunk):
+        part = a[start:start + chunk]
+        if dtype == "BF16":
+            part = (part.astype(np.uint32) << 16).view(np.float32)
+        part = part.astype(np.float64)
+        total += float(np.dot(part, part))
+    return total
 
 
 def module_type(name: str) -> str:

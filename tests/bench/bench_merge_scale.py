@@ -1,0 +1,204 @@
+"""How merge time and memory grow with the model: `soulctl merge` (a whole process) of one
+q/k/v LoRA layer (r 32) into synthetic Llama-family models built here at three sizes — random
+bf16 weights written as safetensors, the architecture of the user's Mistral Large at a smaller
+width and depth — printing wall time, peak RSS and the largest tensor per size.
+
+Merge streams tensor by tensor, so the expectation is: time linear in the bytes it reads and
+writes (the touched q/k/v tensors are computed, the rest copied and hashed), peak memory flat —
+the process's fixed cost plus about one tensor — whatever the model's size. The last lines
+extrapolate both to 123B (Mistral Large 2: 88 layers, hidden 12288, 245 GB in bf16).
+
+Run: .venv/bin/python tests/bench/bench_merge_scale.py [--sizes 135M,1B,3B] [--dir DIR]
+Needs ~3.5× the largest model's size in free disk (source, generation 0, generation 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+# name → (hidden, layers, heads, kv heads, intermediate); vocab 49152, tied embeddings
+SIZES = {
+    "135M": (576, 30, 9, 3, 1536),
+    "1B": (2048, 16, 32, 8, 8192),
+    "3B": (3072, 28, 24, 8, 8192),
+}
+VOCAB = 49152
+MISTRAL_LARGE = (12288, 88, 96, 8, 28672, 32768)  # hidden, layers, heads, kv, intermediate, vocab
+RANK = 32
+
+MEASURE = ("import resource, subprocess, sys, time\n"
+           "t = time.perf_counter(); p = subprocess.run(sys.argv[1:], capture_output=True)\n"
+           "wall = time.perf_counter() - t\n"
+           "print(p.returncode, wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+           "sys.stderr.write(p.stderr.decode()[-2000:] if p.returncode else '')\n")
+
+
+def shapes(hidden: int, layers: int, heads: int, kv: int, inter: int, vocab: int = VOCAB) -> dict:
+    head_dim = hidden // heads
+    out = {"model.embed_tokens.weight": (vocab, hidden), "model.norm.weight": (hidden,)}
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        out.update({
+            p + "input_layernorm.weight": (hidden,), p + "post_attention_layernorm.weight": (hidden,),
+            p + "self_attn.q_proj.weight": (heads * head_dim, hidden),
+            p + "self_attn.k_proj.weight": (kv * head_dim, hidden),
+            p + "self_attn.v_proj.weight": (kv * head_dim, hidden),
+            p + "self_attn.o_proj.weight": (hidden, heads * head_dim),
+            p + "mlp.gate_proj.weight": (inter, hidden), p + "mlp.up_proj.weight": (inter, hidden),
+            p + "mlp.down_proj.weight": (hidden, inter),
+        })
+    return out
+
+
+def write_safetensors(path: Path, tensors: dict[str, tuple], dtype: str, fill) -> None:
+    """Stream a safetensors file tensor by tensor (`fill(n)` gives n elements' bytes)."""
+    size = {"BF16": 2, "F32": 4}[dtype]
+    header, offset = {}, 0
+    for name, shape in tensors.items():
+        n = int(np.prod(shape)) * size
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + n]}
+        offset += n
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(raw)) + raw)
+        for name, shape in tensors.items():
+            fh.write(fill(int(np.prod(shape)), name))
+
+
+def random_bf16(seed: int):
+    """Random bf16 weights (std 0.02) cut from one pool at a different offset per tensor."""
+    rng = np.random.default_rng(seed)
+    pool = ((rng.standard_normal(1 << 24, dtype=np.float32) * 0.02).view(np.uint32) >> 16).astype(np.uint16)
+
+    def fill(n: int, name: str) -> bytes:
+        if name.endswith("norm.weight"):
+            return np.full(n, 0x3F80, dtype=np.uint16).tobytes()  # 1.0
+        start = int(rng.integers(0, len(pool)))
+        reps = -(-(start + n) // len(pool))
+        return np.tile(pool, reps)[start:start + n].tobytes() if reps > 1 else pool[start:start + n].tobytes()
+    return fill
+
+
+def build_model(directory: Path, spec: tuple, tokenizer: Path) -> int:
+    hidden, layers, heads, kv, inter = spec
+    directory.mkdir(parents=True)
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden,
+              "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv,
+              "intermediate_size": inter, "vocab_size": VOCAB, "tie_word_embeddings": True,
+              "max_position_embeddings": 8192, "rms_norm_eps": 1e-5, "torch_dtype": "bfloat16",
+              "hidden_act": "silu", "rope_theta": 100000.0}
+    (directory / "config.json").write_text(json.dumps(config, indent=1))
+    shutil.copyfile(tokenizer, directory / "tokenizer.json")
+    tensors = shapes(*spec)
+    write_safetensors(directory / "model.safetensors", tensors, "BF16", random_bf16(hidden))
+    return sum(int(np.prod(s)) for s in tensors.values())
+
+
+def build_adapter(staged: Path, spec: tuple) -> None:
+    hidden, layers, heads, kv, _ = spec
+    head_dim = hidden // heads
+    rng = np.random.default_rng(7)
+    tensors = {}
+    for i in range(layers):
+        for proj, rows in (("q_proj", heads * head_dim), ("k_proj", kv * head_dim), ("v_proj", kv * head_dim)):
+            key = f"base_model.model.model.layers.{i}.self_attn.{proj}"
+            tensors[f"{key}.lora_A.weight"] = (RANK, hidden)
+            tensors[f"{key}.lora_B.weight"] = (rows, RANK)
+    staged.mkdir(parents=True)
+
+    def fill(n: int, name: str) -> bytes:
+        return (rng.standard_normal(n, dtype=np.float32) * 0.01).tobytes()
+    write_safetensors(staged / "adapter_model.safetensors", tensors, "F32", fill)
+    (staged / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "r": RANK, "lora_alpha": 2 * RANK, "lora_dropout": 0.0,
+        "target_modules": ["q_proj", "k_proj", "v_proj"], "bias": "none", "task_type": "CAUSAL_LM"}))
+
+
+def run(cmd: list[str]) -> tuple[float, float]:
+    out = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    code, wall, rss_kib = out.stdout.split()
+    if code != "0":
+        sys.exit(f"{' '.join(cmd[3:])} failed ({code}): {out.stderr}")
+    return float(wall), int(rss_kib) / 1024
+
+
+def soulctl(*args: str) -> list[str]:
+    return [sys.executable, "-m", "soulctl", *map(str, args)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="135M,1B,3B")
+    ap.add_argument("--dir", type=Path, help="work here (default: a temporary directory)")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-merge-scale-", dir=args.dir))
+    from soulctl.evolve.adapters import store_adapter
+    from soulctl.generations.base import bundled_gguf
+    from soulctl.home import Home
+
+    rows = []
+    try:
+        tok_home = root / "tok"
+        gguf = bundled_gguf()
+        subprocess.run(soulctl("init", tok_home, "--base", gguf), check=True, capture_output=True)
+        tokenizer = tok_home / "generations" / "gen-0000" / "tokenizer.json"
+        print(f"{'size':>6} {'params':>14} {'bytes':>10} {'touched':>9} {'largest':>9} "
+              f"{'merge s':>8} {'peak RSS':>9} {'GB/s':>6}")
+        for name in args.sizes.split(","):
+            spec = SIZES[name]
+            work = root / name
+            params = build_model(work / "base", spec, tokenizer)
+            subprocess.run(soulctl("init", work / "home", "--base", work / "base"), check=True, capture_output=True)
+            shutil.rmtree(work / "base")
+            home = Home(work / "home")
+            build_adapter(work / "staged", spec)
+            adapter = store_adapter(home, work / "staged", {"trainer": "bench_merge_scale", "r": RANK})
+            wall, rss = run(soulctl("--home", home.root, "merge", adapter))
+            all_shapes = shapes(*spec)
+            touched = sum(int(np.prod(s)) for k, s in all_shapes.items() if "_proj" in k and "self_attn" in k
+                          and "o_proj" not in k)
+            largest = max(int(np.prod(s)) for s in all_shapes.values()) * 2
+            size_bytes = params * 2
+            rows.append((name, params, size_bytes, touched, largest, wall, rss))
+            print(f"{name:>6} {params:>14,} {size_bytes / 2**30:>8.2f}Gi {touched / params:>8.1%} "
+                  f"{largest / 2**20:>7.0f}Mi {wall:>8.1f} {rss:>7.0f}Mi {size_bytes / wall / 1e9:>6.2f}", flush=True)
+            shutil.rmtree(work, ignore_errors=True)
+        small, big = rows[0], rows[-1]
+        time_per_byte = (big[5] - small[5]) / (big[2] - small[2])
+        rss_growth = (big[6] - small[6]) / max(1, (big[2] - small[2]) / 2**30)
+        hidden, layers, heads, kv, inter, vocab = MISTRAL_LARGE
+        ml = shapes(hidden, layers, heads, kv, inter, vocab)
+        ml_params = sum(int(np.prod(s)) for s in ml.values()) + vocab * hidden  # untied lm_head
+        ml_bytes = ml_params * 2
+        ml_largest = max(int(np.prod(s)) for s in ml.values()) * 2
+        print()
+        print(f"time: {time_per_byte * 1e9:.2f} s per GB beyond the {small[0]} model "
+              f"(fixed start-up {small[5]:.1f} s); memory: {rss_growth:+.0f} MiB per GiB of model, "
+              f"peak {small[6]:.0f} → {big[6]:.0f} MiB from {small[2] / 2**30:.2f} to {big[2] / 2**30:.2f} GiB")
+        print(f"123B (Mistral Large 2, {ml_params / 1e9:.0f}B params, {ml_bytes / 1e9:.0f} GB bf16): "
+              f"~{(small[5] + time_per_byte * (ml_bytes - small[2])) / 60:.0f} min at this machine's disk "
+              f"speed; peak memory ≈ the fixed {small[6]:.0f} MiB plus a few float32 copies of one tensor "
+              f"(its largest is {ml_largest / 2**20:.0f} MiB in bf16), not the model's size")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
