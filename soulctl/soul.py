@@ -61,6 +61,7 @@ class Soul:
         interpreter exit aborts the process, so they are closed explicitly)."""
         if "store" in self.__dict__:
             self.store.settle()
+            self.store.close()
         engines, self._engines = self._engines, {}
         for engine in engines.values():
             engine.close()

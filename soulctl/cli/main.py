@@ -29,6 +29,7 @@ from soulctl.commands import (
     resonate,
     schedule,
     serve,
+    store,
 )
 from soulctl.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, SoulError
 
@@ -86,6 +87,7 @@ COMMANDS: dict[str, tuple] = {
     "anchor": (anchor.app,),
     "evolve": (evolve.run, evolve.HELP),
     "schedule": (schedule.app,),
+    "store": (store.app,),
     "hands": (hands.run, hands.HELP),
     "serve": (serve.run, serve.HELP),
     "mcp": (serve.mcp, serve.MCP_HELP),

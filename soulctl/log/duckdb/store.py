@@ -25,18 +25,11 @@ from soulctl.log.duckdb.connection import attached
 from soulctl.log.duckdb.index import LogIndex
 from soulctl.log.duckdb.lock import store_lock
 from soulctl.log.duckdb.memory import MemoryVersions
-from soulctl.log.duckdb.rows import (
-    SELECT,
-    insert_rows,
-    new_rows,
-    packet_from_new_row,
-    packet_from_row,
-    vectors_from,
-    where_clause,
-)
+from soulctl.log.duckdb.rows import insert_rows, vectors_from, where_clause
 from soulctl.log.duckdb.search import Ranking
 from soulctl.log.duckdb.user import UserQueries
 from soulctl.log.packets import Filters, NewPacket, Packet, utcnow
+from soulctl.log.rows import SELECT, new_rows, packet_from_new_row, packet_from_row
 from soulctl.log.store import Store, WriteInterrupted, embedder_mismatch
 
 log = logging.getLogger(__name__)

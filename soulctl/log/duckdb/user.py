@@ -10,6 +10,8 @@ from soulctl.errors import InvalidInput, NotFound
 from soulctl.log.duckdb import schema
 from soulctl.log.duckdb.lock import store_lock
 from soulctl.log.duckdb.rows import SELECT, fixed_array
+from soulctl.log.rows import RAW
+
 
 
 class UserQueries:
@@ -92,6 +94,84 @@ class UserQueries:
             self._sync_indexes(con, force_vectors=True)
         return len(seqs)
 
+
+    # -- raw rows, for `store migrate` ----------------------------------------------------
+    def raw_packets(self, after_seq: int, limit: int) -> tuple[list[dict], np.ndarray]:
+        with self._read() as con:
+            if con is None:
+                return [], np.zeros((0, 0), np.float32)
+            rows = con.execute(f"SELECT {', '.join(RAW)}, embedding FROM packets WHERE seq > ? "
+                               "ORDER BY seq LIMIT ?", [int(after_seq), int(limit)]).fetchall()
+        out = [dict(zip(RAW, r)) for r in rows]
+        vecs = np.array([r[-1] for r in rows], dtype=np.float32) if rows else np.zeros((0, 0), np.float32)
+        return out, vecs
+
+    def raw_marks(self) -> list[tuple]:
+        with self._read() as con:
+            if con is None:
+                return []
+            return con.execute("SELECT packet_id, score, source, ts FROM resonance_marks "
+                               "ORDER BY ts, rowid").fetchall()
+
+    def raw_memory(self) -> list[tuple]:
+        with self._read() as con:
+            if con is None or "0005_memory_versions" in self._pending(con):
+                return []
+            return con.execute("SELECT kind, version, ts, author, reason, text FROM memory_versions "
+                               "ORDER BY kind, version").fetchall()
+
+    def load_raw(self, rows: list[dict], vectors: np.ndarray, marks: list[tuple] | None = None,
+                 memory: list[tuple] | None = None) -> None:
+        import duckdb as _duckdb
+
+        from soulctl.errors import AlreadyExists
+        from soulctl.log.duckdb.rows import insert_rows
+
+        dim = int(vectors.shape[1]) if rows else None
+        with self._write(dim) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if rows:
+                    if not con.execute("SELECT 1 FROM store_meta").fetchall():
+                        con.execute("INSERT INTO store_meta VALUES ('embed_model', ?), ('dim', ?)",
+                                    [rows[0]["embed_model"], str(dim)])
+                    insert_rows(con, [{**r, "embedding": v} for r, v in zip(rows, vectors)], dim)
+                if marks is not None:
+                    con.execute("DELETE FROM resonance_marks")
+                    if marks:
+                        con.executemany("INSERT INTO resonance_marks VALUES (?, ?, ?, ?)", [list(m) for m in marks])
+                if memory is not None:
+                    self._restamp_memory()
+                    con.execute("DELETE FROM memory_versions")
+                    if memory:
+                        con.executemany("INSERT INTO memory_versions VALUES (?, ?, ?, ?, ?, ?)",
+                                        [list(m) for m in memory])
+                con.execute("COMMIT")
+            except _duckdb.ConstraintException:
+                con.execute("ROLLBACK")
+                raise AlreadyExists("the target log already holds some of these packets",
+                                    hint="migrate into an empty store, or resume the same migration") from None
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            if rows:
+                self._sync_indexes(con)
+
+    def info(self) -> dict:
+        with self._read() as con:
+            if con is None or self._pending(con):
+                return {"backend": "duckdb", "path": str(self.path), "packets": 0}
+            packets, marks = con.execute("SELECT (SELECT count(*) FROM packets), "
+                                         "(SELECT count(*) FROM resonance_marks)").fetchone()
+            versions = con.execute("SELECT count(*) FROM memory_versions").fetchone()[0]
+            meta = dict(con.execute("SELECT key, value FROM store_meta").fetchall())
+        index_bytes = sum(p.stat().st_size for p in self.index.root.rglob("*") if p.is_file()) \
+            if self.index.root.is_dir() else 0
+        return {"backend": "duckdb", "path": str(self.path), "packets": int(packets), "marks": int(marks),
+                "memory_versions": int(versions), "embed_model": meta.get("embed_model"),
+                "dim": int(meta["dim"]) if "dim" in meta else None,
+                "bytes": {"database": self.path.stat().st_size, "indexes": index_bytes},
+                "indexes": self.index.state().__dict__}
 
 
 _READ_STATEMENTS = {"SELECT", "EXPLAIN"}

