@@ -94,7 +94,7 @@ def dream(home: Home, buffer_ref: str | None, recipe: DreamRecipe, progress=None
     meta = train_adapter(model_dir, conversations, recipe, staged, progress, on_step)
     meta.update({"base_generation": gen, "buffer": buffer.stem,
                  "buffer_sha256": hashlib.sha256(buffer.read_bytes()).hexdigest(),
-                 "log_ids": _buffer_log_ids(buffer)})
+                 "log_ids": _buffer_log_ids(buffer), "covered_ids": _buffer_log_ids(buffer, "covered_ids")})
     adapter_id = store_adapter(home, staged, meta)
     return summary(adapter_id, meta)
 
@@ -183,11 +183,11 @@ def train_adapter(model_dir: Path, conversations: list[list[dict]], recipe: Drea
     }
 
 
-def _buffer_log_ids(buffer: Path) -> list[str]:
+def _buffer_log_ids(buffer: Path, key: str = "log_ids") -> list[str]:
     meta = buffer.with_suffix(".json")
     if meta.is_file():
         try:
-            return list(json.loads(meta.read_text()).get("log_ids", []))
+            return list(json.loads(meta.read_text()).get(key, []))
         except json.JSONDecodeError:
             return []
     return []

@@ -188,7 +188,8 @@ def plot_clusters(result: dict, path: Path) -> None:
 
 
 def learned_ids(home: Home, gid: str | None = None) -> set[str]:
-    """The log ids every adapter layer in `gid`'s lineage (default: current) learned from."""
+    """The log ids every adapter layer in `gid`'s lineage (default: current) learned from, and
+    those its buffers left out as near-duplicates of what they taught."""
     from soulctl.generations import current, read_lineage
 
     gid = gid or current(home)
@@ -198,7 +199,9 @@ def learned_ids(home: Home, gid: str | None = None) -> set[str]:
     for adapter in read_lineage(home, gid).adapters:
         meta = home.adapters / adapter / "meta.json"
         if meta.is_file():
-            ids.update(json.loads(meta.read_text()).get("log_ids") or [])
+            record = json.loads(meta.read_text())
+            ids.update(record.get("log_ids") or [])
+            ids.update(record.get("covered_ids") or [])
     return ids
 
 
@@ -229,10 +232,18 @@ def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
         raise InvalidInput(f"no {role} packet has resonance at or above {threshold}",
                            hint="score first (soulctl resonate score), mark some, or lower --threshold")
     chosen.sort(key=lambda i: -(meta[i]["resonance"] or 0))
+    # greedy: the most resonant of each near-duplicate group stays; a new moment that repeats
+    # one already learned, or one kept here, is covered — and counted as learned from now on,
+    # so it does not come back in a later buffer
+    taught = vecs[[i for i in resonant if meta[i]["id"] in learned]] if learned else vecs[:0]
     kept: list[int] = []
-    for i in chosen:  # greedy: the most resonant of each near-duplicate group stays
-        if all(float(vecs[i] @ vecs[j]) < recipe.dedup_cosine for j in kept):
+    covered: list[str] = []
+    for i in chosen:
+        twins = vecs[kept] if meta[i]["id"] in learned else np.vstack([taught, vecs[kept]])
+        if not len(twins) or float((twins @ vecs[i]).max()) < recipe.dedup_cosine:
             kept.append(i)
+        else:
+            covered.append(meta[i]["id"])
     kept.sort(key=lambda i: meta[i]["seq"])
     by_session: dict[str, list[int]] = {}
     for i, m in enumerate(meta):
@@ -255,7 +266,7 @@ def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
     path = home.buffers / f"{buffer_id}.jsonl"
     record = {"id": buffer_id, "sha256": sha, "examples": len(lines), "log_ids": ids,
               "threshold": threshold, "dedup_cosine": recipe.dedup_cosine, "cluster": cluster,
-              "context_turns": recipe.context_turns, "dropped_duplicates": len(chosen) - len(kept),
+              "context_turns": recipe.context_turns, "dropped_duplicates": len(covered), "covered_ids": covered,
               "skipped_learned": len(resonant) - len([i for i in resonant if meta[i]["id"] not in learned]),
               "created_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}
     for target, data in ((path, body), (path.with_suffix(".json"),

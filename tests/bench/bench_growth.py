@@ -93,10 +93,12 @@ def night(home: Path, n: int) -> tuple[dict, set[str]]:
     added = must(soulctl(home, "--json", "log", "add", "--jsonl", input="".join(json.dumps(r) + "\n" for r in rows)))
     ids = [json.loads(line) for line in added.stdout.splitlines()]
     soul_ids = {p["id"] for p in ids if p["role"] == "soul"}
+    from soulctl.home import Home
     from soulctl.soul import Soul
 
-    soul = Soul(home)  # marks in one transaction, as a user's script would with `resonate mark`
+    soul = Soul(Home(home))  # marks in one transaction, as a user's script would with `resonate mark`
     soul.store.mark_many([(pid, 1.0, "mark") for pid in sorted(soul_ids)])
+    soul.close()
     t = time.perf_counter()
     proc = soulctl(home, "--json", "evolve")
     wall = time.perf_counter() - t
