@@ -246,10 +246,12 @@ def dir_bytes(path: Path) -> int:
 
 
 def stores_bytes(home_root: Path) -> int:
-    """What the soul keeps resident besides models: the log database and corpus indexes."""
+    """What the soul keeps resident besides models: the log database on this machine (DuckDB,
+    or the embedded PostgreSQL's data directory) and the corpus indexes."""
     data = home_root / "data"
     size = sum(dir_bytes(p) if p.is_dir() else p.stat().st_size
-               for p in data.glob("soul.duckdb*")) if data.exists() else 0
+               for pattern in ("soul.duckdb*", "postgres")
+               for p in data.glob(pattern)) if data.exists() else 0
     return size + dir_bytes(home_root / "corpora")
 
 

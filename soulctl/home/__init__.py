@@ -60,7 +60,8 @@ class Home:
         from soulctl.log import local_files
 
         real = Path(os.path.realpath(path))
-        if any(real == Path(os.path.realpath(f)) for f in local_files(self)):
+        if any(real == Path(os.path.realpath(f)) or real.is_relative_to(os.path.realpath(f))
+               for f in local_files(self)):  # a file, or a directory such as data/postgres
             return True
         own = [self.generations, self.corpora, self.data / "index", self.adapters, self.buffers]
         return (real == Path(os.path.realpath(self.soul_yaml))

@@ -1,6 +1,6 @@
 """The Store interface: every call anyone makes of the log, declared in full (DESIGN §11).
 
-Backends live in their own folders (log/duckdb/, later log/postgres/); nothing outside them
+Backends live in their own folders (log/duckdb/, log/postgres/); nothing outside them
 names a backend or writes SQL, so a backend is added without touching evolve/ or memory/.
 """
 
@@ -99,7 +99,8 @@ class Store(ABC):
 
     @abstractmethod
     def reindex(self) -> dict:
-        """Rebuild whatever derived indexes the backend keeps; returns counts and state."""
+        """Rebuild whatever derived indexes the backend keeps; returns at least `packets` and
+        `vector_kind` (the vector index's kind), then the backend's own state."""
 
     # -- resonance -------------------------------------------------------------------------
     @abstractmethod

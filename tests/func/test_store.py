@@ -64,6 +64,8 @@ def test_migrate_round_trip_keeps_everything_byte_for_byte(talked, tmp_path):
     assert info["server"].startswith("18.") and info["indexes"]["packets_hnsw"]["valid"]
     assert snapshot(home) == before
     assert hashlib.sha256((home / "data" / "soul.duckdb").read_bytes()).hexdigest() == original  # untouched
+    reindexed = soulctl("--home", home, "--json", "log", "reindex").json()
+    assert (reindexed["packets"], reindexed["vector_kind"]) == (32, "hnsw")
 
     back = soulctl("--home", home, "--json", "store", "migrate", "--to", "duckdb:data/back.duckdb", "--switch")
     assert back.code == 0, back

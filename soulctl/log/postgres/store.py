@@ -54,14 +54,6 @@ def where_clause(filters: Filters | None) -> tuple[str, list]:
     return " ".join(parts), params
 
 
-def tsquery_words(text: str) -> str:
-    """Any of the query's words (BM25's OR semantics), for to_tsquery: letters and digits only."""
-    import re
-
-    words = [w for w in re.findall(r"[\w']+", text.lower()) if w.strip("'")]
-    return " | ".join("'" + w.replace("'", "") + "'" for w in words if w.replace("'", ""))
-
-
 class PostgresStore(UserQueries, Store):
     backend = "postgresql"
 
@@ -143,6 +135,8 @@ class PostgresStore(UserQueries, Store):
     # -- writes --------------------------------------------------------------------------
     def add(self, packets: Sequence[NewPacket], embeddings: np.ndarray, embed_model: str,
             index: bool = True) -> list[Packet]:
+        """Whole batches; `index=False` (a bulk load) drops the HNSW graph, which reindex()
+        builds once afterwards — far faster than growing it row by row."""
         if len(packets) != len(embeddings):
             raise ValueError("one embedding per packet")
         if not packets:
@@ -162,6 +156,8 @@ class PostgresStore(UserQueries, Store):
                                 [embed_model, str(dim)])
                 elif meta["embed_model"] != embed_model or int(meta["dim"]) != dim:
                     raise embedder_mismatch(meta["embed_model"], embed_model)
+                if not index:
+                    con.execute("DROP INDEX IF EXISTS packets_hnsw")
                 first = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM packets").fetchone()[0]
                 rows = new_rows(packets, embeddings, embed_model, int(first))
                 self._copy_in(con, rows)
@@ -216,13 +212,15 @@ class PostgresStore(UserQueries, Store):
             "ORDER BY packet_id, ts DESC, n DESC", [source])}
 
     def reindex(self) -> dict:
-        """Rebuild the HNSW graph (after bulk loads) and refresh the planner's statistics."""
+        """Build the HNSW graph anew (after bulk loads) and refresh the planner's statistics."""
         self._migrate(None)
         con = self.con()
-        con.execute("SET maintenance_work_mem = '1GB'")
-        con.execute("REINDEX INDEX packets_hnsw")
+        con.execute("SET maintenance_work_mem = '2GB'")
+        con.execute("SET max_parallel_maintenance_workers = 2")
+        con.execute("DROP INDEX IF EXISTS packets_hnsw")
+        con.execute(schema.HNSW)
         con.execute("ANALYZE packets")
-        return {"packets": self.count(), **self.index_state()}
+        return {"packets": self.count(), "vector_kind": "hnsw", **self.index_state()}
 
     # -- reads ---------------------------------------------------------------------------
     def _fetch(self, query: str, params: Sequence = ()) -> list[tuple]:
@@ -326,18 +324,15 @@ class PostgresStore(UserQueries, Store):
                          f"ORDER BY embedding <=> %s LIMIT {int(depth)}) v)")
             params += [query, query, *fparams, query]
             names.append("semantic")
-        query_words = tsquery_words(text) if text is not None else ""
         if text is not None:
-            if not query_words:
-                if vector is None:
-                    return []
-            else:
-                parts.append(f"keyword AS (SELECT seq, s, row_number() OVER (ORDER BY s DESC, seq) AS r FROM "
-                             f"(SELECT seq, ts_rank_cd(tsv, q) AS s FROM {table}, "
-                             f"to_tsquery('english', %s) q WHERE tsv @@ q {where} "
-                             f"ORDER BY s DESC, seq LIMIT {int(depth)}) t)")
-                params += [query_words, *fparams]
-                names.append("keyword")
+            # web-search syntax, as Supabase's hybrid search: every word (stemmed, stopwords
+            # dropped), "a phrase", a or b, -not; GIN finds the matches, so it stays fast at 1M
+            parts.append(f"keyword AS (SELECT seq, s, row_number() OVER (ORDER BY s DESC, seq) AS r FROM "
+                         f"(SELECT seq, ts_rank_cd(tsv, q) AS s FROM {table}, "
+                         f"websearch_to_tsquery('english', %s) q WHERE tsv @@ q {where} "
+                         f"ORDER BY s DESC, seq LIMIT {int(depth)}) t)")
+            params += [text, *fparams]
+            names.append("keyword")
         if len(names) == 2:
             fused = (f"SELECT coalesce(semantic.seq, keyword.seq) AS seq, "
                      f"coalesce(1.0 / ({RRF_K} + semantic.r), 0) + coalesce(1.0 / ({RRF_K} + keyword.r), 0) AS score, "

@@ -209,6 +209,7 @@ class UserQueries:
         with con.transaction():
             con.execute("SELECT pg_advisory_xact_lock(hashtext('soulctl_packets'))")
             if rows:
+                con.execute("DROP INDEX IF EXISTS packets_hnsw")  # reindex() builds it once at the end
                 if not con.execute("SELECT 1 FROM store_meta").fetchone():
                     con.execute("INSERT INTO store_meta VALUES ('embed_model', %s), ('dim', %s)",
                                 [rows[0]["embed_model"], str(vectors.shape[1])])
