@@ -37,6 +37,7 @@ def migrate(
 
     Examples:
 
+    \b
       soulctl store migrate --to postgres+embedded --switch
       soulctl store migrate --to postgresql://soul@db.example.org/soul
       soulctl store migrate --from postgres+embedded --to duckdb:data/soul.duckdb --switch

@@ -139,7 +139,7 @@ def main() -> None:
         limits = json.loads(must(soulctl(home, "--json", "evolve", "--dry-run")).stdout)["plan"]["anchor"]
         rows, learned = [], set()
         header = (f"{'cycle':>5} {'gen':>8} {'status':>8} {'buffer':>6} {'only new':>8} {'wall s':>7} "
-                  f"{'drift':>9} {'probe Δ':>8} {'absorb':>8} {'loss before→after':>18}")
+                  f"{'drift':>9} {'probe Δ':>8} {'absorb':>8} {'loss before→after':>18}  stages (s): score buffer dream merge check")
         print(header)
         for n in range(args.cycles):
             record, new_ids = night(home, n)
@@ -152,11 +152,16 @@ def main() -> None:
             print(f"{n + 1:>5} {record['generation'] or '-':>8} {record['status']:>8} {len(in_buffer):>6} "
                   f"{str(only_new):>8} {record['wall']:>7.1f} {record.get('drift') or 0:>9.6f} "
                   f"{record.get('probe_loss_delta') or 0:>+8.4f} {record.get('absorption') or 0:>+8.4f} "
-                  f"{loss[0]:>8.4f}→{loss[1]:<8.4f}", flush=True)
+                  f"{loss[0]:>8.4f}→{loss[1]:<8.4f}  "
+                  + " ".join(f"{record['timings'].get(k, 0):.1f}" for k in ("score", "buffer", "dream", "merge", "check")),
+                  flush=True)
         last = rows[-1]["generation"]
         compared, differing = untouched_identical(home, last)
         current = (home / "generations" / "current").resolve().name
-        lineage = json.loads((home / "generations" / last / "lineage.json").read_text())
+        from soulctl.generations import read_lineage
+        from soulctl.home import Home
+
+        hashes = read_lineage(Home(home), last).hashes
         must(soulctl(home, "gen", "use", "gen-0000"))
         dropped = json.loads(must(soulctl(home, "--json", "gen", "gc", "--keep", "0")).stdout)["dropped"]
         gone = not any((home / "generations" / last).glob("*.safetensors"))
@@ -166,7 +171,7 @@ def main() -> None:
         from soulctl.generations.build import sha256_file
 
         reproduced = all(sha256_file(home / "generations" / last / rel) == sha
-                         for rel, sha in lineage["hashes"].items())
+                         for rel, sha in hashes.items())
         must(soulctl(home, "gen", "use", current))
 
         walls = [r["wall"] for r in rows]
