@@ -205,8 +205,8 @@ def write_merged(plan: MergePlan, adapters: list[AdapterLayer], anchor_dir: Path
                  progress=None) -> dict:
     """Stream the merged model into `out`; return the drift measured on the way."""
     import torch
-    from safetensors import safe_open
 
+    dtypes = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
     for path in sorted(anchor_dir.iterdir()):
         if path.is_file() and path.suffix != ".safetensors" and path.name != "lineage.json":
             shutil.copyfile(path, out / path.name)
@@ -218,16 +218,17 @@ def write_merged(plan: MergePlan, adapters: list[AdapterLayer], anchor_dir: Path
             header, data_start = safetensors_layout(src)
             order = sorted((k for k in header if k != "__metadata__"),
                            key=lambda k: header[k]["data_offsets"][0])
-            with open(src, "rb") as fin, open(out / src.name, "wb") as fout, \
-                    safe_open(str(src), framework="pt") as st:
+            with open(src, "rb") as fin, open(out / src.name, "wb") as fout:
                 fout.write(fin.read(data_start))  # same header: same layout as the anchor
                 for name in order:
                     begin, end = header[name]["data_offsets"]
                     fin.seek(data_start + begin)
                     raw = fin.read(end - begin)
                     kind = module_type(name)
-                    if name in plan.targets:
-                        base = st.get_tensor(name)
+                    if name in plan.targets:  # from the bytes just read: no mapping of the file
+                        # stays resident, so memory holds about one tensor whatever the model's size
+                        base = torch.frombuffer(bytearray(raw), dtype=dtypes[header[name]["dtype"]]) \
+                            .reshape(header[name]["shape"])
                         idx = plan.targets[name]
                         deltas = [adapters[i].delta(name) for i in idx]
                         mixed = ties_delta(deltas, [plan.layers[i].density for i in idx],

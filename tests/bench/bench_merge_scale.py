@@ -4,9 +4,10 @@ bf16 weights written as safetensors, the architecture of the user's Mistral Larg
 width and depth — printing wall time, peak RSS and the largest tensor per size.
 
 Merge streams tensor by tensor, so the expectation is: time linear in the bytes it reads and
-writes (the touched q/k/v tensors are computed, the rest copied and hashed), peak memory flat —
-the process's fixed cost plus about one tensor — whatever the model's size. The last lines
-extrapolate both to 123B (Mistral Large 2: 88 layers, hidden 12288, 245 GB in bf16).
+writes (the touched q/k/v tensors are computed, the rest copied and hashed), peak memory the
+process's fixed cost plus about one tensor, whatever the model's size. The last lines fit peak
+RSS against the largest tensor and extrapolate time and memory to 123B (Mistral Large 2: 88
+layers, hidden 12288, 245 GB in bf16).
 
 Run: .venv/bin/python tests/bench/bench_merge_scale.py [--sizes 135M,1B,3B] [--dir DIR]
 Needs ~3.5× the largest model's size in free disk (source, generation 0, generation 1).
@@ -182,6 +183,7 @@ def main() -> None:
         small, big = rows[0], rows[-1]
         time_per_byte = (big[5] - small[5]) / (big[2] - small[2])
         rss_growth = (big[6] - small[6]) / max(1, (big[2] - small[2]) / 2**30)
+        per_tensor = (big[6] - small[6]) / max(1.0, (big[4] - small[4]) / 2**20)  # MiB per MiB of largest
         hidden, layers, heads, kv, inter, vocab = MISTRAL_LARGE
         ml = shapes(hidden, layers, heads, kv, inter, vocab)
         ml_params = sum(int(np.prod(s)) for s in ml.values()) + vocab * hidden  # untied lm_head
@@ -191,10 +193,13 @@ def main() -> None:
         print(f"time: {time_per_byte * 1e9:.2f} s per GB beyond the {small[0]} model "
               f"(fixed start-up {small[5]:.1f} s); memory: {rss_growth:+.0f} MiB per GiB of model, "
               f"peak {small[6]:.0f} → {big[6]:.0f} MiB from {small[2] / 2**30:.2f} to {big[2] / 2**30:.2f} GiB")
-        print(f"123B (Mistral Large 2, {ml_params / 1e9:.0f}B params, {ml_bytes / 1e9:.0f} GB bf16): "
-              f"~{(small[5] + time_per_byte * (ml_bytes - small[2])) / 60:.0f} min at this machine's disk "
-              f"speed; peak memory ≈ the fixed {small[6]:.0f} MiB plus a few float32 copies of one tensor "
-              f"(its largest is {ml_largest / 2**20:.0f} MiB in bf16), not the model's size")
+        projected = small[6] + per_tensor * (ml_largest - small[4]) / 2**20
+        print(f"peak RSS follows the largest tensor, not the model: {per_tensor:.2f} MiB per MiB of it "
+              f"({small[4] / 2**20:.0f} → {big[4] / 2**20:.0f} MiB)")
+        print(f"123B (Mistral Large 2, {ml_params / 1e9:.0f}B params, {ml_bytes / 1e9:.0f} GB bf16), "
+              f"extrapolated: ~{(small[5] + time_per_byte * (ml_bytes - small[2])) / 60:.0f} min at this "
+              f"machine's disk speed; peak RSS ~{projected / 1024:.1f} GiB (its largest tensor is "
+              f"{ml_largest / 2**20:.0f} MiB in bf16)")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
