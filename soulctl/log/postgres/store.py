@@ -8,7 +8,6 @@ query: the HNSW (cosine) ranking and the full-text ranking fused by reciprocal r
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import threading
@@ -19,7 +18,7 @@ import numpy as np
 from soulctl.errors import AlreadyExists, InvalidInput, NotFound
 from soulctl.log.packets import Filters, Hit, NewPacket, Packet, utcnow
 from soulctl.log.postgres import schema
-from soulctl.log.postgres.connect import connect, ensure_vector, vec
+from soulctl.log.postgres.connect import connect, vec
 from soulctl.log.postgres.user import UserQueries
 from soulctl.log.rows import SELECT, naive_utc, new_rows, packet_from_new_row, packet_from_row
 from soulctl.log.store import Store, WriteInterrupted, embedder_mismatch
@@ -111,8 +110,7 @@ class PostgresStore(UserQueries, Store):
         con = self.con()
         if dim is None:
             raise NotFound("the log is empty: nothing to read yet", hint="add packets with `soulctl log add`")
-        ensure_vector(con, self.url)
-        schema.apply(con, dim)
+        schema.apply(con, dim)  # connect() has made sure pgvector is there
         self._ready = True
 
     # -- metadata ------------------------------------------------------------------------
@@ -215,7 +213,7 @@ class PostgresStore(UserQueries, Store):
         """Build the HNSW graph anew (after bulk loads) and refresh the planner's statistics."""
         self._migrate(None)
         con = self.con()
-        con.execute("SET maintenance_work_mem = '2GB'")
+        con.execute(f"SET maintenance_work_mem = '{_build_memory_mb()}MB'")  # the graph built in memory
         con.execute("SET max_parallel_maintenance_workers = 2")
         con.execute("DROP INDEX IF EXISTS packets_hnsw")
         con.execute(schema.HNSW)
@@ -369,5 +367,14 @@ class PostgresStore(UserQueries, Store):
         return {"indexes": {name: {"bytes": int(size), "valid": bool(valid)} for name, size, valid in rows}}
 
 
-def _utc(value: _dt.datetime) -> _dt.datetime:
-    return value.replace(tzinfo=_dt.timezone.utc)
+def _build_memory_mb() -> int:
+    """A quarter of this machine's RAM, at most 8 GiB, so the HNSW graph is built in memory
+    when it fits (pgvector says with a NOTICE when it does not)."""
+    import os
+
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 1024
+    return int(max(256, min(8192, ram // 4 // 2**20)))
+
