@@ -47,7 +47,8 @@ def phase(root: Path, mode: str) -> tuple[dict, float, int]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise SystemExit(err.decode()[-1500:])
-    return json.loads(out), time.perf_counter() - start, usage.ru_maxrss
+    record = out.decode().strip().splitlines()[-1]  # anything a library printed comes before
+    return json.loads(record), time.perf_counter() - start, usage.ru_maxrss
 
 
 def main() -> None:
