@@ -33,7 +33,7 @@ def require_driver():
     import importlib.util
 
     if not all(importlib.util.find_spec(name) for name in ("psycopg", "pgvector")):
-        raise MissingDependency("psycopg and pgvector", "postgres", "the PostgreSQL store needs them")
+        raise MissingDependency("psycopg or pgvector", "postgres", "the PostgreSQL store needs both")
 
 
 def embedded_url(pgdata: Path):
