@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 from soulctl.errors import InvalidInput, Unavailable
 from soulctl.home import Home
+from soulctl.processes import alive
 
 SESSION = "evolve"
 REJECTED = "rejected"  # generations/rejected/<gid>.json: why a generation was not kept
@@ -64,18 +65,8 @@ def _clean_staging(home: Home) -> None:
     """Adapters being trained when a cycle was killed (their pid is gone)."""
     for path in home.data.glob(".staged-adapter-*"):
         pid = path.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def evolve(soul, dry_run: bool = False, remove_rejected: bool = False, include_learned: bool = False,

@@ -21,6 +21,7 @@ from soulctl.generations.lineage import read_lineage
 from soulctl.generations.refs import LINEAGE, TMP_PREFIX, current
 from soulctl.home import Home
 from soulctl.progress import progress_task
+from soulctl.processes import alive
 
 DROPPED_DIR = ".dropped"  # per generation: the weight files `gen gc` removed
 VERIFIED_DIR = ".verified"  # per generation: the stat of each file when it last verified
@@ -32,7 +33,6 @@ def sha256_file(path: Path, chunk: int = 4 * 1024 * 1024) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
 
 
 def tree_files(root: Path) -> Iterator[Path]:
@@ -58,23 +58,13 @@ def clean_stale_builds(home: Home) -> None:
         return
     for path in home.generations.glob(f"{TMP_PREFIX}*"):
         pid = path.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and _pid_alive(int(pid)):
+        if pid.isdigit() and alive(int(pid)):
             continue
         make_writable(path)
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def build_generation(home: Home, gid: str, write: Callable[[Path], None], lineage: dict,

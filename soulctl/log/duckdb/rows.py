@@ -5,32 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from soulctl.log.packets import Filters, Packet
-from soulctl.log.rows import COLUMNS, SELECT, naive_utc, packet_from_row
-
-
-def where_clause(filters: Filters | None) -> tuple[str, list]:
-    if filters is None:
-        return "", []
-    parts, params = [], []
-    for name in ("role", "session", "generation", "corpus"):
-        value = getattr(filters, name)
-        if value is not None:
-            parts.append(f"AND {name} = ?")
-            params.append(value)
-    if filters.since is not None:
-        parts.append("AND ts >= ?")
-        params.append(naive_utc(filters.since))
-    if filters.until is not None:
-        parts.append("AND ts <= ?")
-        params.append(naive_utc(filters.until))
-    if filters.min_resonance is not None:
-        parts.append("AND resonance >= ?")
-        params.append(float(filters.min_resonance))
-    return " ".join(parts), params
-
-
-
+from soulctl.log.packets import Packet
+from soulctl.log.rows import COLUMNS, SELECT, packet_from_row, where_clause  # noqa: F401 (used by the backend)
 
 
 def fetch_by_seq(con, seqs: list[int]) -> dict[int, Packet]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import warnings
 from pathlib import Path
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 
 from soulctl.errors import InvalidInput, MissingDependency, Unavailable
 from soulctl.log.urls import host_of
+from soulctl.processes import alive
 
 log = logging.getLogger(__name__)
 
@@ -78,19 +78,9 @@ def prune_handles(pgdata: Path) -> None:
             pids = json.loads(handles.read_text())
         except (OSError, ValueError):
             return
-        alive = [pid for pid in pids if _alive(pid)]
-        if alive != pids:
-            handles.write_text(json.dumps(alive))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        living = [pid for pid in pids if alive(pid)]
+        if living != pids:
+            handles.write_text(json.dumps(living))
 
 
 def connect(url: str, **kwargs):

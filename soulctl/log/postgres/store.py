@@ -20,6 +20,7 @@ from soulctl.log.packets import Filters, Hit, NewPacket, Packet, utcnow
 from soulctl.log.postgres import schema
 from soulctl.log.postgres.connect import connect, vec
 from soulctl.log.postgres.user import UserQueries
+from soulctl.log import rows
 from soulctl.log.rows import SELECT, naive_utc, new_rows, packet_from_new_row, packet_from_row
 from soulctl.log.store import Store, WriteInterrupted, embedder_mismatch
 from soulctl.search.fusion import RRF_K
@@ -35,24 +36,7 @@ EF_SEARCH = 300
 
 
 def where_clause(filters: Filters | None) -> tuple[str, list]:
-    if filters is None:
-        return "", []
-    parts, params = [], []
-    for name in ("role", "session", "generation", "corpus"):
-        value = getattr(filters, name)
-        if value is not None:
-            parts.append(f"AND {name} = %s")
-            params.append(value)
-    if filters.since is not None:
-        parts.append("AND ts >= %s")
-        params.append(naive_utc(filters.since))
-    if filters.until is not None:
-        parts.append("AND ts <= %s")
-        params.append(naive_utc(filters.until))
-    if filters.min_resonance is not None:
-        parts.append("AND resonance >= %s")
-        params.append(float(filters.min_resonance))
-    return " ".join(parts), params
+    return rows.where_clause(filters, "%s")
 
 
 class PostgresStore(UserQueries, Store):
