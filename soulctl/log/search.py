@@ -25,6 +25,11 @@ class SearchResult:
                 "ranks": self.hit.ranks, "scores": {k: round(v, 6) for k, v in self.hit.scores.items()}}
 
 
+def hybrid_depth(k: int) -> int:
+    """How many of each half's ranking a hybrid search fuses: fusion needs more than k."""
+    return max(k * 4, 40)
+
+
 def search(store: Store, embedder, query: str, k: int = 10, mode: str = "hybrid",
            filters: Filters | None = None, query_vector: np.ndarray | None = None) -> list[SearchResult]:
     if mode not in SEARCH_MODES:
@@ -33,7 +38,7 @@ def search(store: Store, embedder, query: str, k: int = 10, mode: str = "hybrid"
         raise InvalidInput("empty search query")
     if mode != "keyword" and query_vector is None:
         query_vector = embedder.encode([query])[0]
-    depth = k if mode != "hybrid" else max(k * 4, 40)  # fusion needs more than k from each half
+    depth = k if mode != "hybrid" else hybrid_depth(k)
     found = store.search(query_vector if mode != "keyword" else None,
                          query if mode != "semantic" else None, k, filters or Filters(), depth)
     return [SearchResult(hit, packet) for packet, hit in found]

@@ -48,6 +48,7 @@ def open_backend(name: str, root: Path):
 def run(name: str, size: int, vectors: np.ndarray, texts: list[str], queries: list[str],
         query_vecs: np.ndarray, truth: np.ndarray, model_id: str, root: Path) -> dict:
     from soulctl.log import Filters, NewPacket
+    from soulctl.log.search import hybrid_depth
 
     store = open_backend(name, root)
     try:
@@ -59,9 +60,12 @@ def run(name: str, size: int, vectors: np.ndarray, texts: list[str], queries: li
         start = time.perf_counter()
         store.reindex()
         build = time.perf_counter() - start
+        store.close()  # searched as the next command would: the embedded server restarted
+        store = open_backend(name, root)
         f = Filters()
+        depth = hybrid_depth(10)
         for vec, text in zip(query_vecs[:5], queries[:5]):  # warm the caches as a server would be
-            store.search(vec, text, 10, f)
+            store.search(vec, text, 10, f, depth)
         times = {"semantic": [], "keyword": [], "hybrid": []}
         recalls = []
         for text, vec, gt in zip(queries, query_vecs, truth):
@@ -73,7 +77,7 @@ def run(name: str, size: int, vectors: np.ndarray, texts: list[str], queries: li
             store.search(None, text, 10, f)
             times["keyword"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            store.search(vec, text, 10, f)
+            store.search(vec, text, 10, f, depth)
             times["hybrid"].append(time.perf_counter() - t0)
         return {"ingest": size / load, "build": build, "recall": float(np.mean(recalls)),
                 **{k: 1000 * statistics.median(v) for k, v in times.items()}}

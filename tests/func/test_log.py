@@ -133,6 +133,36 @@ def test_batch_search_from_stdin(log_home):
     assert 7 not in by_query  # its session filter matches nothing
 
 
+def test_search_filters_hold_in_every_mode(home):
+    """Each filter, in each mode: every packet that passes is found, and nothing else."""
+    for prose, session, role in [("The heron stood still in the marsh.", "a", "user"),
+                                 ("A heron flew over the marsh at dawn.", "b", "soul"),
+                                 ("In the marsh the heron caught a fish.", "a", "soul"),
+                                 ("The committee discussed the budget.", "b", "user")]:
+        assert soulctl("log", "add", prose, "--session", session, "--role", role, "--home", home).code == 0
+    rows = {r["prose"]: r for r in soulctl("log", "ls", "--json", "--home", home).json_lines()}
+    flew = rows["A heron flew over the marsh at dawn."]
+    assert soulctl("resonate", "mark", flew["id"], "0.9", "--home", home).code == 0
+    herons = {p for p in rows if "heron" in p}
+    cases = [([], lambda r: True), (["--role", "soul"], lambda r: r["role"] == "soul"),
+             (["--session", "a"], lambda r: r["session"] == "a"),
+             (["--min-resonance", "0.5"], lambda r: r["id"] == flew["id"]),
+             (["--since", "1h"], lambda r: True), (["--until", "2000-01-01"], lambda r: False),
+             (["--generation", "gen-0000"], lambda r: r["generation"] == "gen-0000"),
+             (["--generation", "gen-0009"], lambda r: False), (["--corpus", "nope"], lambda r: False)]
+    for extra, passes in cases:
+        passing = {p for p, r in rows.items() if passes(r)}
+        for mode in (["--semantic"], ["--keyword"], []):
+            hits = soulctl("log", "search", "heron marsh", "-k", "3", *mode, *extra, "--json",
+                           "--home", home).json_lines()
+            found = {h["prose"] for h in hits}
+            if mode == ["--keyword"]:
+                assert found == passing & herons, (mode, extra)
+            else:  # the vector half ranks every packet that passes, herons first
+                assert found <= passing and len(found) == min(3, len(passing)), (mode, extra)
+                assert passing & herons <= found or len(passing & herons) > 3, (mode, extra)
+
+
 def test_sql_is_read_only(log_home):
     rows = soulctl("log", "sql", "SELECT role, count(*) AS n FROM log GROUP BY role", "--json",
                    "--home", log_home).json_lines()

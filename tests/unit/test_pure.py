@@ -209,3 +209,12 @@ def test_the_gate_knows_loopback():
 
     assert all(map(is_loopback, ["127.0.0.1", "127.3.4.5", "::1", "[::1]", "localhost"]))
     assert not any(map(is_loopback, ["0.0.0.0", "192.168.1.10", "::", "example.com"]))
+
+
+def test_a_tsquery_splits_into_its_top_level_terms():
+    from soulctl.log.postgres.ranking import conjuncts
+
+    assert conjuncts("'heron' & 'marsh'") == ["'heron'", "'marsh'"]
+    assert conjuncts("'a' <-> 'b' & !'c' & ( 'd' | 'e' )") == ["'a' <-> 'b'", "!'c'", "( 'd' | 'e' )"]
+    assert conjuncts("'a' & 'b' | 'c'") == ["'a' & 'b' | 'c'"]  # OR binds looser: kept whole
+    assert conjuncts("'at&t' & 'it''s'") == ["'at&t'", "'it''s'"]  # quoted lexemes stay whole

@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from soulctl.log.context import with_context
 from soulctl.log.duckdb.connection import LazyRead
 from soulctl.log.duckdb.rows import fetch_by_seq, vectors_from, where_clause
 from soulctl.log.packets import Filters, Hit, Packet
 from soulctl.search.fusion import rrf
-
-# Hybrid search gives the last 30% of its places to the turns beside the hits above them
-# (seq ± 1, same session). On the dev set: recall@10 80.4% → 84.1%, MRR 0.597 → 0.602
-# (tests/bench/bench_recall.py); the best hits keep their places.
-CONTEXT_SHARE = 0.3
-CONTEXT_STEPS = (1, -1)
 
 
 def _best_earlier(queries: np.ndarray, seqs: np.ndarray, other_seqs: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -51,7 +46,8 @@ class Ranking:
             if text is not None:
                 rankings["keyword"] = self._keyword_ranking(db, text, depth, filters)
             if len(rankings) > 1:
-                fused = self._with_context(db, rrf(rankings, k * 2), k, filters)
+                fused = with_context(rrf(rankings, k * 2), k, lambda q, p: db.get().execute(q, p).fetchall(),
+                                     filters, "?")
             else:
                 name, ranking = next(iter(rankings.items()))
                 fused = [(key, score, {name: i}, {name: score})
@@ -125,40 +121,6 @@ class Ranking:
                 if row[0] is not None:
                     out[i] = max(out[i], float(row[0]))
         return out
-
-    def _neighbours(self, db, seqs: list[int], filters) -> dict[int, list[int]]:
-        """Each seq's neighbours (seq + 1, then seq − 1) in the same session that pass the filters."""
-        if not seqs:
-            return {}
-        wanted = {n for seq in seqs for n in (seq + d for d in CONTEXT_STEPS) if n > 0}
-        where, params = where_clause(filters)
-        listed = ", ".join(str(int(n)) for n in wanted)
-        hits = ", ".join(str(int(seq)) for seq in seqs)
-        table = "log" if filters.min_resonance is not None else "packets"  # the view only for marks
-        rows = db.get().execute(f"SELECT seq, session FROM {table} WHERE (seq IN ({listed}) {where}) "
-                                f"OR seq IN ({hits})", params).fetchall()
-        session = dict(rows)
-        return {seq: [n for n in (seq + d for d in CONTEXT_STEPS) if n in session and session[n] == session.get(seq)]
-                for seq in seqs}
-
-    def _with_context(self, db, fused, k: int, filters):
-        """The fused top k, its last CONTEXT_SHARE of places given to the turns beside the hits
-        above (in their order): an answer ("Thirty-five pounds") says little alone, but it
-        follows the question that matches. The best hits keep their places."""
-        tail = int(k * CONTEXT_SHARE)
-        if not tail:
-            return fused[:k]
-        head = fused[:k - tail]
-        near = self._neighbours(db, [key for key, *_ in head], filters)
-        have = {key for key, *_ in head}
-        extra = []
-        for rank, (key, score, *_rest) in enumerate(head, 1):
-            for n in near.get(key, []):
-                if n not in have and len(extra) < tail:
-                    have.add(n)
-                    extra.append((n, score / 2, {"context": rank}, {}))
-        rest = [f for f in fused[k - tail:] if f[0] not in have]
-        return (head + extra + rest)[:k]
 
     def _keyword_ranking(self, db, text, depth, filters) -> list[tuple[int, float]]:
         want = depth

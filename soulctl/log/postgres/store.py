@@ -3,8 +3,8 @@ many processes and machines write and read at once.
 
 Each thread has its own connection (the servers' workers, a chat's writer), so the store is a
 small pool. Writers take one advisory lock per transaction, so packets get gapless `seq`s in
-commit order and a batch is whole or absent; readers never wait (MVCC). Search is one SQL
-query: the HNSW (cosine) ranking and the full-text ranking fused by reciprocal rank."""
+commit order and a batch is whole or absent; readers never wait (MVCC). Search runs the HNSW
+(cosine) ranking and the full-text ranking as two SQL queries at once, fused by reciprocal rank."""
 
 from __future__ import annotations
 
@@ -16,23 +16,24 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from soulctl.errors import AlreadyExists, InvalidInput, NotFound
+from soulctl.log.context import with_context
 from soulctl.log.packets import Filters, Hit, NewPacket, Packet, utcnow
-from soulctl.log.postgres import schema
-from soulctl.log.postgres.connect import connect, vec
+from soulctl.log.postgres import ranking, schema
+from soulctl.log.postgres.connect import connect, memory_mb, vec
 from soulctl.log.postgres.user import UserQueries
 from soulctl.log import rows
 from soulctl.log.rows import SELECT, naive_utc, new_rows, packet_from_new_row, packet_from_row
 from soulctl.log.store import Store, WriteInterrupted, embedder_mismatch
-from soulctl.search.fusion import RRF_K
+from soulctl.search.fusion import rrf
 
 log = logging.getLogger(__name__)
 
 WRITE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('soulctl_packets'))"
 INSERT = ("seq", "id", "ts", "session", "role", "prose", "embedding", "embed_model", "generation",
           "corpus", "resonance", "resonance_source", "parent", "corrects", "meta")
-# HNSW candidates per query: on bench_store's 100k vectors, ef 100 gave recall@10 0.93,
-# 200 gave 0.97 (10 ms), 400 gave 0.99 (18 ms)
-EF_SEARCH = 300
+# HNSW candidates per query (m 16, ef_construction 64). bench_store, recall@10: at 100k, ef 100
+# gave 0.93, 200 0.97, 400 0.99; at 1M, 300 gave 0.90 (12 ms), 600 0.96 (20 ms), 800 0.97 (27 ms)
+EF_SEARCH = 800
 
 
 def where_clause(filters: Filters | None) -> tuple[str, list]:
@@ -49,6 +50,8 @@ class PostgresStore(UserQueries, Store):
         self._ready = False
         self._all: list = []
         self._server = None  # the embedded server's handle
+        self._pool = None  # threads for the second half of a hybrid search, each its connection
+        self._lock = threading.Lock()
 
     # -- connections ---------------------------------------------------------------------
     @property
@@ -71,6 +74,9 @@ class PostgresStore(UserQueries, Store):
 
     def close(self) -> None:
         """Close the connections; an embedded server stops once no live process uses it."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         for con in self._all:
             con.close()
         self._all.clear()
@@ -199,10 +205,11 @@ class PostgresStore(UserQueries, Store):
         """Build the HNSW graph anew (after bulk loads) and refresh the planner's statistics."""
         self._migrate(None)
         con = self.con()
-        con.execute(f"SET maintenance_work_mem = '{_build_memory_mb()}MB'")  # the graph built in memory
+        con.execute(f"SET maintenance_work_mem = '{memory_mb()}MB'")  # the graph built in memory
         con.execute("SET max_parallel_maintenance_workers = 2")
         con.execute("DROP INDEX IF EXISTS packets_hnsw")
         con.execute(schema.HNSW)
+        con.execute("SELECT gin_clean_pending_list('packets_tsv')")  # a bulk load's pending keys
         con.execute("ANALYZE packets")
         return {"packets": self.count(), "vector_kind": "hnsw", **self.index_state()}
 
@@ -292,58 +299,58 @@ class PostgresStore(UserQueries, Store):
     # -- search ----------------------------------------------------------------------------
     def search(self, vector: np.ndarray | None, text: str | None, k: int, filters: Filters,
                depth: int | None = None) -> list[tuple[Packet, Hit]]:
-        """One query: the vector ranking (HNSW, cosine) and the keyword ranking (ts_rank_cd over
-        the GIN-indexed tsvector), fused by reciprocal rank in SQL; filters pushed into both."""
+        """The vector ranking (HNSW, cosine) and the keyword ranking (the GIN-indexed tsvector),
+        each one SQL query with the filters pushed in, run at once on two connections, fused by
+        reciprocal rank as the DuckDB backend fuses them (its last places to neighbouring turns)."""
         if not self._has_tables():
             return []
         depth = max(depth or k, k)
-        where, fparams = where_clause(filters)
-        table = "log" if filters.min_resonance is not None else "packets"
-        parts, params, names = [], [], []
+        halves = {}
         if vector is not None:
             query = np.asarray(vector, np.float32).ravel()
-            parts.append(f"semantic AS (SELECT seq, 1 - (embedding <=> %s) AS s, "
-                         f"row_number() OVER (ORDER BY embedding <=> %s) AS r FROM "
-                         f"(SELECT seq, embedding FROM {table} WHERE TRUE {where} "
-                         f"ORDER BY embedding <=> %s LIMIT {int(depth)}) v)")
-            params += [query, query, *fparams, query]
-            names.append("semantic")
+            halves["semantic"] = lambda: self._semantic(query, filters, depth)
         if text is not None:
-            # web-search syntax, as Supabase's hybrid search: every word (stemmed, stopwords
-            # dropped), "a phrase", a or b, -not; GIN finds the matches, so it stays fast at 1M
-            parts.append(f"keyword AS (SELECT seq, s, row_number() OVER (ORDER BY s DESC, seq) AS r FROM "
-                         f"(SELECT seq, ts_rank_cd(tsv, q) AS s FROM {table}, "
-                         f"websearch_to_tsquery('english', %s) q WHERE tsv @@ q {where} "
-                         f"ORDER BY s DESC, seq LIMIT {int(depth)}) t)")
-            params += [text, *fparams]
-            names.append("keyword")
-        if len(names) == 2:
-            fused = (f"SELECT coalesce(semantic.seq, keyword.seq) AS seq, "
-                     f"coalesce(1.0 / ({RRF_K} + semantic.r), 0) + coalesce(1.0 / ({RRF_K} + keyword.r), 0) AS score, "
-                     f"semantic.r, keyword.r, semantic.s, keyword.s "
-                     f"FROM semantic FULL JOIN keyword ON semantic.seq = keyword.seq "
-                     f"ORDER BY score DESC, least(semantic.r, keyword.r) LIMIT {int(k)}")
+            halves["keyword"] = lambda: self._keyword(text, filters, depth)
+        rankings = self._at_once(halves)
+        if len(rankings) > 1:
+            fused = with_context(rrf(rankings, k * 2), k, self._fetch, filters, "%s")
         else:
-            name = names[0]
-            fused = f"SELECT seq, s, r, s FROM {name} ORDER BY r LIMIT {int(k)}"
-        found = self._fetch("WITH " + ", ".join(parts) + " " + fused, params)
-        if not found:
+            name, ranking = next(iter(rankings.items()))
+            fused = [(seq, score, {name: i}, {name: score}) for i, (seq, score) in enumerate(ranking[:k], 1)]
+        if not fused:
             return []
         packets = {p.seq: p for p in (packet_from_row(r) for r in self._fetch(
-            f"SELECT {SELECT} FROM log WHERE seq = ANY(%s)", [[int(r[0]) for r in found]]))}
-        hits = []
-        for row in found:
-            packet = packets.get(int(row[0]))
-            if packet is None:
-                continue
-            if len(names) == 2:
-                ranks = {n: int(r) for n, r in zip(names, row[2:4]) if r is not None}
-                scores = {n: float(s) for n, s in zip(names, row[4:6]) if s is not None}
-                hits.append((packet, Hit(packet.id, float(row[1]), ranks, scores)))
-            else:
-                hits.append((packet, Hit(packet.id, float(row[1]), {names[0]: int(row[2])},
-                                         {names[0]: float(row[3])})))
-        return hits
+            f"SELECT {SELECT} FROM log WHERE seq = ANY(%s)", [[int(f[0]) for f in fused]]))}
+        return [(packets[seq], Hit(packets[seq].id, float(score), ranks, scores))
+                for seq, score, ranks, scores in fused if seq in packets]
+
+    def _semantic(self, query: np.ndarray, filters: Filters, depth: int) -> list[tuple[int, float]]:
+        sql, params = ranking.semantic_sql(filters, depth)
+        return [(int(r[0]), float(r[1])) for r in self._fetch(sql, [query, *params, query])]
+
+    def _keyword(self, text: str, filters: Filters, depth: int) -> list[tuple[int, float]]:
+        """Web-search syntax, as Supabase's hybrid search: every word (stemmed, stopwords
+        dropped), "a phrase", a or b, -not."""
+        tsquery = self._fetch("SELECT websearch_to_tsquery('english', %s)::text", [text])[0][0]
+        if not tsquery:  # stopwords only
+            return []
+        sql, params = ranking.keyword_sql(tsquery, filters, depth)
+        return [(int(r[0]), float(r[1])) for r in self._fetch(sql, params)]
+
+    def _at_once(self, halves: dict) -> dict[str, list[tuple[int, float]]]:
+        """Each ranking on its own connection, at once: a hybrid search takes as long as its
+        slower half. (Two snapshots: a packet committed between them can be in one ranking only.)"""
+        if len(halves) < 2:
+            return {name: run() for name, run in halves.items()}
+        with self._lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="soulctl-search")
+        (first, run_first), *rest = halves.items()
+        later = {name: self._pool.submit(run) for name, run in rest}
+        done = {first: run_first()}
+        return {**done, **{name: future.result() for name, future in later.items()}}
 
     # -- state -----------------------------------------------------------------------------
     def index_state(self) -> dict:
@@ -351,16 +358,4 @@ class PostgresStore(UserQueries, Store):
                            "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
                            "WHERE t.relname = 'packets' ORDER BY c.relname")
         return {"indexes": {name: {"bytes": int(size), "valid": bool(valid)} for name, size, valid in rows}}
-
-
-def _build_memory_mb() -> int:
-    """A quarter of this machine's RAM, at most 8 GiB, so the HNSW graph is built in memory
-    when it fits (pgvector says with a NOTICE when it does not)."""
-    import os
-
-    try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return 1024
-    return int(max(256, min(8192, ram // 4 // 2**20)))
 
