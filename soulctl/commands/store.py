@@ -78,6 +78,8 @@ def _render(r: dict) -> str:
     if r.get("server"):
         lines.append(f"server: PostgreSQL {r['server']}, pgvector {r['pgvector']}"
                      + (" (embedded)" if r.get("embedded") else ""))
+    if r.get("settings"):
+        lines.append("settings: " + ", ".join(f"{k} {v}" for k, v in r["settings"].items()))
     if r.get("indexes"):
         lines.append("indexes: " + ", ".join(f"{k}={v}" if not isinstance(v, dict) else
                                              f"{k} {v['bytes'] / 2**20:.1f} MiB{'' if v['valid'] else ' INVALID'}"

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,8 @@ def test_migrate_round_trip_keeps_everything_byte_for_byte(talked, tmp_path):
     info = soulctl("--home", home, "--json", "store", "info").json()
     assert (info["backend"], info["packets"], info["marks"], info["memory_versions"]) == ("postgresql", 32, 3, 2)
     assert info["server"].startswith("18.") and info["indexes"]["packets_hnsw"]["valid"]
+    # sized at the server's first start, in effect from its second: not PostgreSQL's 128 MB
+    assert info["settings"]["shared_buffers"] != "128MB" and info["settings"]["hnsw.ef_search"] == 800
     assert snapshot(home) == before
     assert hashlib.sha256((home / "data" / "soul.duckdb").read_bytes()).hexdigest() == original  # untouched
     reindexed = soulctl("--home", home, "--json", "log", "reindex").json()
@@ -180,6 +183,39 @@ def test_eight_writers_and_a_searcher_on_postgres(talked, tmp_path):
     n = soulctl("--home", home, "--json", "log", "sql", count).json()["n"]
     assert 0 < n < WRITE_BATCH * 6 and n % WRITE_BATCH == 0, n
     assert soulctl("--home", home, "log", "add", "after the storm", "--session", "after").code == 0
+
+
+def test_serve_on_postgres_clients_at_once_one_log(talked, tmp_path):
+    """`serve` on the Postgres store: turns from clients at once are whole in the log, which
+    other processes read while the server holds it; the embedded server stops with its last user."""
+    import openai
+    from test_serve import Served
+
+    home = use_backend(copy_home(talked, tmp_path / "home"), "postgres")
+    served = Served(home, log=tmp_path / "serve.log")
+    try:
+        client = openai.OpenAI(base_url=served.url + "/v1", api_key="unused")
+
+        def turn(i: int):
+            return client.chat.completions.create(
+                model="soul", user=f"pg-{i}", max_tokens=8,
+                messages=[{"role": "user", "content": f"What do you remember about rivers, friend {i}?"}])
+
+        with ThreadPoolExecutor(4) as pool:
+            replies = list(pool.map(turn, range(4)))
+        for i, reply in enumerate(replies):
+            rows = sorted(soulctl("--home", home, "--json", "log", "ls", "--session", f"pg-{i}").json_lines(),
+                          key=lambda r: r["seq"])
+            assert [r["role"] for r in rows] == ["user", "soul"], rows
+            assert rows[1]["prose"] == reply.choices[0].message.content and rows[1]["parent"] == rows[0]["id"]
+        hits = soulctl("--home", home, "--json", "log", "search", "rivers friend 2", "--keyword").json_lines()
+        assert [h["session"] for h in hits] == ["pg-2"]
+        seqs = soulctl("--home", home, "--json", "log", "sql",
+                       "SELECT count(*) AS n, max(seq) AS hi FROM packets").json()
+        assert seqs == {"n": 40, "hi": 40}  # 32 + 4 turns of two packets, gapless
+    finally:
+        assert served.stop() == 0
+    assert not (home / "data" / "postgres" / "postmaster.pid").exists()
 
 
 def test_bad_store_urls_are_one_line_refusals(gen0_home, tmp_path):

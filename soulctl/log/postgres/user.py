@@ -230,13 +230,15 @@ class UserQueries:
         counts = self._fetch("SELECT (SELECT count(*) FROM packets), (SELECT count(*) FROM resonance_marks), "
                              "(SELECT count(*) FROM memory_versions), pg_total_relation_size('packets'), "
                              "pg_database_size(current_database()), current_setting('server_version'), "
-                             "(SELECT extversion FROM pg_extension WHERE extname = 'vector')")[0]
+                             "(SELECT extversion FROM pg_extension WHERE extname = 'vector'), "
+                             "current_setting('shared_buffers'), current_setting('hnsw.ef_search')")[0]
         record = self.embedder_record()
         return {"backend": "postgresql", "embedded": self.embedded is not None,
                 "packets": int(counts[0]), "marks": int(counts[1]), "memory_versions": int(counts[2]),
                 "embed_model": record[0] if record else None, "dim": record[1] if record else None,
                 "bytes": {"packets": int(counts[3]), "database": int(counts[4])},
-                "server": counts[5], "pgvector": counts[6], **self.index_state()}
+                "server": counts[5], "pgvector": counts[6],
+                "settings": {"shared_buffers": counts[7], "hnsw.ef_search": int(counts[8])}, **self.index_state()}
 
 
 def _json_text(value):
