@@ -58,6 +58,7 @@ def add(
         parse_plain,
     )
     from soulctl.log.packets import env_session, new_session_id
+    from soulctl.processes import Interrupts
 
     out = state.out
     soul = state.soul()
@@ -97,8 +98,9 @@ def add(
     check_references(home, store, incoming)
     added = []
     try:
-        with out.progress_bars() as progress:
-            for packet in add_packets(home, incoming.packets, embedder, store, progress, incoming.vectors):
+        with out.progress_bars() as progress, Interrupts() as interrupts:
+            for packet in add_packets(home, incoming.packets, embedder, store, progress, incoming.vectors,
+                                      between=interrupts.check):
                 added.append(packet)
     except KeyboardInterrupt as exc:
         added.extend(getattr(exc, "committed", []))  # a batch that finished as Ctrl-C came

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -238,9 +238,11 @@ def check_embedder(store: Store, embedder) -> None:
 
 
 def add_packets(home: Home, packets: Sequence[NewPacket], embedder, store: Store | None = None,
-                progress=None, vectors: Sequence | None = None) -> Iterator[Packet]:
+                progress=None, vectors: Sequence | None = None,
+                between: Callable[[], None] | None = None) -> Iterator[Packet]:
     """Embed and write packets in batches; each batch is one transaction of whole packets.
-    `vectors`, when given (an import that kept its embeddings), are written as they are.
+    `vectors`, when given (an import that kept its embeddings), are written as they are;
+    `between` is called after each batch (where Ctrl-C stops a long add: `Interrupts.check`).
 
     (Overlapping the write with the next batch's embedding was measured: on 2 cores the
     writer only takes CPU from torch, so batches run one after the other.)
@@ -256,3 +258,5 @@ def add_packets(home: Home, packets: Sequence[NewPacket], embedder, store: Store
                 batch_vectors = embedder.encode([p.prose for p in batch])
             yield from store.add(batch, batch_vectors, embedder.model_id)
             task.advance(len(batch))
+            if between is not None:
+                between()
