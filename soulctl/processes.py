@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 
 
 def alive(pid: int) -> bool:
@@ -28,16 +30,11 @@ class Interrupts:
         self._previous = None
 
     def __enter__(self) -> "Interrupts":
-        import signal
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._note)
         return self
 
     def __exit__(self, *exc) -> None:
-        import signal
-
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None

@@ -40,16 +40,8 @@ def open_store(home: Home, url: str | None = None) -> Store:
 
 
 def local_files(home: Home, url: str | None = None) -> list:
-    """The files on this machine that hold the store (kept from user output; removed when an
-    init fails half-way)."""
-    url = url or home.config.store
-    if url == EMBEDDED_POSTGRES:
-        return [home.data / "postgres"]
-    if not url.startswith("duckdb:"):
-        return []
-    db = home.resolve(url[len("duckdb:"):])
-    return [db, db.with_name(db.name + ".lock"), db.with_name(db.name + ".wal"),
-            db.with_name(db.name + ".memory")]
+    """The files on this machine that hold the store `url` (default: soul.yaml's) names."""
+    return open_store(home, url or home.config.store).local_files()
 
 
 __all__ = ["Filters", "Hit", "NewPacket", "Packet", "Store", "open_store"]

@@ -170,3 +170,8 @@ class Store(ABC):
     def close(self) -> None:
         """Release connections (a backend with none keeps nothing open between calls)."""
 
+    def local_files(self) -> list:
+        """The files and folders on this machine that hold the store (never a user's output
+        file; removed when an init fails half-way). A remote store has none."""
+        return []
+

@@ -88,6 +88,9 @@ class PostgresStore(UserQueries, Store):
             self._server.cleanup()
             self._server, self._url, self._ready = None, None, False
 
+    def local_files(self) -> list:
+        return [self.embedded] if self.embedded is not None else []
+
     def _has_tables(self) -> bool:
         if self._ready:
             return True

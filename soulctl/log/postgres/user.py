@@ -1,6 +1,6 @@
 """The user's own use of the Postgres log: read-only SQL (a READ ONLY transaction as the
-`soulctl_reader` role, which may SELECT the log's tables and nothing else), exports written in
-the DuckDB backend's formats, re-embedding, the notebook and self versions, and the raw rows
+`soulctl_reader` role, which may SELECT the log's tables and nothing else), exports in the
+formats every backend writes, re-embedding, the notebook and self versions, and the raw rows
 `store migrate` copies."""
 
 from __future__ import annotations
@@ -83,39 +83,19 @@ class UserQueries:
         return columns, rows
 
     def export(self, fmt: str, path: str, with_embeddings: bool = False) -> int:
-        """Written by DuckDB from the rows read here, so every backend's files read the same."""
-        import duckdb
-        import pyarrow as pa
-
-        options = {"parquet": "(FORMAT parquet)", "csv": "(FORMAT csv, HEADER true)", "jsonl": "(FORMAT json)"}
-        if fmt not in options:
+        """The log oldest first, in the formats `log export` writes on the DuckDB backend: JSON
+        lines and CSV byte for byte the same (vectors: the same floats, though a small one may
+        read 7.8e-05 where DuckDB writes 0.000078), Parquet with the same column types."""
+        if fmt not in ("parquet", "csv", "jsonl"):
             raise InvalidInput(f"unknown export format {fmt!r}", hint="use jsonl, parquet or csv")
         if not self._has_tables():
             raise NotFound("the log is empty: nothing to export")
-        cols = SELECT + (", embedding" if with_embeddings else "")
-        rows = self._fetch(f"SELECT {cols} FROM log ORDER BY seq")
-        import json
-
-        data = {c: [r[i] for r in rows] for i, c in enumerate(COLUMNS)}
-        data["meta"] = [json.dumps(m, ensure_ascii=False) if m is not None else None for m in data["meta"]]
-        arrays = {c: pa.array(v, pa.timestamp("us")) if c == "ts" else pa.array(v, pa.string())
-                  if c in ("meta", "generation", "corpus", "resonance_source", "parent", "corrects")
-                  else pa.array(v) for c, v in data.items()}
-        arrays["resonance"] = pa.array(data["resonance"], pa.float64())
-        select = ", ".join("meta::JSON AS meta" if c == "meta" else c for c in COLUMNS)
-        if with_embeddings:
-            dim = int(self.embedder_record()[1])
-            flat = np.stack([vec(r[len(COLUMNS)]) for r in rows]).ravel() if rows else \
-                np.zeros(0, np.float32)
-            arrays["embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim)
-            select += f", embedding::FLOAT[{dim}] AS embedding"
-        con = duckdb.connect()
-        try:
-            con.register("incoming", pa.table(arrays))
-            target = path.replace("'", "''")
-            con.execute(f"COPY (SELECT {select} FROM incoming ORDER BY seq) TO '{target}' {options[fmt]}")
-        finally:
-            con.close()
+        rows = self._fetch(f"SELECT {SELECT + (', embedding' if with_embeddings else '')} FROM log ORDER BY seq")
+        names = [*COLUMNS, *(["embedding"] if with_embeddings else [])]
+        if fmt == "parquet":
+            _write_parquet(path, names, rows, int(self.embedder_record()[1]) if with_embeddings else 0)
+        else:
+            _write_text(path, fmt, names, rows)
         return len(rows)
 
     def reembed(self, encode, embed_model: str, dim: int, progress=None) -> int:
@@ -239,6 +219,48 @@ class UserQueries:
                 "bytes": {"packets": int(counts[3]), "database": int(counts[4])},
                 "server": counts[5], "pgvector": counts[6],
                 "settings": {"shared_buffers": counts[7], "hnsw.ef_search": int(counts[8])}, **self.index_state()}
+
+
+def _write_text(path: str, fmt: str, names: list[str], rows: list[tuple]) -> None:
+    import csv
+    import json
+
+    def cell(name, value):
+        if isinstance(value, _dt.datetime):
+            text = value.isoformat(sep=" ")
+            return text.rstrip("0") if "." in text else text
+        if name == "embedding":
+            return vec(value).tolist()
+        return value
+
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        if fmt == "jsonl":
+            for row in rows:
+                f.write(json.dumps({n: cell(n, v) for n, v in zip(names, row)}, ensure_ascii=False,
+                                   separators=(",", ":")) + "\n")
+            return
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(names)
+        for row in rows:
+            writer.writerow(["[" + ", ".join(str(x) for x in vec(v)) + "]" if n == "embedding"
+                             else _json_text(cell(n, v)) for n, v in zip(names, row)])
+
+
+def _write_parquet(path: str, names: list[str], rows: list[tuple], dim: int) -> None:
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = {n: [r[i] for r in rows] for i, n in enumerate(names)}
+    data["meta"] = [json.dumps(m, ensure_ascii=False) if m is not None else None for m in data["meta"]]
+    types = {"ts": pa.timestamp("us"), "resonance": pa.float64(), "seq": pa.int64()}
+    arrays = {n: pa.array(v, types.get(n, pa.string())) for n, v in data.items() if n != "embedding"}
+    arrays["meta"] = pa.ExtensionArray.from_storage(pa.json_(pa.string()), arrays["meta"])  # JSON, as DuckDB's
+    if dim:
+        flat = np.stack([vec(v) for v in data["embedding"]]).ravel() if rows else np.zeros(0, np.float32)
+        arrays["embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim)
+    pq.write_table(pa.table(arrays), path)
 
 
 def _json_text(value):
