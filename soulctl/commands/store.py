@@ -14,7 +14,7 @@ app = typer.Typer(help="The log's store: info, and migrate between DuckDB and Po
 
 @app.command("info")
 def info() -> None:
-    """The backend, counts, sizes and index state of this home's log.
+    """The backend, counts, sizes, index state and search settings of this home's log.
 
     Example:
 
