@@ -16,6 +16,7 @@ EXIT_INVALID = 5  # bad input data: corrupt model file, bad soul.yaml / recipe, 
 EXIT_MISSING_DEP = 6  # an optional package (backend) is not installed
 EXIT_UNAVAILABLE = 7  # a server or backend refused, timed out or is busy
 EXIT_CANNOT_WRITE = 8  # the file system refused a write: permission denied, disk full, read-only
+EXIT_STEP_FAILED = 9  # a step of an evolution cycle failed (logged; `current` did not move)
 EXIT_INTERNAL = 70  # a bug in soulctl: report it (traceback with -v)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 EXIT_BROKEN_PIPE = 141  # stdout closed early (`| head`)
@@ -30,6 +31,7 @@ EXIT_CODES = {
     EXIT_MISSING_DEP: "missing optional dependency (install the extra named in the hint)",
     EXIT_UNAVAILABLE: "backend or server unavailable (refused, timed out, busy)",
     EXIT_CANNOT_WRITE: "cannot write (permission denied, disk full, read-only file system)",
+    EXIT_STEP_FAILED: "a step of an evolution cycle failed (its record is logged; current did not move)",
     EXIT_INTERNAL: "internal error (a bug: rerun with -v and report it)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
     EXIT_BROKEN_PIPE: "output pipe closed early (e.g. `| head`)",
@@ -96,6 +98,10 @@ class MissingDependency(SoulError):
 
 class Unavailable(SoulError):
     exit_code = EXIT_UNAVAILABLE
+
+
+class TimedOut(Unavailable):
+    """Work stopped at its time limit (a `log sql` query, a wait for a lock or a server)."""
 
 
 class CannotWrite(SoulError):

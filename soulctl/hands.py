@@ -101,7 +101,7 @@ def invoke_agent(soul, task: str, constraints: str | None = None, cwd: str | Pat
         start = time.monotonic()
         interrupted = None
         try:
-            agent, failure = _run(args, workdir, timeout)
+            agent, failure = _run(args, workdir, timeout, agent_env(soul.config))
         except KeyboardInterrupt as exc:  # the agent is killed; its request still gets a result
             agent, failure, interrupted = {}, "interrupted", exc
         seconds = time.monotonic() - start
@@ -155,12 +155,34 @@ def review(soul, outcome: HandsResult, task: str) -> dict:
     return {"verdict": verdict, "review_id": written[0].id}
 
 
-def _run(args: list[str], cwd: Path, timeout: float) -> tuple[dict, str | None]:
+# What every agent may see: where programs are, who and where it is, its language and terminal.
+BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TERM",
+            "COLORTERM", "NO_COLOR", "TZ", "TMPDIR")
+
+
+def agent_env(config, environ=None) -> dict[str, str]:
+    """The agent's environment: BASE_ENV and the names soul.yaml's `hands.env` allows, never
+    soulctl's own secrets (HANDS_NEVER) — not the whole environment soulctl runs in."""
+    from fnmatch import fnmatchcase
+
+    from soulctl.home.config import HANDS_NEVER
+
+    environ = os.environ if environ is None else environ
+    allowed = (*BASE_ENV, *config.hands.env)
+    return {name: value for name, value in environ.items()
+            if any(fnmatchcase(name, p) for p in allowed)
+            and not any(fnmatchcase(name, never) for never in HANDS_NEVER)}
+
+
+def _run(args: list[str], cwd: Path, timeout: float, env: dict[str, str]) -> tuple[dict, str | None]:
     """The agent's result object and, when it failed, why in one line. Nothing is left running:
     the agent gets its own process group, killed whole on a timeout or an interrupt."""
+    from soulctl.processes import user_umask
+
     try:
         proc = subprocess.Popen(args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+                                stderr=subprocess.PIPE, start_new_session=True, env=env,
+                                umask=user_umask())
     except OSError as exc:
         raise AgentFailed(f"cannot start the coding agent: {exc.strerror}", hint=INSTALL_HINT) from None
     try:

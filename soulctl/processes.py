@@ -47,3 +47,26 @@ class Interrupts:
     def check(self) -> None:
         if self.requested:
             raise KeyboardInterrupt
+
+
+_user_umask: int | None = None
+
+
+def keep_private() -> None:
+    """From now on this process creates what it writes private to its user (umask 077): the
+    log, buffers, adapters, indexes and locks of a soul home. The user's own umask is kept for
+    what soulctl writes on their behalf elsewhere (user_umask)."""
+    global _user_umask
+    previous = os.umask(0o077)
+    if _user_umask is None:
+        _user_umask = previous
+
+
+def user_umask() -> int:
+    """The umask the user started soulctl with (files they name honour it; so do the processes
+    soulctl starts for them, such as the coding agent)."""
+    if _user_umask is not None:
+        return _user_umask
+    current = os.umask(0o022)
+    os.umask(current)
+    return current

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,34 @@ def use_backend(home: Path, backend: str) -> Path:
         shutil.rmtree(home / "data" / "index", ignore_errors=True)
         assert "store: postgres+embedded\n" in (home / "soul.yaml").read_text()
     return home
+
+
+def running_postgres(root: Path) -> list[int]:
+    """Pids of embedded PostgreSQL servers whose data directory lies under `root`."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(attrs=["name", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.info["name"] == "postgres" and "-D" in cmd:
+            data = cmd[cmd.index("-D") + 1] if cmd.index("-D") + 1 < len(cmd) else ""
+            if data.startswith(str(root)):
+                found.append(proc.pid)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_server_outlives_its_test(request, tmp_path_factory):
+    """No embedded PostgreSQL of a finished test keeps running beside the tests still to come:
+    a test's home (under its tmp_path) releases its server when the test ends."""
+    root = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if root is None:
+        return
+    deadline = time.monotonic() + 10  # a server stops a moment after its last user exits
+    while (left := running_postgres(root)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"embedded PostgreSQL still running after the test: pids {left}"
 
 
 def unshare(path: Path) -> None:

@@ -16,7 +16,7 @@ from soulctl.budget.memory import (
     load_model,
     stores_bytes,
 )
-from soulctl.errors import ConfigError, HomeNotFound, NotFound
+from soulctl.errors import ConfigError, HomeNotFound, InvalidInput, NotFound
 from soulctl.home import Home
 from soulctl.units import parse_size
 
@@ -35,8 +35,10 @@ def load_profile(name: str, home: Home | None) -> dict:
     for path in filter(None, [recipe_file(home, "budget.yaml")]):
         if path.is_file():
             try:
-                profiles = (yaml.safe_load(path.read_text()) or {}).get("profiles") or {}
-            except yaml.YAMLError as exc:
+                profiles = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("profiles") or {}
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+            except (yaml.YAMLError, AttributeError) as exc:
                 raise ConfigError(f"{path}: invalid YAML ({exc})") from None
             if name in profiles:
                 return profiles[name] or {}
@@ -82,6 +84,8 @@ def plan_budget(*, home: Home | None, model=None, quant=None, ctx=None, kv=None,
         ram_bytes, ram_source = detect_ram(), "detected"
     else:
         ram_bytes, ram_source = parse_size(ram_value, "RAM"), "given"
+        if ram_bytes <= 0:
+            raise InvalidInput(f"RAM {ram_value!r} is not a size a machine has", hint="e.g. --ram 512GiB")
     apple_silicon = apple if apple is not None else prof.get("apple_silicon", is_apple_silicon())
     reserve = os_reserve or (config.budget.os_reserve if config else "auto")
     reserve_bytes = (default_os_reserve(ram_bytes, apple_silicon) if reserve == "auto"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -31,7 +32,7 @@ from soulctl.commands import (
     serve,
     store,
 )
-from soulctl.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, SoulError
+from soulctl.errors import EXIT_BROKEN_PIPE, EXIT_CANNOT_WRITE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, SoulError
 
 
 def new_app() -> typer.Typer:
@@ -70,6 +71,10 @@ def root(
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from soulctl.secrets import RedactingFilter
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
 
 
 # Every command, registered in one visible place: a function, or a sub-app of verbs.
@@ -156,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from soulctl.processes import keep_private
+
+    keep_private()  # a soul home's state is its user's alone; named outputs keep the user's umask
     args = hoist_global_flags(list(sys.argv[1:] if argv is None else argv))
     sys.exit(run(args))
 
@@ -172,7 +180,7 @@ def run(args: list[str]) -> int:
         return code
     except SoulError as exc:
         if state.out.verbose:
-            traceback.print_exc()
+            _traceback()
         state.out.error(exc.message, exc.hint)
         return exc.exit_code
     except typer.Exit as exc:
@@ -188,12 +196,37 @@ def run(args: list[str]) -> int:
     except (BrokenPipeError, PipeClosed):
         _silence_stdout()
         return EXIT_BROKEN_PIPE
-    except Exception as exc:  # a bug: say so in one line, traceback with -v
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRORS:
+            return _internal(exc)
         if state.out.verbose:
-            traceback.print_exc()
-        state.out.error(f"internal error: {type(exc).__name__}: {exc}",
-                        hint="run again with -v for the traceback and report it")
-        return EXIT_INTERNAL
+            _traceback()
+        where = exc.filename or "a file of the soul home"
+        why = {errno.ENOSPC: " (the disk is full)", errno.EDQUOT: " (the disk is full)",
+               errno.EROFS: " (the home is read-only: reads work, writes do not)"}.get(exc.errno, "")
+        state.out.error(f"cannot write {where}: {os.strerror(exc.errno)}{why}",
+                        hint="free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                        else "check the permissions, or use a writable soul home")
+        return EXIT_CANNOT_WRITE
+    except Exception as exc:  # a bug: say so in one line, traceback with -v
+        return _internal(exc)
+
+
+_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _traceback() -> None:
+    from soulctl.secrets import redact
+
+    sys.stderr.write(redact(traceback.format_exc()))
+
+
+def _internal(exc: BaseException) -> int:
+    if state.out.verbose:
+        _traceback()
+    state.out.error(f"internal error: {type(exc).__name__}: {exc}",
+                    hint="run again with -v for the traceback and report it")
+    return EXIT_INTERNAL
 
 
 def _check_utf8(args: list[str]) -> None:

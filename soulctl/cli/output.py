@@ -146,11 +146,15 @@ class Output:
             self._err(message)
 
     def warn(self, message: str) -> None:
-        self._err(self._style(f"warning: {message}", "yellow"))
+        from soulctl.secrets import redact
+
+        self._err(self._style(f"warning: {redact(message)}", "yellow"))
 
     def error(self, message: str, hint: str | None = None) -> None:
-        line = f"error: {message}" + (f" — {hint}" if hint else "")
-        self._err(self._style(line, "red"))
+        from soulctl.secrets import redact
+
+        line = " ".join(f"error: {message}".split("\n")) + (f" — {hint}" if hint else "")
+        self._err(self._style(redact(line), "red"))
 
     @property
     def interactive(self) -> bool:

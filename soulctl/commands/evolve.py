@@ -14,9 +14,10 @@ Only moments no layer of the current generation has learned go into the buffer. 
 generation becomes `current` only if it passes the anchor check with the limits of
 recipes/anchor.yaml; otherwise `current` stays, the generation is kept and marked rejected
 (or removed with --remove-rejected), the reason is logged as a system packet, and the exit
-code is 1. Fewer new moments than the recipe's min_examples: nothing happens (exit 0). One
-cycle at a time per home (a second is refused, exit 7). `soulctl schedule install` runs it
-nightly.
+code is 1. Fewer new moments than the recipe's min_examples: nothing happens (exit 0). A step
+that fails ends the cycle, logged with the step and the reason, `current` unchanged (the
+step's own exit code, else 9). One cycle at a time per home (a second is refused, exit 7).
+The steps are recipes/evolve.yaml's. `soulctl schedule install` runs it nightly.
 
 Examples:
 
@@ -46,15 +47,10 @@ def run(
 
 def _human(r: dict) -> str:
     if r["status"] == "plan":
-        p = r["plan"]
-        return (f"plan from {r['parent']}: {r['unscored']} packets to score; moments at or above "
-                f"{p['threshold']} not yet learned ({p['learned_moments']} learned so far), at least "
-                f"{p['min_examples']}\n  dream: LoRA r {p['dream']['rank']}, alpha {p['dream']['alpha']}, "
-                f"{'/'.join(p['dream']['targets'])}, {p['dream']['epochs']} epochs at {p['dream']['learning_rate']}\n"
-                f"  merge: density {p['merge']['density']}, weight {p['merge']['weight']}, λ {p['merge']['lambda']:.2f}\n"
-                f"  check: drift ≤ {p['anchor']['max_drift']}, probe loss Δ ≤ {p['anchor']['max_probe_loss_delta']}")
-    if r["status"] == "nothing-new":
-        return f"nothing to do: {r['reason']}"
+        return f"plan from {r['parent']}:\n" + "\n".join(
+            f"  {step}: " + ", ".join(f"{k} {v}" for k, v in values.items()) for step, values in r["plan"].items())
+    if r["status"] in ("nothing-new", "failed"):
+        return f"{'nothing to do' if r['status'] == 'nothing-new' else 'failed'}: {r['reason']}"
     line = (f"{r['status']}: {r['generation']} from {r['parent']} on {r['buffer']} ({r['examples']} moments); "
             f"drift {r['drift']:.6f}, probe loss Δ {r['probe_loss_delta']:+.4f}")
     if r.get("absorption") is not None:

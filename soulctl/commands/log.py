@@ -68,10 +68,9 @@ def add(
         raise UsageError("--with-embeddings reads vectors from --jsonl input", hint="add --jsonl")
     meta_obj = None
     if meta is not None:
-        try:
-            meta_obj = json.loads(meta)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"--meta is not valid JSON ({exc.msg})") from None
+        from soulctl.jsontext import loads
+
+        meta_obj = loads(meta, "--meta")
         if not isinstance(meta_obj, dict):
             raise InvalidInput("--meta must be a JSON object")
     for flag, ref in (("--parent", parent), ("--corrects", corrects)):
@@ -200,10 +199,10 @@ def export(
     a device or /dev/stdout is written into. `log add --jsonl --with-embeddings` reads a
     jsonl export back.
     """
-    from soulctl.outfile import output_path
+    from soulctl.outfile import STDOUT, output_path
 
     soul = state.soul()
-    target = "/dev/stdout" if output in (None, "-") else output
+    target = output or STDOUT
     sys.stdout.flush()
     try:
         with output_path(target, force, soul.home) as tmp:
@@ -212,20 +211,22 @@ def export(
         from soulctl.cli.output import PipeClosed
 
         raise PipeClosed from None
-    if target != "/dev/stdout":
+    if target != STDOUT:
         state.out.hint(f"exported {count} packets to {output}")
 
 
 @app.command("sql")
 def sql(
     query: Annotated[str, typer.Argument(help="A read-only SELECT over `log`, `packets`, `resonance_marks`.")],
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds the query may run (exit 7 past it).", min=0.1)] = 30.0,
 ) -> None:
     """Run your own read-only SQL against the log; statements that write are refused.
 
     Tables: packets (as written), resonance_marks; view: log (packets with their latest
-    resonance). Example: soulctl log sql "SELECT role, count(*) FROM log GROUP BY role"
+    resonance). A query is stopped after --timeout seconds (exit 7): on DuckDB a writer waits
+    for it at most that long. Example: soulctl log sql "SELECT role, count(*) FROM log GROUP BY role"
     """
-    columns, rows = state.soul().store.sql(query)
+    columns, rows = state.soul().store.sql(query, timeout)
     state.out.rows((dict(zip(columns, row)) for row in rows), [Column(c) for c in columns],
                    id_key=columns[0] if columns else "id")
 

@@ -46,11 +46,11 @@ def run(
     import socket
 
     from soulctl.errors import Unavailable, UsageError
-    from soulctl.serve.gate import is_loopback
+    from soulctl.serve.gate import is_loopback, read_token
     from soulctl.units import parse_size
 
     out = state.out
-    token = _token(token_file)
+    token = read_token(token_file)
     if not is_loopback(host) and token is None:
         raise UsageError(f"refusing to serve on {host} without a token: anyone who can reach it could use the soul",
                          hint="give --token-file FILE (or set SOULCTL_SERVE_TOKEN), or bind 127.0.0.1")
@@ -79,26 +79,6 @@ def run(
              + (", token required" if token else "") + " — Ctrl-C to stop")
     stopped = _serve(app, sock, grace)
     out.info(f"stopped ({stopped})" if stopped else "stopped")
-
-
-def _token(path: Path | None) -> str | None:
-    from soulctl.errors import InvalidInput, NotFound
-
-    if path is None:
-        token = os.environ.get("SOULCTL_SERVE_TOKEN")
-        if token is not None and not token.strip():
-            raise InvalidInput("SOULCTL_SERVE_TOKEN is set but empty", hint="set a token, or unset it")
-        return token.strip() if token else None
-    try:
-        token = path.read_text().strip()
-    except FileNotFoundError:
-        raise NotFound(f"no token file {path}", hint="write a token into it, e.g. `openssl rand -hex 32 > FILE`") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read the token file {path} ({exc})") from None
-    if len(token) < 16 or not token.isprintable() or " " in token:
-        raise InvalidInput(f"the token in {path} must be at least 16 printable characters without spaces",
-                           hint="e.g. `openssl rand -hex 32 > FILE`")
-    return token
 
 
 def _serve(app, sock, grace: float) -> str | None:

@@ -8,7 +8,7 @@ import typer
 
 from soulctl.cli import state
 
-app = typer.Typer(help="The log's store: info, and migrate between DuckDB and PostgreSQL.",
+app = typer.Typer(help="The log's store: info, migrate between DuckDB and PostgreSQL, stop its server.",
                   no_args_is_help=True)
 
 
@@ -66,6 +66,21 @@ def migrate(
         + ("; soul.yaml now points there" if r.get("switched") else "")))
     if not switch:
         state.out.hint(f"to use it: soulctl store migrate --to {redact(to)} --switch (or edit soul.yaml `store:`)")
+
+
+@app.command("stop")
+def stop(
+    force: Annotated[bool, typer.Option("--force", help="Stop it even while other processes use it.")] = False,
+) -> None:
+    """Stop the home's embedded PostgreSQL server now (it also stops when its last user exits).
+
+    Refused (exit 7) while another process — a `soulctl serve` — uses it, unless --force. A
+    store that runs no server of its own (DuckDB, a remote PostgreSQL) has nothing to stop.
+    """
+    record = state.soul().store.stop(force)
+    state.out.record(record, id_key="pid", human=lambda r: (
+        f"stopped the embedded PostgreSQL (pid {r['pid']})" if r["stopped"]
+        else r.get("reason") or "the embedded PostgreSQL is not running"))
 
 
 def _render(r: dict) -> str:

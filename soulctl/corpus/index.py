@@ -129,8 +129,9 @@ def keyword_index(path: Path):
     builder.add_integer_field("end", stored=True)
     builder.add_text_field("heading", stored=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field("text", stored=True, tokenizer_name="raw", index_option="basic")
-    path.mkdir(parents=True, exist_ok=True)
-    return tantivy.Index(builder.build(), path=str(path))
+    from soulctl.search.keyword import open_index
+
+    return open_index(builder.build(), path)
 
 
 class MountedCorpus:

@@ -214,7 +214,7 @@ def info(home: Home, name: str) -> dict:
 @contextmanager
 def _mounts_lock(home: Home):
     home.data.mkdir(parents=True, exist_ok=True)
-    fd = os.open(home.data / "mounts.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(home.data / "mounts.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def store_adapter(home: Home, staged: Path, meta: dict) -> str:
     (staged / META).write_text(json.dumps({**meta, "id": adapter_id, "sha256": sha}, indent=1) + "\n")
     home.adapters.mkdir(parents=True, exist_ok=True)
     for path in staged.iterdir():
-        os.chmod(path, 0o444)
+        os.chmod(path, stat.S_IMODE(path.stat().st_mode) & ~0o222)  # read-only; private by the umask
     os.rename(staged, target)
     return adapter_id
 

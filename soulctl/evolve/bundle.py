@@ -94,7 +94,9 @@ def export_bundle(home, buffer_ref: str | None, recipe, key: bytes, out: Path, f
     from soulctl.evolve.dream import resolve_buffer
     from soulctl.evolve.training import read_buffer
     from soulctl.generations import current, read_lineage
+    from soulctl.outfile import check_output
 
+    check_output(out, force, home)  # before anything is read
     buffer = resolve_buffer(home, buffer_ref)
     read_buffer(buffer)  # refuse an empty or malformed buffer here, not on the GPU
     gen = current(home)

@@ -73,8 +73,16 @@ class ResonateRecipe(_Strict):
                          "generic or empty replies and 9 for replies worth remembering.")
 
 
+class EvolveRecipe(_Strict):
+    """The steps of one cycle, by the names evolve/steps/ registers."""
+
+    steps: list[str] = Field(default_factory=lambda: ["score", "buffer", "dream", "merge", "check"],
+                             min_length=1)
+
+
 RECIPES: dict[str, type[BaseModel]] = {"dream": DreamRecipe, "merge": MergeRecipe,
-                                       "anchor": AnchorRecipe, "resonate": ResonateRecipe}
+                                       "anchor": AnchorRecipe, "resonate": ResonateRecipe,
+                                       "evolve": EvolveRecipe}
 
 
 def load_recipe_with(home: Home | None, name: str, overrides: dict):
@@ -150,7 +158,9 @@ def load_recipe(home: Home | None, name: str, model: type[BaseModel], path: Path
     if path is None:
         return model()
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read recipe {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"recipe {path} is not UTF-8 text (byte {exc.start})") from None
     return validate_mapping(model, text, str(path))

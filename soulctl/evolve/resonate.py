@@ -26,6 +26,11 @@ from soulctl.progress import progress_task
 ROLE_MAP = {"user": "user", "soul": "assistant", "system": "system"}
 
 
+class NothingNew(InvalidInput):
+    """No moment qualifies for a new buffer: not an error for a nightly cycle, which then does
+    nothing; exit 5 for `resonate buffer`, which was asked for one."""
+
+
 def mark(store: Store, packet_id: str, score: float) -> str:
     """An explicit resonance mark in [0, 1] (a new record; the packet never changes). Returns
     the whole packet id (`packet_id` may be a unique prefix)."""
@@ -226,11 +231,11 @@ def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
         chosen = [i for i in chosen if meta[i]["id"] in wanted]
     if not chosen:
         if resonant and learned:
-            raise InvalidInput(f"nothing new: all {len(resonant)} {role} packets at or above {threshold} "
-                               "were learned by the current generation",
-                               hint="talk more first, or --include-learned to train on them again")
-        raise InvalidInput(f"no {role} packet has resonance at or above {threshold}",
-                           hint="score first (soulctl resonate score), mark some, or lower --threshold")
+            raise NothingNew(f"nothing new: all {len(resonant)} {role} packets at or above {threshold} "
+                             "were learned by the current generation",
+                             hint="talk more first, or --include-learned to train on them again")
+        raise NothingNew(f"no {role} packet has resonance at or above {threshold}",
+                         hint="score first (soulctl resonate score), mark some, or lower --threshold")
     chosen.sort(key=lambda i: -(meta[i]["resonance"] or 0))
     # greedy: the most resonant of each near-duplicate group stays; a new moment that repeats
     # one already learned, or one kept here, is covered — and counted as learned from now on,
@@ -248,7 +253,7 @@ def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
     by_session: dict[str, list[int]] = {}
     for i, m in enumerate(meta):
         by_session.setdefault(m["session"], []).append(i)
-    lines, ids = [], []
+    lines, ids, unprompted = [], [], []
     for i in kept:
         session = by_session[meta[i]["session"]]
         pos = session.index(i)
@@ -256,9 +261,16 @@ def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
         messages = [_message(c) for c in context]
         while messages and messages[0]["role"] == "assistant":
             messages.pop(0)
+        if not any(m["role"] == "user" for m in messages):  # a reply with no turn it answers:
+            unprompted.append(meta[i]["id"])  # nothing to learn it from (left out, counted)
+            continue
         messages.append({"role": "assistant", "content": meta[i]["prose"]})
         lines.append(json.dumps({"messages": messages}, ensure_ascii=False))
         ids.append(meta[i]["id"])
+    if not lines:
+        raise NothingNew(f"no example to learn from: the {len(unprompted)} new resonant "
+                         f"{role} repl{'y' if len(unprompted) == 1 else 'ies'} answer no user turn",
+                         hint="talk more first")
     body = ("\n".join(lines) + "\n").encode("utf-8")
     sha = hashlib.sha256(body).hexdigest()
     buffer_id = "buf-" + sha[:12]
@@ -267,6 +279,7 @@ def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
     record = {"id": buffer_id, "sha256": sha, "examples": len(lines), "log_ids": ids,
               "threshold": threshold, "dedup_cosine": recipe.dedup_cosine, "cluster": cluster,
               "context_turns": recipe.context_turns, "dropped_duplicates": len(covered), "covered_ids": covered,
+              "dropped_unprompted": len(unprompted),
               "skipped_learned": len(resonant) - len([i for i in resonant if meta[i]["id"] not in learned]),
               "created_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}
     for target, data in ((path, body), (path.with_suffix(".json"),

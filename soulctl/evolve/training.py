@@ -22,9 +22,13 @@ def read_buffer(path: Path) -> list[list[dict]]:
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"{path.name}:{number}: invalid JSON ({exc.msg})") from None
         messages = obj.get("messages") if isinstance(obj, dict) else None
-        if not isinstance(messages, list) or not messages or messages[-1].get("role") != "assistant":
+        if (not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages)
+                or messages[-1].get("role") != "assistant"):
             raise InvalidInput(f"{path.name}:{number}: expected {{\"messages\": [...]}} ending "
                                "with an assistant message")
+        if not any(m.get("role") == "user" for m in messages[:-1]):
+            raise InvalidInput(f"{path.name}:{number}: the reply answers no user message: "
+                               "nothing to learn it from", hint="give each example the user turn it answers")
         conversations.append(messages)
     if not conversations:
         raise InvalidInput(f"buffer {path.name} is empty: nothing to learn",

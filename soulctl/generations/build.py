@@ -93,24 +93,20 @@ def build_generation(home: Home, gid: str, write: Callable[[Path], None], lineag
 
 
 def make_read_only(root: Path) -> None:
-    for path in sorted(root.rglob("*"), reverse=True):
+    """Every file and folder without its write bits (who may read is what the umask gave)."""
+    for path in [*sorted(root.rglob("*"), reverse=True), root]:
         mode = path.lstat().st_mode
-        if stat.S_ISREG(mode):
-            os.chmod(path, 0o444)
-        elif stat.S_ISDIR(mode):
-            os.chmod(path, 0o555)
-    os.chmod(root, 0o555)
+        if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+            os.chmod(path, stat.S_IMODE(mode) & ~0o222)
 
 
 def make_writable(root: Path) -> None:
+    """The owner may change it again (before a removal or a repair)."""
     if not root.exists() or root.is_symlink():
         return
-    os.chmod(root, 0o755)
-    for path in root.rglob("*"):
-        if path.is_dir() and not path.is_symlink():
-            os.chmod(path, 0o755)
-        elif path.is_file() and not path.is_symlink():
-            os.chmod(path, 0o644)
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink() and (path.is_dir() or path.is_file()):
+            os.chmod(path, stat.S_IMODE(path.lstat().st_mode) | stat.S_IWUSR | (stat.S_IXUSR if path.is_dir() else 0))
 
 
 def _fsync_tree(root: Path) -> None:

@@ -63,9 +63,30 @@ class BudgetConfig(_Strict):
     headroom: str | int = "auto"
 
 
+# Never handed to the coding agent, whatever hands.env says: soulctl's own secrets and the
+# store's credentials.
+HANDS_NEVER = ("SOULCTL_*", "PG*")
+
+
 class HandsConfig(_Strict):
     command: list[str] = ["claude", "-p", "--output-format", "json"]
     timeout_s: int = Field(1800, ge=1)
+    # the agent's environment beyond the basics (PATH, HOME, LANG, LC_*, TERM …): names or
+    # shell patterns of its own auth variables
+    env: list[str] = ["ANTHROPIC_*", "CLAUDE_CODE_*"]
+    # invoke_agent over MCP: auto = on stdio, and over HTTP only behind a token; true = also a
+    # loopback server without one; false = never over MCP
+    expose: bool | Literal["auto"] = "auto"
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, names: list[str]) -> list[str]:
+        from fnmatch import fnmatchcase
+
+        for name in names:
+            if any(fnmatchcase(name, never) for never in HANDS_NEVER):
+                raise ValueError(f"{name} is soulctl's own secret and is never handed to the agent")
+        return names
 
 
 class SoulConfig(_Strict):
@@ -119,6 +140,8 @@ memory:                      # Memory OS sectors, in tokens of the serving model
 store: duckdb:data/soul.duckdb
 hands:
   command: [claude, -p, --output-format, json]
+  env: [ANTHROPIC_*, CLAUDE_CODE_*]   # the agent's own variables it may see (never SOULCTL_*, PG*)
+  expose: auto               # invoke_agent over MCP: auto (stdio; HTTP behind a token) | true | false
 budget:
   ram: auto                  # or e.g. 512GiB
   os_reserve: auto
@@ -129,7 +152,12 @@ def load_config(path: Path) -> SoulConfig:
     path = Path(path)
     if not path.is_file():
         raise NotFound(f"{path} does not exist", hint="run `soulctl init` to create a soul home")
-    return parse_config(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start})",
+                          hint="restore it from a backup, or write it anew (README: soul.yaml)") from None
+    return parse_config(text, str(path))
 
 
 def parse_config(text: str, source: str = "soul.yaml") -> SoulConfig:

@@ -11,6 +11,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from soulctl import jsontext
 from soulctl.errors import AlreadyExists, InvalidInput, NotFound
 from soulctl.home import Home
 from soulctl.log import NewPacket, Packet, Store, open_store
@@ -93,6 +94,9 @@ def parse_jsonl(data: bytes, defaults: dict, embedder=None) -> Incoming:
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})",
                                hint="each line must be one JSON object") from None
+        except RecursionError:
+            raise InvalidInput(f"{where}: JSON nested too deeply") from None
+        jsontext.check(obj, where)
         if not isinstance(obj, dict):
             raise InvalidInput(f"{where}: expected a JSON object, got {type(obj).__name__}")
         unknown = set(obj) - _JSONL_KEYS - _EXPORT_KEYS

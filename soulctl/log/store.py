@@ -14,6 +14,8 @@ import numpy as np
 from soulctl.errors import InvalidInput
 from soulctl.log.packets import Filters, Hit, NewPacket, Packet
 
+SQL_TIMEOUT = 30.0  # seconds a user's `log sql` may run (a writer waits at most that long)
+
 
 def embedder_mismatch(stored: str, configured: str) -> InvalidInput:
     return InvalidInput(f"the log's vectors were made by {stored}, but the configured embedder "
@@ -131,9 +133,9 @@ class Store(ABC):
 
     # -- the user's own use ----------------------------------------------------------------
     @abstractmethod
-    def sql(self, query: str) -> tuple[list[str], list[tuple]]:
+    def sql(self, query: str, timeout: float = SQL_TIMEOUT) -> tuple[list[str], list[tuple]]:
         """One read-only statement over the log's tables and nothing else (no files, network,
-        extensions or settings): (columns, rows)."""
+        extensions or settings): (columns, rows). Stopped after `timeout` seconds (TimedOut)."""
 
     @abstractmethod
     def export(self, fmt: str, path: str, with_embeddings: bool = False) -> int:
@@ -169,6 +171,11 @@ class Store(ABC):
 
     def close(self) -> None:
         """Release connections (a backend with none keeps nothing open between calls)."""
+
+    def stop(self, force: bool = False) -> dict:
+        """Stop a server of the home's own that holds the store (the embedded PostgreSQL), now;
+        a store without one has nothing to stop."""
+        return {"running": False, "stopped": False, "users": [], "reason": "this store runs no server of its own"}
 
     def local_files(self) -> list:
         """The files and folders on this machine that hold the store (never a user's output

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
+from pathlib import Path
 
 from soulctl.errors import InvalidInput
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -23,3 +27,26 @@ def parse_query(index, text: str, fields: list[str]):
     with user_query(text, fields):
         query, _errors = index.parse_query_lenient(text, fields)
     return query
+
+
+def open_index(schema, path: Path):
+    """The tantivy index at `path`. tantivy takes a lock file even to read; where the home is
+    read-only it cannot, so the index is read from a private copy made for this process."""
+    import tantivy
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return tantivy.Index(schema, path=str(path))
+    except (OSError, ValueError) as exc:
+        if "Read-only" not in str(exc) and "Permission denied" not in str(exc):
+            raise
+    import atexit
+    import shutil
+    import tempfile
+
+    copy = Path(tempfile.mkdtemp(prefix="soulctl-keyword-"))
+    atexit.register(shutil.rmtree, copy, True)
+    if path.is_dir():
+        shutil.copytree(path, copy, dirs_exist_ok=True)
+    log.info("the keyword index in %s is read-only: searching a copy", path)
+    return tantivy.Index(schema, path=str(copy))

@@ -130,9 +130,10 @@ def create_app(soul, *, token: str | None = None, cors: list[str] | None = None,
     embed_names = {embedder.model_id, embedder.model_id.rsplit("/", 1)[-1], "embedder"}
     mcp_server = None
     if mcp:
-        from soulctl.serve.mcp import build_server, http_routes
+        from soulctl.serve.mcp import build_server, hidden_tools, http_routes
 
-        mcp_server = build_server(soul, lambda fn, engine_tool: (slot.engine if engine_tool else slot.memory)(fn))
+        mcp_server = build_server(soul, lambda fn, engine_tool: (slot.engine if engine_tool else slot.memory)(fn),
+                                  hidden_tools(soul.config, "http", token))
         mcp_routes = http_routes(mcp_server, host)
 
     @asynccontextmanager
@@ -164,10 +165,12 @@ def create_app(soul, *, token: str | None = None, cors: list[str] | None = None,
         except BodyTooLarge:
             raise BadRequest(f"request body is over the limit of {max_body} bytes (serve --max-body)",
                              status=413) from None
+        from soulctl.jsontext import BadJSON, loads
+
         try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"the body is not valid JSON ({getattr(exc, 'msg', exc)})") from None
+            body = loads(raw, "the body")
+        except BadJSON as exc:
+            raise BadRequest(exc.message, exc.param) from None
         if not isinstance(body, dict):
             raise BadRequest("the body must be a JSON object")
         return body

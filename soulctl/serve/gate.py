@@ -13,6 +13,46 @@ import ipaddress
 import json
 
 OPEN_PATHS = ("/health",)  # answered without the token: a load balancer's probe
+TOKEN_ENV = "SOULCTL_SERVE_TOKEN"
+MIN_TOKEN = 16
+
+
+def read_token(path=None) -> str | None:
+    """The bearer token from `path` (a file only its owner may read) or $SOULCTL_SERVE_TOKEN:
+    at least 16 printable characters without spaces, whichever the source."""
+    import os
+    import stat
+    from pathlib import Path
+
+    from soulctl.errors import InvalidInput, NotFound
+
+    if path is None:
+        token = os.environ.get(TOKEN_ENV)
+        if token is None:
+            return None
+        return _check_token(token.strip(), TOKEN_ENV)
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+        token = path.read_text().strip()
+    except FileNotFoundError:
+        raise NotFound(f"no token file {path}",
+                       hint="write one: umask 077; openssl rand -hex 32 > FILE") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read the token file {path} ({exc})") from None
+    if stat.S_IMODE(mode) & 0o077:
+        raise InvalidInput(f"the token file {path} is readable by others (mode {stat.S_IMODE(mode):o})",
+                           hint=f"chmod 600 {path}")
+    return _check_token(token, str(path))
+
+
+def _check_token(token: str, source: str) -> str:
+    from soulctl.errors import InvalidInput
+
+    if len(token) < MIN_TOKEN or not token.isprintable() or " " in token:
+        raise InvalidInput(f"the token from {source} must be at least {MIN_TOKEN} printable characters "
+                           "without spaces", hint="e.g. `openssl rand -hex 32`")
+    return token
 
 
 def error_body(message: str, kind: str, param: str | None = None, code: str | None = None) -> bytes:

@@ -25,21 +25,33 @@ INSTRUCTIONS = ("The memory and tools of a local LLM (a soul): search its log by
 Runner = Callable[[Callable[[], dict], bool], Awaitable[dict]]
 
 
-def build_server(soul, run: Runner):
+def build_server(soul, run: Runner, hidden: frozenset[str] = frozenset()):
     """The MCP server on `soul`; `run(fn, uses_engine)` runs a tool call off the event loop
-    (serve queues the ones that use the model with the chat turns)."""
+    (serve queues the ones that use the model with the chat turns). `hidden` tools are neither
+    listed nor callable here (see exposed). Arguments that do not fit a tool's schema are a
+    JSON-RPC error -32602 naming the argument; a tool's own refusal is an error result."""
     from mcp.server import Server
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import INVALID_PARAMS
 
     async def list_tools(ctx, params) -> types.ListToolsResult:
         return types.ListToolsResult(tools=[
             types.Tool(name=t.name, description=t.description, input_schema=t.parameters)
-            for t in registry.TOOLS.values()])
+            for t in registry.TOOLS.values() if t.name not in hidden])
 
     async def call_tool(ctx, params) -> types.CallToolResult:
-        name, arguments = params.name, params.arguments or {}
-        tool = registry.TOOLS.get(name)
+        name = params.name
+        try:
+            if name in hidden:
+                raise registry.BadArguments(
+                    f"{name} is not offered here: the coding agent runs only for a client the soul "
+                    "trusts (stdio, or a server with a token; soul.yaml hands.expose)", "name")
+            arguments = registry.check_arguments(name, params.arguments or {})
+        except registry.BadArguments as exc:
+            raise MCPError(INVALID_PARAMS, exc.message, {"param": exc.param}) from None
+        tool = registry.TOOLS[name]
         context = registry.ToolContext(soul)
-        outcome = await run(lambda: registry.call(name, arguments, context), bool(tool and tool.engine))
+        outcome = await run(lambda: registry.call(name, arguments, context), tool.engine)
         failed = "error" in outcome
         text = outcome["error"] if failed else json.dumps(outcome["result"], ensure_ascii=False, default=str)
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
@@ -49,6 +61,16 @@ def build_server(soul, run: Runner):
 
     return Server("soul", version=__version__, instructions=INSTRUCTIONS,
                   on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+def hidden_tools(config, transport: str, token: str | None = None) -> frozenset[str]:
+    """The tools not offered over `transport` (stdio | http): invoke_agent runs a coding agent
+    with the user's rights, so over HTTP it needs a token-guarded server unless soul.yaml's
+    `hands.expose` says true, and `hands.expose: false` keeps it off MCP altogether."""
+    expose = config.hands.expose
+    if expose is False or (expose == "auto" and transport == "http" and not token):
+        return frozenset({"invoke_agent"})
+    return frozenset()
 
 
 def http_routes(server, host: str) -> list:
@@ -76,7 +98,7 @@ def run_stdio(soul) -> None:
     async def run(fn, _uses_engine):
         return await anyio.to_thread.run_sync(fn, limiter=limiter)
 
-    server = build_server(soul, run)
+    server = build_server(soul, run, hidden_tools(soul.config, "stdio"))
 
     async def main():
         async with stdio_server() as (read, write):

@@ -61,12 +61,20 @@ def session(home):
     from soulctl.log import open_store
     from soulctl.memory.session import ChatSession
 
+    opened = []
+
     def make(name="s", **memory):
         configure(home, **memory)
         h = Home(home)
-        return ChatSession(h, open_engine(h), embedder_for(h.config, h.root), open_store(h), name)
+        chat = ChatSession(h, open_engine(h), embedder_for(h.config, h.root), open_store(h), name)
+        opened.append(chat)
+        return chat
 
-    return make
+    yield make
+    for chat in opened:  # the store's server (Postgres) and the model are released with the test
+        chat.settle()
+        chat.store.close()
+        chat.engine.close()
 
 
 def test_pressure_protocol_keeps_every_request_inside_the_context(session):

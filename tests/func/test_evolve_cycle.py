@@ -71,11 +71,15 @@ def test_a_cycle_learns_only_new_moments_then_has_nothing_to_do(talked, tmp_path
     assert "learned by the current generation" in again.json()["reason"] and current(home) == "gen-0001"
     assert [p["meta"]["evolve"]["status"] for p in cycle_packets(home)] == ["nothing-new", "accepted"]
 
-    # a new day: three new replies, marked; the buffer holds those and nothing learned before
-    added = soulctl("--home", home, "--json", "log", "add", "--role", "soul", "--session", "day2",
-                    input="The heron taught me patience today.\nRivers keep their own diaries.\n"
-                          "I dreamt of a library made of tide pools.\n")
-    new_ids = [json.loads(line)["id"] for line in added.stdout.splitlines()]
+    # a new day: three new replies, each to a question, marked; the buffer holds those and
+    # nothing learned before
+    day2 = [("What did the heron teach you?", "The heron taught me patience today."),
+            ("Do rivers remember?", "Rivers keep their own diaries."),
+            ("What did you dream?", "I dreamt of a library made of tide pools.")]
+    lines = "".join(json.dumps({"prose": p, "role": r, "session": "day2"}) + "\n"
+                    for q, a in day2 for p, r in ((q, "user"), (a, "soul")))
+    added = soulctl("--home", home, "--json", "log", "add", "--jsonl", input=lines)
+    new_ids = [json.loads(line)["id"] for line in added.stdout.splitlines()][1::2]
     for packet_id in new_ids:
         assert soulctl("--home", home, "resonate", "mark", packet_id, "1.0").code == 0
     assert soulctl("--home", home, "--json", "resonate", "score").json()["scored"] == 3  # only the new

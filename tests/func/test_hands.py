@@ -24,6 +24,16 @@ def agent_env(mode: str = "ok", with_agent: bool = True) -> dict:
     return {"PATH": (str(STANDIN) + os.pathsep + path) if with_agent else path, "STANDIN_CLAUDE": mode}
 
 
+@pytest.fixture(autouse=True)
+def standin_allowed(home):
+    """The stand-in reads its mode from STANDIN_CLAUDE; the agent sees only what hands.env allows."""
+    import yaml
+
+    data = yaml.safe_load((home / "soul.yaml").read_text())
+    data["hands"]["env"] = ["ANTHROPIC_*", "CLAUDE_CODE_*", "STANDIN_CLAUDE"]
+    (home / "soul.yaml").write_text(yaml.safe_dump(data))
+
+
 def hands_packets(home, session: str) -> list[dict]:
     rows = soulctl("log", "ls", "--session", session, "--role", "hands", "--reverse", "--json",
                    "--home", home).json_lines()

@@ -20,6 +20,7 @@ import openai
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.shared.exceptions import MCPError
 
 from tests.conftest import BASE_ENV, REPO, copy_home, refused, soulctl
 
@@ -206,6 +207,13 @@ def test_errors_in_openai_shape(server):
     assert nowhere[0] == 404 and error_of(nowhere)["type"] == "not_found_error"
     embed = http(port, "POST", "/v1/embeddings", b'{"input": [[1, 2, 3]]}')
     assert embed[0] == 400 and error_of(embed)["param"] == "input"
+    # text that is not text (a lone UTF-16 surrogate), and JSON nested 30,000 deep: 400, not 500
+    lone = post(b'{"messages": [{"role": "user", "content": "a\\ud800b"}]}')
+    assert lone[0] == 400 and error_of(lone)["param"] == "messages[0].content", lone
+    lone = http(port, "POST", "/v1/embeddings", b'{"input": ["fine", "a\\udfffb"]}')
+    assert lone[0] == 400 and error_of(lone)["param"] == "input[1]", lone
+    deep = post(b"[" * 30_000 + b"]" * 30_000)  # under this server's --max-body 64KiB
+    assert deep[0] == 400 and "nested more than" in error_of(deep)["message"], deep
 
     # too large: refused from the Content-Length alone, before the body is sent
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
@@ -246,16 +254,37 @@ def test_mcp_over_http_and_stdio(server, served_home):
             notebook = await client.call_tool("read_notebook", {"which": "self"})
             wrong = await client.call_tool("mount_corpus", {"name": "no-such-corpus"})
             off = await client.call_tool("unmount_corpus", {})
+            refusals = []  # arguments that do not fit the schema: JSON-RPC -32602 naming the argument
+            for name, args in (("search_memory", {"query": 123, "k": "many"}),
+                               ("search_memory", {"query": "heron", "k": "many"}),
+                               ("add_to_log", {"text": "x", "colour": "red"}),
+                               ("read_notebook", {"which": "diary"}),
+                               ("invoke_agent", {"task": "Write HANDS.md"})):
+                try:
+                    await client.call_tool(name, args)
+                    refusals.append(None)
+                except MCPError as exc:
+                    refusals.append((exc.code, exc.message))
             return dict(names=names, found=found, mounted=mounted, corpus=corpus, notebook=notebook,
-                        wrong=wrong, off=off)
+                        wrong=wrong, off=off, refusals=refusals)
 
     stdio = StdioServerParameters(command=sys.executable, args=["-m", "soulctl", "mcp", "--home", str(served_home)],
                                   env=BASE_ENV, cwd=str(REPO))
     for target in (server.url + "/mcp", stdio):
         got = asyncio.run(exercise(target))
         assert {"search_memory", "add_to_log", "read_notebook", "rewrite_notebook", "mount_corpus",
-                "unmount_corpus", "list_corpora", "search_corpus", "mark_resonance", "budget",
-                "invoke_agent"} <= set(got["names"])
+                "unmount_corpus", "list_corpora", "search_corpus", "mark_resonance", "budget"} <= set(got["names"])
+        refusals = got["refusals"]
+        assert [r and r[0] for r in refusals[:4]] == [-32602] * 4, refusals
+        assert "`query` must be a string" in refusals[0][1] and "`k` must be an integer" in refusals[1][1]
+        assert "takes no `colour`" in refusals[2][1] and "`which` must be one of notebook, self" in refusals[3][1]
+        # the coding agent runs with the user's rights: over HTTP only behind a token (stdio: the
+        # client launched the server itself)
+        if target is stdio:
+            assert "invoke_agent" in got["names"] and refusals[4] is None  # a tool error: no agent here
+        else:
+            assert "invoke_agent" not in got["names"]
+            assert refusals[4][0] == -32602 and "not offered here" in refusals[4][1]
         hits = got["found"].structured_content["result"]
         assert not got["found"].is_error and "heron stood in the reeds" in hits[0]["prose"]
         assert len(hits[0]["embedding"]) == 384  # the bifocal packet: prose and vector
@@ -269,10 +298,12 @@ def test_mcp_over_http_and_stdio(server, served_home):
 def test_token_gate_and_bind_refusal(served_home, tmp_path):
     refused(soulctl("serve", "--host", "0.0.0.0", "--home", served_home), 2, "without a token")
     (tmp_path / "short").write_text("abc\n")
+    (tmp_path / "short").chmod(0o600)
     refused(soulctl("serve", "--token-file", tmp_path / "short", "--home", served_home), 5, "at least 16")
     refused(soulctl("serve", "--token-file", tmp_path / "absent", "--home", served_home), 3, "no token file")
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
     served = Served(served_home, "--token-file", str(token_file), log=tmp_path / "serve.log")
     try:
         assert http(served.port, "GET", "/health")[0] == 200

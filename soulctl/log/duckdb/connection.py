@@ -6,6 +6,7 @@ then no other can open it at all, so every operation attaches, works and detache
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,8 +14,10 @@ from typing import Iterator
 
 import duckdb
 
-from soulctl.errors import InvalidInput
+from soulctl.errors import CannotWrite, InvalidInput
 from soulctl.log.duckdb.lock import store_lock
+
+log = logging.getLogger(__name__)
 
 _instance: duckdb.DuckDBPyConnection | None = None
 _instance_lock = threading.RLock()
@@ -25,7 +28,10 @@ def attached(path: Path, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]
     """The log database attached to this process's one in-memory DuckDB, then detached.
 
     Creating a DuckDB instance costs ~9 ms here; attaching a file to a live one ~0.3 ms.
-    Detaching releases the file, so other processes can open it between our operations.
+    Detaching releases the file, so other processes can open it between our operations. A
+    write ends with a checkpoint; one that fails for lack of space leaves what was committed in
+    the write-ahead log (readers replay it) and a fresh instance for the next operation, so the
+    log is usable again as soon as there is room.
     """
     global _instance
     with _instance_lock:
@@ -36,20 +42,74 @@ def attached(path: Path, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]
         try:
             con.execute(f"ATTACH '{target}' AS soul" + (" (READ_ONLY)" if read_only else ""))
         except duckdb.Error as exc:
-            raise InvalidInput(f"{path}: cannot open the log ({str(exc).splitlines()[0]})",
-                               hint="check the file; `soulctl log reindex` rebuilds the indexes") from None
+            _reset_if_broken(con)
+            raise failure(exc, path) from None
         try:
             con.execute("USE soul")
             yield con
             if not read_only:
-                con.execute("CHECKPOINT soul")
+                try:
+                    con.execute("CHECKPOINT soul")
+                except duckdb.Error as exc:
+                    if not _full(exc):
+                        raise
+                    log.warning("the log's checkpoint needs more space than %s has: what was written "
+                                "is committed in its write-ahead log; the next write with room folds it in",
+                                path.parent)
+        except duckdb.Error as exc:
+            mapped = failure(exc, path, opening=False)
+            if mapped is exc:
+                raise
+            raise mapped from None
         finally:
+            rollback(con)  # no transaction open: the usual case
             try:
-                con.execute("ROLLBACK")
+                con.execute("USE memory")
+                con.execute("DETACH soul")
             except duckdb.Error:
-                pass  # no transaction open: the usual case
-            con.execute("USE memory")
-            con.execute("DETACH soul")
+                _reset_if_broken(con, force=True)
+
+
+def rollback(con) -> None:
+    """Undo the open transaction, if one is open: a failed COMMIT (a full disk) has already
+    ended it, and the error to report is the commit's, not this one's."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+def _reset_if_broken(con, force: bool = False) -> None:
+    """Drop this process's instance when a failed write left a database attached to it
+    (DuckDB invalidates it), so the next operation starts clean."""
+    global _instance
+    if force or "soul" in {row[0] for row in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()}:
+        _instance = None
+        try:
+            con.close()
+        except duckdb.Error:
+            pass
+
+
+def _full(exc: BaseException) -> bool:
+    text = str(exc)
+    return "No space left on device" in text or "Disk quota exceeded" in text
+
+
+def failure(exc: BaseException, path: Path, opening: bool = True) -> Exception:
+    """A DuckDB error as the one line a user can act on: a full or read-only disk is exit 8; a
+    file that cannot be opened is exit 5; anything else in an operation is left as it is."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if _full(exc):
+        return CannotWrite(f"cannot write the log {path}: the disk is full",
+                           hint="free some space and retry; what was committed is kept")
+    if "Read-only file system" in text or "Permission denied" in text:
+        return CannotWrite(f"cannot write the log {path}: the file system refused it ({text})",
+                           hint="the soul home is read-only: reads work; make it writable to write")
+    if not opening:
+        return exc
+    return InvalidInput(f"{path}: cannot open the log ({text})",
+                        hint="check the file; `soulctl log reindex` rebuilds the indexes")
 
 
 class LazyRead:

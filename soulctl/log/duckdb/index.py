@@ -24,7 +24,7 @@ from typing import Iterable
 import numpy as np
 
 from soulctl.search import vectors
-from soulctl.search.keyword import parse_query, user_query
+from soulctl.search.keyword import open_index, parse_query, user_query
 
 log = logging.getLogger(__name__)
 
@@ -202,9 +202,7 @@ class LogIndex:
             for name in ("role", "session", "generation", "corpus"):
                 builder.add_text_field(name, stored=False, tokenizer_name="raw")
             builder.add_integer_field("ts", stored=False, indexed=True, fast=True)
-            path = self.root / KEYWORD
-            path.mkdir(parents=True, exist_ok=True)
-            self._kw = tantivy.Index(builder.build(), path=str(path))
+            self._kw = open_index(builder.build(), self.root / KEYWORD)
         return self._kw
 
     def keyword_current(self, state: IndexState) -> bool:

@@ -17,15 +17,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from soulctl.errors import Unavailable
+from soulctl.errors import CannotWrite, Unavailable
 
 DEFAULT_TIMEOUT = float(os.environ.get("SOULCTL_LOCK_TIMEOUT", "120"))
 
 
 @contextmanager
 def store_lock(path: Path, exclusive: bool, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open(path, exclusive)
+    if fd is None:  # a read-only home: nothing can write the store, so a reader needs no lock
+        yield
+        return
     mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
     deadline = time.monotonic() + timeout
     delay = 0.002
@@ -49,3 +51,25 @@ def store_lock(path: Path, exclusive: bool, timeout: float = DEFAULT_TIMEOUT) ->
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+
+
+def _open(path: Path, exclusive: bool) -> int | None:
+    """The lock file, made if need be. A writer that cannot make or open it is refused (exit 8);
+    a reader falls back to the file as it is, or to no lock at all where none can be made."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        if exc.errno not in _READ_ONLY:
+            raise
+        if exclusive:
+            raise CannotWrite(f"cannot write the soul's store: {path} ({os.strerror(exc.errno)})",
+                              hint="the soul home is read-only or full: reads work; free space or "
+                                   "make the home writable to write") from None
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError:
+        return None

@@ -65,7 +65,7 @@ class MemoryVersions:
         except OSError:
             return None
         try:
-            fd = os.open(self.stamp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(self.stamp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:  # another reader made it meanwhile
             pass
         except OSError:  # a read-only home: nothing is cached

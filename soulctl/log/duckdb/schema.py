@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from soulctl.log.duckdb.connection import rollback
+
 
 def packets_table(dim: int) -> str:
     """The packets table: one definition, used by the first migration and by reembed."""
@@ -94,7 +96,7 @@ def apply(con, dim: int) -> list[str]:
             con.execute("INSERT INTO migrations VALUES (?, now()::TIMESTAMP)", [name])
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
         applied.append(name)
     return applied

@@ -18,10 +18,10 @@ from typing import Iterator, Sequence
 import duckdb
 import numpy as np
 
-from soulctl.errors import AlreadyExists, InvalidInput, NotFound
+from soulctl.errors import AlreadyExists, CannotWrite, InvalidInput, NotFound
 from soulctl.interrupts import deferred
 from soulctl.log.duckdb import schema
-from soulctl.log.duckdb.connection import attached
+from soulctl.log.duckdb.connection import attached, rollback
 from soulctl.log.duckdb.index import LogIndex
 from soulctl.log.duckdb.lock import store_lock
 from soulctl.log.duckdb.memory import MemoryVersions
@@ -66,11 +66,16 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
                 yield con
 
     def _recover(self) -> None:
-        """A writer was killed: replay its write-ahead log once, so readers see whole packets."""
-        with store_lock(self.lock_path, exclusive=True):
-            if self.path.with_name(self.path.name + ".wal").exists():
-                with attached(self.path, read_only=False):
-                    pass
+        """A writer was killed: replay its write-ahead log once, so readers see whole packets.
+        Where the home cannot be written (read-only, full) a read-only attach replays it in
+        memory instead, each time."""
+        try:
+            with store_lock(self.lock_path, exclusive=True):
+                if self.path.with_name(self.path.name + ".wal").exists():
+                    with attached(self.path, read_only=False):
+                        pass
+        except CannotWrite:
+            pass
 
     @contextmanager
     def _write(self, dim: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -179,11 +184,11 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
             insert_rows(con, rows, dim)
             con.execute("COMMIT")
         except duckdb.ConstraintException:  # an id another writer added meanwhile
-            con.execute("ROLLBACK")
+            rollback(con)
             raise AlreadyExists("a packet with one of these ids is already in the log",
                                 hint="leave `id` out to add packets as new ones") from None
         except BaseException:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
         return [packet_from_new_row(r) for r in rows]
 
@@ -200,7 +205,7 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
                                 [(pid, float(score), source, now) for pid, score, source in marks])
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                rollback(con)
                 raise
 
     def latest_marks(self, source: str) -> dict[str, float]:

@@ -3,14 +3,18 @@ re-embedding (the only way an embedding changes)."""
 
 from __future__ import annotations
 
+import threading
+
 import duckdb
 import numpy as np
 
-from soulctl.errors import InvalidInput, NotFound
+from soulctl.errors import InvalidInput, NotFound, TimedOut
 from soulctl.log.duckdb import schema
+from soulctl.log.duckdb.connection import rollback
 from soulctl.log.duckdb.lock import store_lock
 from soulctl.log.duckdb.rows import SELECT, fixed_array
 from soulctl.log.rows import RAW
+from soulctl.log.store import SQL_TIMEOUT
 
 
 
@@ -19,9 +23,10 @@ class UserQueries:
     _sync_indexes."""
 
     # -- the user's own queries ----------------------------------------------------------
-    def sql(self, query: str) -> tuple[list[str], list[tuple]]:
+    def sql(self, query: str, timeout: float = SQL_TIMEOUT) -> tuple[list[str], list[tuple]]:
         """The user's own query, on a connection of its own that can read the log's tables and
-        nothing else: no files, no network, no extensions, settings locked."""
+        nothing else: no files, no network, no extensions, settings locked. It is interrupted
+        after `timeout` seconds, so a writer waits for it at most that long."""
         check_read_only(query)
         if self.path.with_name(self.path.name + ".wal").exists():
             self._recover()
@@ -29,13 +34,19 @@ class UserQueries:
             if not self.path.exists():
                 raise NotFound("the log is empty: nothing to query yet")
             con = duckdb.connect(str(self.path), read_only=True, config=USER_SQL_CONFIG)
+            timer = threading.Timer(timeout, con.interrupt)
+            timer.start()
             try:
                 rel = con.execute(query)
                 columns = [d[0] for d in rel.description] if rel.description else []
                 return columns, rel.fetchall()
+            except duckdb.InterruptException:
+                raise TimedOut(f"log sql stopped after {timeout:g} s, its time limit",
+                               hint="narrow the query, or give it longer with --timeout") from None
             except duckdb.Error as exc:
                 raise InvalidInput(f"SQL error: {str(exc).splitlines()[0]}") from None
             finally:
+                timer.cancel()
                 con.close()
 
     def export(self, fmt: str, path: str, with_embeddings: bool = False) -> int:
@@ -88,7 +99,7 @@ class UserQueries:
                 con.execute("UPDATE store_meta SET value = ? WHERE key = 'dim'", [str(dim)])
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                rollback(con)
                 raise
             self.index.reset()
             self._sync_indexes(con, force_vectors=True)
@@ -148,11 +159,11 @@ class UserQueries:
                                         [list(m) for m in memory])
                 con.execute("COMMIT")
             except _duckdb.ConstraintException:
-                con.execute("ROLLBACK")
+                rollback(con)
                 raise AlreadyExists("the target log already holds some of these packets",
                                     hint="migrate into an empty store, or resume the same migration") from None
             except BaseException:
-                con.execute("ROLLBACK")
+                rollback(con)
                 raise
             if rows:
                 self._sync_indexes(con)

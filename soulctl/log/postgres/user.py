@@ -10,11 +10,12 @@ import re
 
 import numpy as np
 
-from soulctl.errors import InvalidInput, NotFound
+from soulctl.errors import InvalidInput, NotFound, TimedOut
 from soulctl.log.packets import utcnow
 from soulctl.log.postgres import schema
 from soulctl.log.postgres.connect import READER, vec
 from soulctl.log.rows import COLUMNS, RAW, SELECT
+from soulctl.log.store import SQL_TIMEOUT
 
 _READ_START = {"SELECT", "WITH", "EXPLAIN", "VALUES", "TABLE"}
 # functions that reach past the log's tables or change the session (refused before the server
@@ -62,7 +63,7 @@ def _split(text: str) -> list[str]:
 class UserQueries:
     """Mixed into PostgresStore: needs its con(), _fetch, _has_tables and _migrate."""
 
-    def sql(self, query: str) -> tuple[list[str], list[tuple]]:
+    def sql(self, query: str, timeout: float = SQL_TIMEOUT) -> tuple[list[str], list[tuple]]:
         import psycopg
 
         statement = check_read_only(query)
@@ -72,12 +73,15 @@ class UserQueries:
         try:
             with con.transaction():
                 con.execute("SET TRANSACTION READ ONLY")
-                con.execute("SET LOCAL statement_timeout = '60s'")
+                con.execute(f"SET LOCAL statement_timeout = '{max(1, int(timeout * 1000))}ms'")
                 if con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [READER]).fetchone():
                     con.execute(f"SET LOCAL ROLE {READER}")
                 cur = con.execute(statement, prepare=True)  # the extended protocol: one statement
                 columns = [d.name for d in cur.description] if cur.description else []
                 rows = [tuple(vec(v).tolist() if hasattr(v, "to_numpy") else v for v in r) for r in cur.fetchall()]
+        except psycopg.errors.QueryCanceled:
+            raise TimedOut(f"log sql stopped after {timeout:g} s, its time limit",
+                           hint="narrow the query, or give it longer with --timeout") from None
         except psycopg.Error as exc:
             raise InvalidInput(f"SQL error: {str(exc).strip().splitlines()[0]}") from None
         return columns, rows

@@ -1,0 +1,50 @@
+"""The cycle's first steps: score what is new, then buffer the resonant moments no layer of
+the current generation has learned."""
+
+from __future__ import annotations
+
+from soulctl.evolve.steps import Cycle, Stop, step
+
+
+@step("score")
+class Score:
+    """Novelty (and the combined resonance) for every reply not scored yet."""
+
+    def plan(self, cycle: Cycle) -> dict:
+        pending, _ = cycle.soul.store.unmarked("novelty", "soul")
+        return {"unscored": len(pending)}
+
+    def run(self, cycle: Cycle) -> dict:
+        from soulctl.evolve import resonate
+
+        soul = cycle.soul
+        return {"scored": resonate.score(soul.store, soul.recipe("resonate"), progress=cycle.progress)["scored"]}
+
+
+@step("buffer")
+class Buffer:
+    """The training buffer: new resonant moments only; too few of them end the cycle."""
+
+    def plan(self, cycle: Cycle) -> dict:
+        from soulctl.evolve.resonate import learned_ids
+
+        recipe = cycle.soul.recipe("resonate")
+        return {"threshold": recipe.threshold, "min_examples": recipe.min_examples,
+                "rehearsal": recipe.rehearsal,
+                "learned_moments": 0 if cycle.include_learned else len(learned_ids(cycle.soul.home))}
+
+    def run(self, cycle: Cycle) -> dict:
+        from soulctl.evolve.resonate import NothingNew, build_buffer
+
+        soul = cycle.soul
+        recipe = soul.recipe("resonate")
+        try:
+            buffer = build_buffer(soul.home, soul.store, recipe, include_learned=cycle.include_learned)
+        except NothingNew as exc:
+            raise Stop("nothing-new", exc.message) from None
+        cycle.buffer = buffer
+        record = {"buffer": buffer["id"], "examples": buffer["examples"]}
+        if buffer["examples"] < recipe.min_examples:
+            raise Stop("nothing-new", f"{buffer['examples']} new moments, fewer than the recipe's "
+                                      f"min_examples {recipe.min_examples}", record)
+        return record

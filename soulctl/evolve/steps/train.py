@@ -1,0 +1,22 @@
+"""The trainer step: a LoRA dreamt on the cycle's buffer (peft on torch, or mlx-lm)."""
+
+from __future__ import annotations
+
+from soulctl.evolve.steps import Cycle, step
+
+
+@step("dream")
+class Dream:
+    def plan(self, cycle: Cycle) -> dict:
+        recipe = cycle.soul.recipe("dream")
+        return {"rank": recipe.lora.r, "alpha": recipe.lora.alpha, "targets": recipe.lora.target_modules,
+                "epochs": recipe.train.epochs, "learning_rate": recipe.train.learning_rate,
+                "device": recipe.device}
+
+    def run(self, cycle: Cycle) -> dict:
+        from soulctl.evolve.dream import dream
+
+        soul = cycle.soul
+        cycle.adapter = dream(soul.home, cycle.buffer["id"], soul.recipe("dream"), cycle.progress)
+        return {"adapter": cycle.adapter["id"],
+                "loss": [cycle.adapter["loss_before"], cycle.adapter["loss_after"]]}
