@@ -19,10 +19,14 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from soulctl.errors import InvalidInput, MissingDependency, NotFound, Unavailable
 from soulctl.log.ingest import current_generation
 from soulctl.log.packets import NewPacket, env_session, new_id, new_session_id
+
+if TYPE_CHECKING:
+    from soulctl.soul import Soul
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +70,7 @@ def agent_command(config) -> list[str]:
     return [exe, *command[1:]]
 
 
-def invoke_agent(soul, task: str, constraints: str | None = None, cwd: str | Path | None = None,
+def invoke_agent(soul: Soul, task: str, constraints: str | None = None, cwd: str | Path | None = None,
                  max_turns: int | None = None, max_budget_usd: float | None = None,
                  timeout: float | None = None, allowed_tools: str | None = None,
                  session: str | None = None) -> HandsResult:
@@ -81,7 +85,7 @@ def invoke_agent(soul, task: str, constraints: str | None = None, cwd: str | Pat
     session = session or env_session() or new_session_id()
     from soulctl.memory import notebook as nb
 
-    memory = nb.current_all(soul.store, soul.home)
+    memory = nb.current_all(soul)
     request = NewPacket(prose=_request_prose(task, constraints), role="hands", session=session, id=new_id(),
                         generation=current_generation(soul.home),
                         meta={"kind": "hands-request", "task": task, "constraints": constraints,
@@ -96,7 +100,9 @@ def invoke_agent(soul, task: str, constraints: str | None = None, cwd: str | Pat
                                            "embed_model": soul.embedder.model_id,
                                            "notebook": memory["notebook"]["text"]}, ensure_ascii=False))
         prompt = _prompt(task, constraints, memory["notebook"]["text"], packet_file)
-        args = [*argv, *_limits(max_turns, max_budget_usd, allowed_tools), "--add-dir", handoff, prompt]
+        # `--add-dir` takes many values in Claude Code (commander's variadic option): `--` ends
+        # the options, so the prompt is never read as a second directory
+        args = [*argv, *_limits(max_turns, max_budget_usd, allowed_tools), "--add-dir", handoff, "--", prompt]
         written = soul.store.add([request], vector[None, :], soul.embedder.model_id)
         start = time.monotonic()
         interrupted = None
@@ -127,7 +133,7 @@ REVIEW_PROMPT = ("Your hands (a coding agent) finished the task you gave them.\n
                  "constraints? Answer with a verdict (done / not done) and one or two sentences why.")
 
 
-def review(soul, outcome: HandsResult, task: str) -> dict:
+def review(soul: Soul, outcome: HandsResult, task: str) -> dict:
     """The soul reviews its hands' result: the result goes back to it as a turn (within its
     context, the result cut to fit), and its verdict is logged as a `soul` packet whose
     parent is the result."""
@@ -135,7 +141,7 @@ def review(soul, outcome: HandsResult, task: str) -> dict:
     from soulctl.memory.rewrite import trim_to_tokens
 
     engine, mem = soul.engine("soul"), soul.config.memory
-    memory = nb.current_all(soul.store, soul.home)
+    memory = nb.current_all(soul)
     system = {"role": "system", "content": memory["self"]["text"] + "\n\n# Notebook\n" + (memory["notebook"]["text"] or "(empty)")}
     ask = REVIEW_PROMPT.format(task=task.strip(), result="{result}")
     room = engine.context_length - mem.reply_tokens - engine.count_chat_tokens(

@@ -31,12 +31,12 @@ from soulctl.errors import AlreadyExists, CannotWrite, InvalidInput, NotFound
 STDOUT = "-"
 
 
-def check_output(path: str | Path, force: bool = False, home=None) -> tuple[str, Path]:
+def check_output(path: str | Path, force: bool = False, owner=None) -> tuple[str, Path]:
     """Refuse now what output_path would refuse later (before minutes of work): returns
     (kind, where) — "stdout", "stream" (a FIFO or device to write into), or "file"/"new" with
     the resolved path of a file to (re)place."""
     if str(path) == STDOUT:
-        _refuse_home_state(_stdout_target(), path, home)
+        _refuse_home_state(_stdout_target(), path, owner)
         return "stdout", Path(STDOUT)
     text = os.path.expanduser(str(path))
     try:
@@ -47,11 +47,11 @@ def check_output(path: str | Path, force: bool = False, home=None) -> tuple[str,
         raise _cannot_write(path, exc) from None
     real = Path(os.path.realpath(text))
     if st is not None and _is_stdout(st):
-        _refuse_home_state(real, path, home)
+        _refuse_home_state(real, path, owner)
         return "stdout", Path(STDOUT)
     if st is not None and (stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode)):
         return "stream", Path(text)
-    _refuse_home_state(real, path, home)
+    _refuse_home_state(real, path, owner)
     if st is None:
         if not real.parent.is_dir():
             raise NotFound(f"directory {real.parent} does not exist", hint=f"create it: mkdir -p {real.parent}")
@@ -68,11 +68,11 @@ def check_output(path: str | Path, force: bool = False, home=None) -> tuple[str,
 
 
 @contextmanager
-def output_path(path: str | Path, force: bool = False, home=None) -> Iterator[Path]:
+def output_path(path: str | Path, force: bool = False, owner=None) -> Iterator[Path]:
     """A path to write the output to; on success the output lands at `path`.
 
-    `home`, when given, is the soul home whose own files must never be overwritten."""
-    kind, real = check_output(path, force, home)
+    `owner`, when given (a Soul), says which files are its own state: never overwritten."""
+    kind, real = check_output(path, force, owner)
     if kind in ("stream", "stdout"):
         with tempfile.TemporaryDirectory(prefix="soulctl-out-") as tmpdir:
             tmp = Path(tmpdir) / (real.name if kind == "stream" else "out")
@@ -112,8 +112,8 @@ def _is_stdout(st: os.stat_result) -> bool:
         return False
 
 
-def _refuse_home_state(real: Path | None, path, home) -> None:
-    if home is not None and real is not None and home.owns(real):
+def _refuse_home_state(real: Path | None, path, owner) -> None:
+    if owner is not None and real is not None and owner.owns(real):
         raise InvalidInput(f"{path} is part of the soul home's own state; refusing to write over it",
                            hint="write the output somewhere else")
 

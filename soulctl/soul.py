@@ -42,6 +42,27 @@ class Soul:
             self._engines[role] = open_engine(self.home, role, progress=progress)
         return self._engines[role]
 
+    def resident_files(self) -> list:
+        """What the soul keeps on disk beside its models, for the budget: its store's files on
+        this machine (named without opening it) and its corpus indexes."""
+        from soulctl.log import store_files
+
+        return [*store_files(self.home), self.home.corpora]
+
+    def owns(self, path) -> bool:
+        """Whether `path` is the soul's own state — the home's folders, and the files its store
+        keeps wherever they are — which no user output may write over."""
+        import os
+        from pathlib import Path
+
+        from soulctl.log import store_files
+
+        if self.home.owns(path):
+            return True
+        real = Path(os.path.realpath(path))
+        return any(real == Path(os.path.realpath(f)) or real.is_relative_to(os.path.realpath(f))
+                   for f in store_files(self.home))  # a file, or a directory such as data/postgres
+
     def recipe(self, name: str, overrides: dict | None = None):
         """recipes/NAME.yaml merged with `overrides` (nested keys as dicts; None values are
         left out, so unset flags keep the file's value), validated once: flag → file → default."""
@@ -55,6 +76,12 @@ class Soul:
         from soulctl.memory.session import open_session
 
         return open_session(self, session, strict, warn, progress)
+
+    def invoke_agent(self, task: str, constraints: str | None = None, **limits):
+        """The soul's hands (hands.invoke_agent): a coding agent does `task`; both sides logged."""
+        from soulctl.hands import invoke_agent
+
+        return invoke_agent(self, task, constraints, **limits)
 
     def close(self) -> None:
         """Finish background writes and close the engines (a llama.cpp model freed at

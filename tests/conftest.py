@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -37,13 +38,72 @@ class Result:
         return f"<exit {self.code}\nstdout: {self.stdout[-2000:]}\nstderr: {self.stderr[-2000:]}>"
 
 
+# Set to 1 to run every `soulctl(...)` in a fresh process, as a user's shell does.
+EVERY_CALL_A_PROCESS = os.environ.get("SOULCTL_TEST_PROCESSES") == "1"
+
+
 def soulctl(*args: str, cwd: Path | None = None, input: str | None = None,
-            env: dict | None = None, timeout: float = 600) -> Result:
-    """Run the real command line in a fresh process."""
-    proc = subprocess.run([sys.executable, "-m", "soulctl", *map(str, args)],
-                          cwd=cwd or REPO.parent, input=input, capture_output=True, text=True,
-                          env={**BASE_ENV, **(env or {})}, timeout=timeout)
-    return Result(proc)
+            env: dict | None = None, timeout: float = 600, process: bool = False) -> Result:
+    """Run the real command line — `soulctl.cli.main.main`, the entry point a shell runs — on
+    `args`, with `input` on stdin and `env` over the environment. In this process by default (the
+    interpreter, its imports and the embedder's weights are loaded once, not once per call);
+    in a fresh process with `process=True`, from a thread other than the main one, or when
+    SOULCTL_TEST_PROCESSES=1."""
+    if process or EVERY_CALL_A_PROCESS or threading.current_thread() is not threading.main_thread():
+        proc = subprocess.run([sys.executable, "-m", "soulctl", *map(str, args)],
+                              cwd=cwd or REPO.parent, input=input, capture_output=True, text=True,
+                              env={**BASE_ENV, **(env or {})}, timeout=timeout)
+        return Result(proc)
+    return _in_process([str(a) for a in args], cwd or REPO.parent, input, env or {})
+
+
+class _Completed:
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def _in_process(args: list[str], cwd: Path, input: str | None, env: dict) -> Result:
+    """`main(args)` here, as a fresh process would run it: its own stdin, stdout, stderr, cwd
+    and environment for the call, all put back afterwards."""
+    import io
+    import logging
+
+    from soulctl.cli import output, state
+    from soulctl.cli.main import main
+
+    streams = {name: io.BytesIO() for name in ("out", "err")}
+    wrapped = {name: io.TextIOWrapper(b, encoding="utf-8", errors="surrogateescape", write_through=True)
+               for name, b in streams.items()}
+    stdin = io.TextIOWrapper(io.BytesIO((input or "").encode("utf-8", "surrogateescape")), encoding="utf-8")
+    saved_std = sys.stdin, sys.stdout, sys.stderr
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    root = logging.getLogger()
+    saved_log = list(root.handlers), root.level
+    os.environ.clear()  # exactly what a child process would get
+    os.environ.update({str(k): str(v) for k, v in {**BASE_ENV, **env}.items()})
+    try:
+        os.chdir(cwd)
+        sys.stdin, sys.stdout, sys.stderr = stdin, wrapped["out"], wrapped["err"]
+        state.out = output.Output()  # on this call's streams, before the root callback makes its own
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        try:
+            main(args)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved_std
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved_log[0]:
+            root.addHandler(handler)
+        root.setLevel(saved_log[1])
+    decode = lambda b: b.getvalue().decode("utf-8", "replace")  # noqa: E731
+    return Result(_Completed(code, decode(streams["out"]), decode(streams["err"])))
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +144,19 @@ def use_backend(home: Path, backend: str) -> Path:
         shutil.rmtree(home / "data" / "index", ignore_errors=True)
         assert "store: postgres+embedded\n" in (home / "soul.yaml").read_text()
     return home
+
+
+NPM_BIN = Path(sys.prefix) / "share" / "soulctl" / "npm" / "node_modules" / ".bin"
+
+
+def npm_client(name: str) -> Path:
+    """A real client from npm that `scripts/install --dev` put beside the venv (claude, codex,
+    mcp-inspector); the test skips, saying so, only where npm could not reach its registry."""
+    path = NPM_BIN / name
+    if not path.exists():
+        pytest.skip(f"{name} (npm) is not installed: npm could not reach its registry when "
+                    "`scripts/install --dev` ran")
+    return path
 
 
 def running_postgres(root: Path) -> list[int]:

@@ -212,6 +212,17 @@ def fit_context(budget: Budget, headroom_bytes: int, step: int = 256,
         model.context = original
 
 
+def fit_to(budget: Budget, headroom: str | None = None) -> dict:
+    """`budget --fit`: the soul's context set to the largest that keeps `headroom` (a size or a
+    share of RAM; default the yellow line, 10%) free; returns what was solved."""
+    target = (parse_headroom(headroom, budget.ram_bytes) if headroom
+              else int(budget.yellow_fraction * budget.ram_bytes))
+    fitted = fit_context(budget, target)
+    budget.models[0].context = fitted
+    return {"context": fitted, "headroom_target_bytes": target,
+            "model_context": budget.models[0].info.arch.context}
+
+
 def detect_ram() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -245,14 +256,10 @@ def dir_bytes(path: Path) -> int:
     return total
 
 
-def stores_bytes(home_root: Path) -> int:
-    """What the soul keeps resident besides models: the log database on this machine (DuckDB,
-    or the embedded PostgreSQL's data directory) and the corpus indexes."""
-    data = home_root / "data"
-    size = sum(dir_bytes(p) if p.is_dir() else p.stat().st_size
-               for pattern in ("soul.duckdb*", "postgres")
-               for p in data.glob(pattern)) if data.exists() else 0
-    return size + dir_bytes(home_root / "corpora")
+def stores_bytes(paths: list[Path]) -> int:
+    """What the soul keeps resident besides models: the files of its log on this machine (the
+    store names them) and its corpus indexes."""
+    return sum(dir_bytes(p) if p.is_dir() else p.stat().st_size for p in paths if p.exists())
 
 
 def embedder_bytes(model_dir: Path | None) -> int:

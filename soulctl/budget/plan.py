@@ -47,7 +47,7 @@ def load_profile(name: str, home: Home | None) -> dict:
     raise NotFound("no recipes/budget.yaml found")
 
 
-def plan_budget(*, home: Home | None, model=None, quant=None, ctx=None, kv=None, slots=None,
+def plan_budget(*, home: Home | None, stores: list[Path] = (), model=None, quant=None, ctx=None, kv=None, slots=None,
                 majordomo=None, majordomo_quant=None, majordomo_ctx=None, majordomo_kv=None,
                 profile=None, ram=None, os_reserve=None, apple=None, gpu_share=None,
                 flash_attn=True, prompt_cache=None, embedder=True) -> Budget:
@@ -100,7 +100,7 @@ def plan_budget(*, home: Home | None, model=None, quant=None, ctx=None, kv=None,
         ram_source=ram_source,
         os_reserve_bytes=reserve_bytes,
         embedder_bytes=embedder_bytes(emb_dir) if embedder else 0,
-        stores_bytes=stores_bytes(home.root) if home else 0,
+        stores_bytes=stores_bytes(list(stores)),
         apple_silicon=bool(apple_silicon),
         gpu_share=gpu_share or (config.budget.gpu_share if config else None),
     )

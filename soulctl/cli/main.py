@@ -24,6 +24,7 @@ from soulctl.commands import (
     hands,
     init,
     log,
+    log_data,
     merge,
     mount,
     notebook,
@@ -84,7 +85,7 @@ COMMANDS: dict[str, tuple] = {
     "chat": (chat.run, chat.HELP),
     "notebook": (notebook.app,),
     "gen": (gen.app,),
-    "log": (log.app,),
+    "log": (log.app, log_data.app),  # one noun, its verbs in two modules
     "mount": (mount.app,),
     "resonate": (resonate.app,),
     "dream": (dream.run, dream.HELP),
@@ -109,11 +110,20 @@ def app_for(args: list[str]) -> typer.Typer:
     for name, entry in COMMANDS.items():
         if named in COMMANDS and name != named:
             continue
-        if len(entry) == 1:
-            app.add_typer(entry[0], name=name)
+        if isinstance(entry[0], typer.Typer):
+            app.add_typer(_verbs(*entry), name=name)
         else:
             app.command(name, help=entry[1])(entry[0])
     return app
+
+
+def _verbs(first: typer.Typer, *more: typer.Typer) -> typer.Typer:
+    """A noun's sub-app with the verbs of every module that defines some."""
+    for other in more:
+        for command in other.registered_commands:
+            if command not in first.registered_commands:
+                first.registered_commands.append(command)
+    return first
 
 
 _GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose"}

@@ -107,24 +107,11 @@ class Output:
             if empty:
                 self.hint(empty)
             return 0
-        headers = [(c.header or c.key).upper() for c in columns]
-        cells = [[c.render(r) for c in columns] for r in materialized]
-        widths = [max(len(h), *(len(line[i]) for line in cells)) for i, h in enumerate(headers)]
-
-        def fmt_line(values: list[str]) -> str:
-            parts = []
-            for i, (v, col) in enumerate(zip(values, columns)):
-                last = i == len(values) - 1
-                if col.align == "right":
-                    parts.append(v.rjust(widths[i]))
-                else:
-                    parts.append(v if last else v.ljust(widths[i]))
-            return "  ".join(parts).rstrip()
-
-        header = fmt_line(headers)
-        self._write(self._style(header, "bold") if self.stdout.isatty() else header)
-        for line in cells:
-            self._write(fmt_line(line))
+        lines = table([(c.header or c.key).upper() for c in columns],
+                      [[c.render(r) for c in columns] for r in materialized], [c.align for c in columns])
+        self._write(self._style(lines[0], "bold") if self.stdout.isatty() else lines[0])
+        for line in lines[1:]:
+            self._write(line)
         return count
 
     def text(self, text: str, end: str = "\n", flush: bool = True) -> None:
@@ -228,6 +215,23 @@ class _RichProgress:
             yield _RichTask(self._bars, task_id)
         finally:
             self._bars.remove_task(task_id)
+
+
+def table(headers: Sequence[str], cells: Sequence[Sequence[str]], aligns: Sequence[str] = ()) -> list[str]:
+    """Aligned lines (the header first): two spaces between columns, each "left" or "right";
+    the last column is not padded. The one table drawing every command's output uses."""
+    aligns = list(aligns) or ["left"] * len(headers)
+    widths = [max(len(h), *(len(line[i]) for line in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = []
+        for i, value in enumerate(values):
+            last = i == len(values) - 1
+            parts.append(value.rjust(widths[i]) if aligns[i] == "right" else value if last else value.ljust(widths[i]))
+        return "  ".join(parts).rstrip()
+
+    return [line(headers)] + [line(row) for row in cells]
 
 
 def _key_values(obj: dict) -> str:

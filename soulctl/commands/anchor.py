@@ -51,14 +51,9 @@ def check(
 
     Without flags the limits come from recipes/anchor.yaml (max_drift, max_probe_loss_delta).
     """
-    from soulctl.evolve.anchor import check as run_check
-    from soulctl.evolve.anchor import drift as run
-    soul = state.soul()
-    home, recipe = soul.home, soul.recipe("anchor")
-    report = run(home, gen)
-    flags = max_drift is not None or max_probe_loss is not None
-    failures = run_check(report, max_drift if flags else recipe.max_drift, max_probe_loss,
-                         None if flags else recipe.max_probe_loss_delta)
+    from soulctl.evolve.anchor import gate
+
+    report, failures = gate(state.soul(), gen, max_drift, max_probe_loss)
     state.out.record({**report, "ok": not failures, "failures": failures}, human=lambda d: (
         f"{d['id']}: " + ("ok" if d["ok"] else "; ".join(d["failures"]))))
     if failures:
@@ -75,9 +70,9 @@ def plot(
     from soulctl.evolve.anchor import plot as run
     from soulctl.outfile import check_output, output_path
 
-    home = state.home()
-    check_output(path, force, home)
-    with output_path(path, force, home) as tmp:
-        reports = run(home, tmp)
+    soul = state.soul()
+    check_output(path, force, soul)
+    with output_path(path, force, soul) as tmp:
+        reports = run(soul.home, tmp)
     state.out.record({"path": str(path), "generations": [r["id"] for r in reports]}, id_key="path",
                      human=lambda d: f"wrote {d['path']} ({len(d['generations'])} generations)")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from soulctl.cli import state
-from soulctl.cli.output import Column, human_bytes
+from soulctl.cli.output import Column, human_bytes, table
 
 HELP = """RAM budget before launch; exit 1 when the total does not fit.
 
@@ -49,7 +49,7 @@ def run(
     headroom: Annotated[Optional[str], typer.Option(help="Headroom to keep with --fit (default: 10% of RAM).")] = None,
     list_presets: Annotated[bool, typer.Option("--list-presets", help="List the model presets and exit.")] = False,
 ) -> None:
-    from soulctl.budget import memory as B
+    from soulctl.budget.memory import fit_to
     from soulctl.budget.plan import plan_budget
 
     out = state.out
@@ -66,23 +66,17 @@ def run(
                   Column("native"), Column("title")], id_key="name")
         return
 
+    home = state.optional_home()
     budget = plan_budget(
-        home=state.optional_home(), model=model, quant=quant, ctx=ctx, kv=kv, slots=slots,
+        home=home, stores=state.soul().resident_files() if home else [], model=model, quant=quant, ctx=ctx, kv=kv, slots=slots,
         majordomo=majordomo, majordomo_quant=majordomo_quant, majordomo_ctx=majordomo_ctx,
         majordomo_kv=majordomo_kv, profile=profile, ram=ram, os_reserve=os_reserve, apple=apple,
         gpu_share=gpu_share, flash_attn=flash_attn, prompt_cache=prompt_cache,
         embedder=embedder)
-    fit_result = None
-    if fit:
-        target = (B.parse_headroom(headroom, budget.ram_bytes) if headroom
-                  else int(budget.yellow_fraction * budget.ram_bytes))
-        fitted = B.fit_context(budget, target)
-        fit_result = {"context": fitted, "headroom_target_bytes": target,
-                      "model_context": budget.models[0].info.arch.context}
-        budget.models[0].context = fitted
+    fitted = fit_to(budget, headroom) if fit else None
     report = budget.as_dict()
-    if fit_result:
-        report["fit"] = fit_result
+    if fitted:
+        report["fit"] = fitted
     out.record(report, human=_render, id_key="zone")
     for warning in report["warnings"]:
         out.warn(warning)
@@ -101,16 +95,9 @@ def _render(r: dict) -> str:
                      f"of {human_bytes(r['gpu_limit_bytes'])} Metal may wire by default"))
     rows.append(("headroom", "", human_bytes(r["headroom_bytes"]),
                  f"{100 * r['headroom_bytes'] / r['ram_bytes']:.1f}% of RAM"))
-    widths = [max(len(row[i]) for row in rows + [("COMPONENT", "ROLE", "SIZE", "DETAIL")])
-              for i in range(3)]
-    lines = ["  ".join(["COMPONENT".ljust(widths[0]), "ROLE".ljust(widths[1]),
-                        "SIZE".rjust(widths[2]), "DETAIL"])]
-    rule = "-" * max(len(line) for line in lines + ["  ".join(r) for r in rows])
-    for name, role, size, detail in rows:
-        if name == "total":
-            lines.append(rule)
-        lines.append("  ".join([name.ljust(widths[0]), role.ljust(widths[1]),
-                                size.rjust(widths[2]), detail]).rstrip())
+    lines = table(["COMPONENT", "ROLE", "SIZE", "DETAIL"], rows, ["left", "left", "right", "left"])
+    total = 1 + len(r["components"])  # a rule above the total
+    lines.insert(total, "-" * max(map(len, lines)))
     lines.append(f"zone: {r['zone']}")
     if r.get("fit"):
         f = r["fit"]

@@ -89,19 +89,19 @@ def _slash(line: str, chat) -> bool:
     from soulctl.errors import InvalidInput, UsageError
     from soulctl.memory import notebook as nb
 
-    out, home, store = state.out, chat.home, chat.store
+    out = state.out
     cmd, _, arg = line.partition(" ")
     arg = arg.strip()
     if cmd in ("/quit", "/exit"):
         return True
     if cmd == "/notebook":
-        out.text(nb.current(store, home, "notebook")["text"] or "(empty)")
+        out.text(nb.current(chat.soul, "notebook")["text"] or "(empty)")
     elif cmd == "/flush":
         if chat.window:
             out.info(f"notebook v{chat.pressure()} written; window flushed")
     elif cmd == "/self":  # the soul's tools, from the one registry the chat loop and MCP use
         version = _tool(chat, "rewrite_self", guidance=arg or None)["version"]
-        out.text(nb.current(store, home, "self")["text"])
+        out.text(nb.current(chat.soul, "self")["text"])
         out.info(f"self-definition v{version}, written by the soul")
     elif cmd == "/hands":
         if not arg:

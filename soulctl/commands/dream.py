@@ -52,8 +52,8 @@ def run(
     recipe = state.soul().recipe("dream", {"train": {"epochs": epochs, "learning_rate": learning_rate},
                                            "device": device})
     if export_bundle is not None:
-        result = bundles.export_bundle(home, buffer, recipe, bundles.load_key(key_file), export_bundle,
-                                        force)
+        result = bundles.export_bundle(state.soul(), buffer, recipe, bundles.load_key(key_file),
+                                        export_bundle, force)
         out.record(result, id_key="bundle", human=lambda d: (
             f"wrote {d['bundle']} ({d['buffer']} on {d['base_generation']}), encrypted"))
         return
@@ -63,7 +63,7 @@ def run(
             out.info(f"step {point['step']:4d}  epoch {point['epoch']}  loss {point['loss']:.4f}")
 
     with out.progress_bars() as progress:
-        result = dream(home, buffer, recipe, progress, on_step=on_step)
+        result = dream(state.soul(), buffer, recipe, progress, on_step=on_step)
     curve = [p["loss"] for p in result["loss_curve"]]
     if not out.json:
         out.info("loss: " + " ".join(f"{x:.3f}" for x in _thin(curve, 16)))

@@ -1,4 +1,4 @@
-"""soulctl gen: generations as history (ls, show, verify)."""
+"""soulctl gen: generations as history — ls, show, diff, verify, use, gc, materialize."""
 
 from __future__ import annotations
 

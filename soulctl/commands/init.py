@@ -34,7 +34,7 @@ def run(
     store: Annotated[Optional[str], typer.Option(
         "--store", help="Where the log lives: duckdb:data/soul.duckdb (default), postgres+embedded, postgresql://user@host/db.")] = None,
 ) -> None:
-    from soulctl.home.init import create_home
+    from soulctl.init import create_home
 
     out = state.out
     with out.progress_bars() as progress:

@@ -9,7 +9,7 @@ import typer
 
 from soulctl.cli import options, state
 from soulctl.cli.output import Column
-from soulctl.errors import InvalidInput, NotFound
+from soulctl.errors import InvalidInput
 
 app = typer.Typer(help="The bifocal log: every interaction as prose and embedding.",
                   no_args_is_help=True)
@@ -43,62 +43,24 @@ def add(
     names its line number and nothing is added. `log export` output reads back whole: ids,
     times, links, marks and, with --with-embeddings, the vectors as they were.
     """
-    import json
-
-    from soulctl.errors import InvalidInput, NotFound, UsageError
-    from soulctl.log import NewPacket
-    from soulctl.log.ingest import (
-        Incoming,
-        add_packets,
-        check_prose,
-        check_references,
-        check_role,
-        current_generation,
-        parse_jsonl,
-        parse_plain,
-    )
-    from soulctl.log.packets import env_session, new_session_id
+    from soulctl.log.ingest import add_packets, take_in
     from soulctl.processes import Interrupts
 
     out = state.out
     soul = state.soul()
-    home, store = soul.home, soul.store
-    check_role(role)
-    if with_embeddings and not jsonl:
-        raise UsageError("--with-embeddings reads vectors from --jsonl input", hint="add --jsonl")
-    meta_obj = None
-    if meta is not None:
-        from soulctl.jsontext import loads
-
-        meta_obj = loads(meta, "--meta")
-        if not isinstance(meta_obj, dict):
-            raise InvalidInput("--meta must be a JSON object")
-    for flag, ref in (("--parent", parent), ("--corrects", corrects)):
-        if ref and not store.existing_ids([ref]):
-            raise NotFound(f"{flag} {ref} names no packet in the log",
-                           hint="see `soulctl log ls`; give a whole packet id")
-    defaults = dict(role=role, session=session or env_session() or new_session_id(),
-                    meta=meta_obj, parent=parent, corrects=corrects,
-                    generation=current_generation(home))
-    embedder = soul.embedder
-    if text is not None:
-        if jsonl:
-            raise InvalidInput("give TEXT or --jsonl on stdin, not both")
-        incoming = Incoming([NewPacket(prose=check_prose(text), **defaults)], ["TEXT"])
-    else:
+    store, embedder = soul.store, soul.embedder
+    data = None
+    if text is None:
         if sys.stdin.isatty():
             raise InvalidInput("no TEXT and nothing piped on stdin",
                                hint='soulctl log add "text", or: cat lines.txt | soulctl log add')
         data = sys.stdin.buffer.read()
-        incoming = (parse_jsonl(data, defaults, embedder if with_embeddings else None) if jsonl
-                    else parse_plain(data, defaults))
-        if not incoming.packets:
-            raise InvalidInput("no packets on stdin (only blank lines)")
-    check_references(home, store, incoming)
+    incoming = take_in(soul.home, store, embedder, text, data, role=role, session=session, meta=meta,
+                       parent=parent, corrects=corrects, jsonl=jsonl, with_embeddings=with_embeddings)
     added = []
     try:
         with out.progress_bars() as progress, Interrupts() as interrupts:
-            for packet in add_packets(home, incoming.packets, embedder, store, progress, incoming.vectors,
+            for packet in add_packets(store, embedder, incoming.packets, progress, incoming.vectors,
                                       between=interrupts.check):
                 added.append(packet)
     except KeyboardInterrupt as exc:
@@ -183,136 +145,3 @@ def search(
         if not (out.json or out.quiet):
             out.text(f"# {q['query_id']}: {q['query']}")
         out.rows(rows, columns)
-
-
-@app.command("export")
-def export(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl, parquet or csv.")] = "jsonl",
-    output: Annotated[Optional[str], typer.Option("-o", "--output", help="File to write (default: stdout).")] = None,
-    with_embeddings: Annotated[bool, typer.Option("--with-embeddings", help="Include the vectors.")] = False,
-    force: options.Force = False,
-) -> None:
-    """Export the whole log for pandas / polars / duckdb (oldest first).
-
-    The file is written whole or not at all (a temporary file renamed into place). An
-    existing file is refused without --force; the soul home's own files always are. A FIFO,
-    a device or /dev/stdout is written into. `log add --jsonl --with-embeddings` reads a
-    jsonl export back.
-    """
-    from soulctl.outfile import STDOUT, output_path
-
-    soul = state.soul()
-    target = output or STDOUT
-    sys.stdout.flush()
-    try:
-        with output_path(target, force, soul.home) as tmp:
-            count = soul.store.export(fmt, str(tmp), with_embeddings)
-    except BrokenPipeError:
-        from soulctl.cli.output import PipeClosed
-
-        raise PipeClosed from None
-    if target != STDOUT:
-        state.out.hint(f"exported {count} packets to {output}")
-
-
-@app.command("sql")
-def sql(
-    query: Annotated[str, typer.Argument(help="A read-only SELECT over `log`, `packets`, `resonance_marks`.")],
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds the query may run (exit 7 past it).", min=0.1)] = 30.0,
-) -> None:
-    """Run your own read-only SQL against the log; statements that write are refused.
-
-    Tables: packets (as written), resonance_marks; view: log (packets with their latest
-    resonance). A query is stopped after --timeout seconds (exit 7): on DuckDB a writer waits
-    for it at most that long. Example: soulctl log sql "SELECT role, count(*) FROM log GROUP BY role"
-    """
-    columns, rows = state.soul().store.sql(query, timeout)
-    state.out.rows((dict(zip(columns, row)) for row in rows), [Column(c) for c in columns],
-                   id_key=columns[0] if columns else "id")
-
-
-@app.command("eval")
-def eval_(
-    questions: Annotated[str, typer.Argument(help="JSON lines {\"question\", \"evidence\": [ids], \"category\"}; `-` reads stdin.")],
-    k: options.K = 10,
-    by: Annotated[Optional[str], typer.Option("--by", help="Evidence names packets by this meta key (e.g. dia_id), not by id.")] = None,
-    mode: Annotated[Optional[str], typer.Option("--mode", help="Only this mode: hybrid, semantic or keyword.")] = None,
-    session: options.Session = None,
-) -> None:
-    """How well search finds what answers your questions: recall@k and MRR, hybrid beside
-    semantic and keyword, overall and per category.
-
-    A question counts as found when any of its evidence packets ranks in the top k. Questions
-    with an empty `evidence` list are counted as unanswerable and not scored.
-
-    Example:
-
-      soulctl log eval questions.jsonl -k 10 --by dia_id
-    """
-    from soulctl.log.evaluate import evaluate, parse_questions
-    from soulctl.log.ingest import check_embedder
-    from soulctl.log.search import SEARCH_MODES
-
-    if mode is not None and mode not in SEARCH_MODES:
-        raise InvalidInput(f"unknown search mode {mode!r}", hint=f"use one of {', '.join(SEARCH_MODES)}")
-    data = sys.stdin.buffer.read() if questions == "-" else _read_file(questions)
-    parsed = parse_questions(data)
-    soul = state.soul()
-    check_embedder(soul.store, soul.embedder)
-    filters = options.filters(None, session, None, None, None, None, None)
-    with state.out.progress_bars() as progress:
-        result = evaluate(soul.store, soul.embedder, parsed, k, [mode] if mode else SEARCH_MODES, by,
-                          filters, progress)
-    state.out.record(result, human=_eval_table, id_key="k")
-
-
-def _read_file(path: str) -> bytes:
-    from pathlib import Path
-
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise NotFound(f"{path}: no such file") from None
-    except (IsADirectoryError, PermissionError) as exc:
-        raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
-
-
-def _eval_table(r: dict) -> str:
-    k = r["k"]
-    categories = sorted({c for m in r["modes"].values() for c in m["categories"]})
-    head = ["mode", f"recall@{k}", "MRR", *categories]
-    rows = [[mode, _pct(m["recall"]), f"{m['mrr']:.3f}" if m["mrr"] is not None else "-",
-             *(_pct(m["categories"].get(c, {}).get("recall")) for c in categories)]
-            for mode, m in r["modes"].items()]
-    counts = next(iter(r["modes"].values()))["categories"] if r["modes"] else {}
-    rows.append(["questions", str(r["scored"]), "", *(str(counts.get(c, {}).get("questions", 0)) for c in categories)])
-    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-             for row in [head, *rows]]
-    if r["unanswerable"]:
-        lines.append(f"({r['unanswerable']} unanswerable questions not scored)")
-    return "\n".join(lines)
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{100 * v:.1f}%"
-
-
-@app.command("reembed")
-def reembed() -> None:
-    """Re-embed every packet with the configured embedder (the only way an embedding changes)."""
-    soul = state.soul()
-    embedder = soul.embedder
-    with state.out.progress_bars() as progress:
-        count = soul.store.reembed(embedder.encode, embedder.model_id, embedder.dim, progress)
-    state.out.record({"packets": count, "embed_model": embedder.model_id, "dim": embedder.dim},
-                     human=lambda r: f"re-embedded {r['packets']} packets with {r['embed_model']}",
-                     id_key="embed_model")
-
-
-@app.command("reindex")
-def reindex() -> None:
-    """Rebuild the derived search indexes (vectors, keywords) from the log database."""
-    result = state.soul().store.reindex()
-    state.out.record(result, human=lambda r: f"reindexed {r['packets']} packets "
-                     f"(vector index: {r['vector_kind'] or 'none'})", id_key="packets")

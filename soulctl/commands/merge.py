@@ -24,14 +24,14 @@ def run(
     anchor_weight: Annotated[Optional[float], typer.Option(help="Share kept from the anchor [0, 1).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and predicted drift; write nothing.")] = False,
 ) -> None:
-    from soulctl.evolve.merge import merge
+    from soulctl.evolve.merge import merge, newest_unmerged
 
     soul = state.soul()
     recipe = soul.recipe("merge", {"anchor_weight": anchor_weight,
                                    "layer": {"density": density, "weight": weight}})
-    ids = list(adapters or []) or [_newest_unmerged(soul.home)]
+    ids = list(adapters or []) or [newest_unmerged(soul.home)]
     with state.out.progress_bars() as progress:
-        result = merge(soul.home, ids, recipe, dry_run=dry_run, progress=progress)
+        result = merge(soul, ids, recipe, dry_run=dry_run, progress=progress)
     if dry_run:
         state.out.record(result, id_key=None, human=lambda d: (
             f"plan: {d['parent']} + {len(d['layers'])} layer(s) over {d['tensors']} tensors, "
@@ -40,17 +40,3 @@ def run(
     state.out.record(result, human=lambda d: (
         f"created {d['id']} from {d['parent']} with {len(d['layers'])} layer(s); drift from "
         f"{d['anchor']}: {d['drift']['overall']:.6f}"))
-
-
-def _newest_unmerged(home) -> str:
-
-    from soulctl.errors import NotFound
-    from soulctl.generations import current, read_lineage
-
-    merged = set(read_lineage(home, current(home)).adapters)
-    candidates = sorted(home.adapters.glob("ad-*/meta.json"), key=lambda p: p.stat().st_mtime) \
-        if home.adapters.is_dir() else []
-    for meta in reversed(candidates):
-        if meta.parent.name not in merged:
-            return meta.parent.name
-    raise NotFound("no adapter to merge", hint="train one with `soulctl dream`")

@@ -15,20 +15,19 @@ app = typer.Typer(help="The notebook (and, with --self, the self-definition): sh
 SelfOpt = Annotated[bool, typer.Option("--self", help="The self-definition instead of the notebook.")]
 
 
-def _ctx(self_: bool):
-    """(home, store, kind) of the soul this command runs in."""
-    soul = state.soul()
-    return soul.home, soul.store, "self" if self_ else "notebook"
+def _kind(self_: bool) -> str:
+    return "self" if self_ else "notebook"
 
 
 ForceOpt = Annotated[bool, typer.Option("--force", help="Trim a text over its sector (recorded in the reason) instead of refusing it.")]
 
 
-def _write_by_user(home, store, kind: str, text: str, reason: str, force: bool) -> None:
+def _write_by_user(kind: str, text: str, reason: str, force: bool) -> None:
     from soulctl.memory import notebook as nb
 
-    text, note = nb.fit_sector(home, kind, text, force)
-    version = nb.write(store, kind, text, "user", reason + note)
+    soul = state.soul()
+    text, note = nb.fit_sector(soul, kind, text, force)
+    version = nb.write(soul, kind, text, "user", reason + note)
     state.out.record({"kind": kind, "version": version}, id_key="version",
                      human=lambda d: f"{d['kind']} v{d['version']}")
 
@@ -38,8 +37,7 @@ def show(self_: SelfOpt = False) -> None:
     """Print the current version."""
     from soulctl.memory import notebook as nb
 
-    home, store, kind = _ctx(self_)
-    state.out.record(nb.current(store, home, kind), id_key="version", human=lambda d: d["text"])
+    state.out.record(nb.current(state.soul(), _kind(self_)), id_key="version", human=lambda d: d["text"])
 
 
 @app.command("set")
@@ -51,14 +49,14 @@ def set_(
     """Write a new version from stdin (author: user); refused when over its sector."""
     from soulctl.errors import InvalidInput
 
-    home, store, kind = _ctx(self_)
+    kind = _kind(self_)
     if sys.stdin.isatty():
         raise InvalidInput("nothing piped on stdin", hint="echo 'text' | soulctl notebook set")
     try:
         text = sys.stdin.buffer.read().decode("utf-8").strip()
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"stdin is not UTF-8 (byte {exc.start})") from None
-    _write_by_user(home, store, kind, text, reason or "set by user", force)
+    _write_by_user(kind, text, reason or "set by user", force)
 
 
 @app.command("edit")
@@ -75,10 +73,10 @@ def edit(
     from soulctl.errors import InvalidInput
     from soulctl.memory import notebook as nb
 
-    home, store, kind = _ctx(self_)
+    kind = _kind(self_)
     if not state.out.interactive:
         raise InvalidInput("notebook edit needs a terminal", hint="pipe the text to `soulctl notebook set`")
-    old = nb.current(store, home, kind)["text"]
+    old = nb.current(state.soul(), kind)["text"]
     with tempfile.NamedTemporaryFile("w", suffix=".md", delete=False) as fh:
         fh.write(old)
     try:
@@ -91,7 +89,7 @@ def edit(
     if new == old.strip():
         state.out.hint("unchanged")
         return
-    _write_by_user(home, store, kind, new, reason or "edited by user", force)
+    _write_by_user(kind, new, reason or "edited by user", force)
 
 
 @app.command("rewrite")
@@ -124,7 +122,7 @@ def rewrite(
     else:
         version = chat.pressure()
     kind = "self" if self_ else "notebook"
-    record = {**nb.version(chat.store, chat.home, kind, version), "session": chat.session}
+    record = {**nb.version(chat.soul, kind, version), "session": chat.session}
     state.out.record(record, id_key="version", human=lambda d: d["text"])
     state.out.info(f"{kind} v{version}, written by {record['author']}: {record['reason']}")
 
@@ -132,8 +130,8 @@ def rewrite(
 @app.command("history")
 def history(self_: SelfOpt = False) -> None:
     """Every version, newest first, with author and reason."""
-    home, store, kind = _ctx(self_)
-    rows = [{**v, "chars": len(v["text"])} for v in reversed(store.memory_versions(kind))]
+    kind = _kind(self_)
+    rows = [{**v, "chars": len(v["text"])} for v in reversed(state.soul().store.memory_versions(kind))]
     state.out.rows(rows, [Column("version", align="right"), Column("ts"), Column("author"),
                           Column("chars", align="right"), Column("reason")],
                    id_key="version", empty=f"no {kind} versions yet")
@@ -148,6 +146,6 @@ def diff(
     """Unified diff between two versions."""
     from soulctl.memory import notebook as nb
 
-    home, store, kind = _ctx(self_)
-    text = nb.diff(store, home, kind, a, b)
+    kind = _kind(self_)
+    text = nb.diff(state.soul(), kind, a, b)
     state.out.record({"kind": kind, "diff": text}, id_key=None, human=lambda d: d["diff"].rstrip("\n"))

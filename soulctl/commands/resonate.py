@@ -88,10 +88,10 @@ def clusters(
 
     home, store, recipe = _ctx()
     if plot:
-        check_output(plot, force, home)
+        check_output(plot, force, state.soul())
     result = run(store, recipe.threshold if threshold is None else threshold, k)
     if plot:
-        with output_path(plot, force, home) as tmp:
+        with output_path(plot, force, state.soul()) as tmp:
             plot_clusters(result, tmp)
         state.out.hint(f"wrote {plot}")
     state.out.rows(({k_: v for k_, v in c.items() if k_ != "ids"} | {"ids": c["ids"]}
@@ -112,7 +112,7 @@ def buffer(
     Only moments that no adapter layer of the current generation has learned from (the
     lineage records their log ids), plus the recipe's `rehearsal` share of learned ones.
     """
-    from soulctl.evolve.resonate import build_buffer
+    from soulctl.evolve.buffer import build_buffer
 
     home, store, recipe = _ctx()
     result = build_buffer(home, store, recipe, threshold, cluster, k, include_learned=include_learned)

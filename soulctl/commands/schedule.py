@@ -38,8 +38,6 @@ def install(
                           "crontab": job.cron_block, "command": job.command, "log": job.log},
                          id_key="name", human=_render)
         return
-    if schedule.installed(home):
-        schedule.remove(home)
     record = schedule.install(home, job)
     state.out.record(record, id_key="name", human=lambda r: (
         f"installed {r['name']} ({r['scheduler']}): evolve every {r['every']} at {r['at']}; "
@@ -69,11 +67,11 @@ def remove() -> None:
 def status() -> None:
     """The installed schedule, its next run and the last cycle's result."""
     from soulctl.evolve import schedule
-    from soulctl.log import Filters
+    from soulctl.evolve.cycle import last_cycle
 
     soul = state.soul()
     record = schedule.installed(soul.home)
-    last = next(iter(soul.store.list(Filters(role="system", session="evolve"), limit=1)), None)
+    last = last_cycle(soul.store)
     result = {"installed": record is not None,
               "scheduler": record and record["scheduler"], "name": record and record["name"],
               "at": record and record["at"], "every": record and record["every"],

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 from typing import Annotated, List, Optional
 
@@ -43,62 +41,22 @@ def run(
     mcp: Annotated[bool, typer.Option("--mcp/--no-mcp", help="Also serve MCP at /mcp.")] = True,
     strict: Annotated[bool, typer.Option("--strict", help="Refuse to serve a generation whose files fail verification.")] = False,
 ) -> None:
-    import socket
-
-    from soulctl.errors import Unavailable, UsageError
-    from soulctl.serve.gate import is_loopback, read_token
+    from soulctl.serve.gate import read_token
+    from soulctl.serve.server import ServeOptions, serve
     from soulctl.units import parse_size
 
     out = state.out
-    token = read_token(token_file)
-    if not is_loopback(host) and token is None:
-        raise UsageError(f"refusing to serve on {host} without a token: anyone who can reach it could use the soul",
-                         hint="give --token-file FILE (or set SOULCTL_SERVE_TOKEN), or bind 127.0.0.1")
-    body_limit = parse_size(max_body, "--max-body")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host.strip("[]"), port))
-        sock.listen(2048)  # from now on connections wait in the backlog until the server takes them
-    except OSError as exc:
-        sock.close()
-        raise Unavailable(f"cannot listen on {host}:{port} ({exc.strerror})",
-                          hint="pick another --port, or stop what is using it") from None
-    soul = state.soul()
-    with out.progress_bars() as progress:  # load the model now: the first request should not wait for it
-        chat = soul.session(strict=strict, warn=out.warn, progress=progress)
-    soul.embedder.encode(["warm"])
-    from soulctl.serve.api import create_app
+    options = ServeOptions(host=host, port=port, token=read_token(token_file), cors=cors or [], queue=queue,
+                           max_body=parse_size(max_body, "--max-body"), grace=grace, mcp=mcp, strict=strict)
 
-    app = create_app(soul, token=token, cors=cors, max_body=body_limit, queue=queue, host=host, mcp=mcp)
-    bound = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    out.info(f"serving {chat.generation or 'the soul'} ({chat.engine.name}, context {chat.engine.context_length}) "
-             f"at http://{shown}:{bound}/v1" + (f", MCP at http://{shown}:{bound}/mcp" if mcp else "")
-             + (", token required" if token else "") + " — Ctrl-C to stop")
-    stopped = _serve(app, sock, grace)
+    def ready(r) -> None:
+        out.info(f"serving {r.generation or 'the soul'} ({r.backend}, context {r.context}) at {r.url}"
+                 + (f", MCP at {r.mcp_url}" if r.mcp_url else "") + (", token required" if r.token else "")
+                 + " — Ctrl-C to stop")
+
+    with out.progress_bars() as progress:  # the model loads before the first request
+        stopped = serve(state.soul(), options, progress, out.warn, ready)
     out.info(f"stopped ({stopped})" if stopped else "stopped")
-
-
-def _serve(app, sock, grace: float) -> str | None:
-    """Run uvicorn on the bound socket until SIGINT or SIGTERM, then stop gracefully. The
-    signal uvicorn re-raises once it has stopped lands on a recorder, not on Python's default
-    (which would kill the process before the soul is closed)."""
-    import uvicorn
-
-    caught: list[str] = []
-    previous = {sig: signal.signal(sig, lambda s, f: caught.append(signal.Signals(s).name))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=grace, lifespan="on",
-                                access_log=False, server_header=False)
-        uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        sock.close()
-    return caught[-1] if caught else None
 
 
 def mcp() -> None:

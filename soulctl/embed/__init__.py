@@ -12,6 +12,7 @@ import importlib.util
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -198,23 +199,39 @@ class Embedder:
 
     def _light_encoder(self):
         if self._light is None:
-            from soulctl.embed.light import NumpyEncoder
-
-            r = reading(self.model_dir)
-            self._light = NumpyEncoder(self.model_dir, r.max_len, r.lower, r.mode)
+            self._light = _loaded(("numpy", self.model_dir), self._load_light)
         return self._light
 
     def _heavy_encoder(self):
         if self._heavy is None:
-            from soulctl.embed import heavy
-
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            modules = {m.get("type") for m in _modules(self.model_dir)}
-            if modules and modules <= _SIMPLE_MODULES:
-                self._heavy = heavy.TransformersEncoder(self.model_dir, self.device, reading(self.model_dir))
-            else:
-                self._heavy = heavy.SentenceTransformersEncoder(self.model_dir, self.device)
+            self._heavy = _loaded(("torch", self.model_dir, self.device), self._load_heavy)
         return self._heavy
+
+    def _load_light(self):
+        from soulctl.embed.light import NumpyEncoder
+
+        r = reading(self.model_dir)
+        return NumpyEncoder(self.model_dir, r.max_len, r.lower, r.mode)
+
+    def _load_heavy(self):
+        from soulctl.embed import heavy
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        modules = {m.get("type") for m in _modules(self.model_dir)}
+        if modules and modules <= _SIMPLE_MODULES:
+            return heavy.TransformersEncoder(self.model_dir, self.device, reading(self.model_dir))
+        return heavy.SentenceTransformersEncoder(self.model_dir, self.device)
+
+
+_ENCODERS: dict[tuple, object] = {}  # one load per model and runtime in a process (a server, tests)
+_ENCODERS_LOCK = threading.Lock()
+
+
+def _loaded(key: tuple, load):
+    with _ENCODERS_LOCK:
+        if key not in _ENCODERS:
+            _ENCODERS[key] = load()
+        return _ENCODERS[key]
 
 
 def _have_torch() -> bool:

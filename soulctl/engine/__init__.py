@@ -2,7 +2,7 @@
 streamed), token counting with the serving model's own tokenizer, and the context length.
 
 - `llamacpp`: a GGUF in process through llama-cpp-python; a generation (HF safetensors) is
-  converted once with llama.cpp's converter and cached as a recorded derivative (engine/gguf.py);
+  converted once with llama.cpp's converter and cached as a recorded derivative (generations/derived.py);
 - `transformers`: any HF directory on torch (cpu, cuda, mps);
 - `mlx`: mlx-lm on Apple silicon (and on Linux CPU with `mlx[cpu]`);
 - `openai`: any OpenAI-compatible URL (llama-server, llama_cpp.server, mlx_lm.server, LM Studio,
@@ -19,7 +19,8 @@ import importlib.util
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from abc import ABC, abstractmethod
+from typing import Iterator
 
 from soulctl.errors import InvalidInput, MissingDependency, NotFound, SoulError
 from soulctl.home import Home
@@ -32,23 +33,50 @@ _NEEDS = {"llamacpp": ("llama_cpp", "llama-cpp-python", "llamacpp"),
           "transformers": ("torch", "torch", None)}
 
 
-class Engine(Protocol):
-    name: str
-    context_length: int
-    generation: str | None  # the generation served, when the model is one
+class Engine(ABC):
+    """What every backend gives: chat (whole or streamed), token counts with the model's own
+    tokenizer, its context length. Optional capabilities are declared here too, each with a
+    flag that says whether a backend has it and a default that refuses:
 
+    - `supports_tools` / `chat_tools`: the model calls functions (OpenAI tool calling);
+    - `supports_probs` / `choice_probs`: token probabilities (the resonance judge).
+    """
+
+    name: str = "engine"
+    context_length: int = 0
+    generation: str | None = None  # the generation served, when the model is one
+    supports_tools: bool = False
+    supports_probs: bool = False
+
+    @abstractmethod
     def chat(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0) -> str: ...
 
+    @abstractmethod
     def stream(self, messages: list[dict], max_tokens: int = 256,
                temperature: float = 0.0) -> Iterator[str]: ...
 
+    @abstractmethod
     def count_tokens(self, text: str) -> int: ...
 
+    @abstractmethod
     def truncate(self, text: str, limit: int) -> str: ...
 
+    @abstractmethod
     def count_chat_tokens(self, messages: list[dict], add_generation_prompt: bool = True) -> int: ...
 
-    def close(self) -> None: ...
+    def chat_tools(self, messages: list[dict], tools: list[dict], max_tokens: int = 256,
+                   tool_choice="auto") -> tuple[str, list[dict]]:
+        """(text, calls): a reply that may call `tools` (OpenAI schemas)."""
+        raise InvalidInput(f"the {self.name} backend does not call tools",
+                           hint="serve the soul from a server with tool calling (backend: openai, tools: true)")
+
+    def choice_probs(self, messages: list[dict], prefix: str, choices: list[str]) -> list[float]:
+        """Probabilities of single-token `choices` right after the reply starts with `prefix`."""
+        raise InvalidInput(f"the {self.name} backend gives no token probabilities",
+                           hint="give the judging role a local backend: llamacpp, transformers or mlx")
+
+    def close(self) -> None:
+        """Free the model."""
 
 
 @dataclass(frozen=True)

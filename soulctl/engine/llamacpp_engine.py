@@ -10,12 +10,13 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from soulctl.engine import REPEAT_PENALTY
+from soulctl.engine import REPEAT_PENALTY, Engine
 from soulctl.errors import InvalidInput, Unavailable
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(Engine):
     name = "llamacpp"
+    supports_probs = True
 
     def __init__(self, gguf: Path, context: int | None = None, generation: str | None = None,
                  threads: int | None = None):

@@ -9,12 +9,13 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from soulctl.engine import REPEAT_PENALTY
+from soulctl.engine import REPEAT_PENALTY, Engine
 from soulctl.errors import InvalidInput
 
 
-class MlxEngine:
+class MlxEngine(Engine):
     name = "mlx"
+    supports_probs = True
 
     def __init__(self, model_dir: Path, context: int | None = None, generation: str | None = None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -21,6 +21,7 @@ import urllib.parse
 import urllib.request
 from typing import Iterator
 
+from soulctl.engine import Engine
 from soulctl.errors import InvalidInput, Unavailable
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ READ_TIMEOUT_S = 600.0  # between two chunks of a reply: a 123B model's first to
 API_KEY_ENVS = ("SOULCTL_API_KEY", "OPENAI_API_KEY")
 
 
-class OpenAIEngine:
+class OpenAIEngine(Engine):
     name = "openai"
     generation = None
     supports_tools = True  # `tools` are passed on; whether the model calls them is the server's

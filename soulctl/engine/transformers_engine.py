@@ -7,12 +7,13 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from soulctl.engine import REPEAT_PENALTY
+from soulctl.engine import REPEAT_PENALTY, Engine
 from soulctl.errors import InvalidInput
 
 
-class TransformersEngine:
+class TransformersEngine(Engine):
     name = "transformers"
+    supports_probs = True
 
     def __init__(self, model_dir: Path, context: int | None = None, device: str | None = None,
                  generation: str | None = None):

@@ -9,11 +9,15 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from soulctl.errors import NotFound
 from soulctl.evolve.training import encode_conversation, mean_loss, read_buffer, text_examples
 from soulctl.generations import dropped_files, generation_ids, read_lineage, resolve
 from soulctl.home import Home
+
+if TYPE_CHECKING:
+    from soulctl.soul import Soul
 
 
 def probe_texts(home: Home) -> list[str]:
@@ -151,6 +155,17 @@ def check(report: dict, max_drift: float | None, max_probe_loss: float | None,
     if max_probe_loss is not None and report["probe_loss"] > max_probe_loss:
         failures.append(f"probe loss {report['probe_loss']:.4f} exceeds {max_probe_loss}")
     return failures
+
+
+def gate(soul: Soul, ref: str | None, max_drift: float | None = None,
+         max_probe_loss: float | None = None) -> tuple[dict, list[str]]:
+    """A generation measured against the anchor and its limits: the flags given, else
+    recipes/anchor.yaml's (max_drift, max_probe_loss_delta). (report, what failed)."""
+    report = drift(soul.home, ref)
+    if max_drift is not None or max_probe_loss is not None:
+        return report, check(report, max_drift, max_probe_loss)
+    limits = soul.recipe("anchor")
+    return report, check(report, limits.max_drift, None, limits.max_probe_loss_delta)
 
 
 def plot(home: Home, path: Path) -> list[dict]:

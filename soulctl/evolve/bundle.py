@@ -16,8 +16,12 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from soulctl.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from soulctl.soul import Soul
 
 MAGIC = b"SOULCTL-BUNDLE\x01"
 KEY_ENV = "SOULCTL_BUNDLE_KEY"
@@ -83,20 +87,21 @@ def _open(path: Path, key: bytes) -> dict[str, bytes]:
     return out
 
 
-def _write(path: Path, blob: bytes, force: bool, home=None) -> None:
+def _write(path: Path, blob: bytes, force: bool, owner=None) -> None:
     from soulctl.outfile import output_path
 
-    with output_path(path, force, home) as tmp:
+    with output_path(path, force, owner) as tmp:
         tmp.write_bytes(blob)
 
 
-def export_bundle(home, buffer_ref: str | None, recipe, key: bytes, out: Path, force: bool = False) -> dict:
+def export_bundle(soul: Soul, buffer_ref: str | None, recipe, key: bytes, out: Path, force: bool = False) -> dict:
     from soulctl.evolve.dream import resolve_buffer
     from soulctl.evolve.training import read_buffer
     from soulctl.generations import current, read_lineage
     from soulctl.outfile import check_output
 
-    check_output(out, force, home)  # before anything is read
+    home = soul.home
+    check_output(out, force, soul)  # before anything is read
     buffer = resolve_buffer(home, buffer_ref)
     read_buffer(buffer)  # refuse an empty or malformed buffer here, not on the GPU
     gen = current(home)
@@ -107,7 +112,7 @@ def export_bundle(home, buffer_ref: str | None, recipe, key: bytes, out: Path, f
     meta = buffer.with_suffix(".json")
     if meta.is_file():
         files["buffer.json"] = meta.read_bytes()
-    _write(out, _seal(files, key), force, home)
+    _write(out, _seal(files, key), force, soul)
     return {"bundle": str(out), "buffer": buffer.stem, "base_generation": gen}
 
 
@@ -151,7 +156,7 @@ def run_bundle(bundle: Path, base_dir: Path, key: bytes, out: Path, progress=Non
 
 
 def import_bundle(home, bundle: Path, key: bytes) -> dict:
-    from soulctl.evolve.adapters import store_adapter
+    from soulctl.generations.adapters import store_adapter
     from soulctl.evolve.dream import summary
     from soulctl.generations import generation_ids
 

@@ -26,6 +26,7 @@ from soulctl.home import Home
 from soulctl.processes import alive
 
 if TYPE_CHECKING:
+    from soulctl.log import Packet
     from soulctl.soul import Soul
 
 SESSION = "evolve"  # the log session of every cycle's record
@@ -71,6 +72,13 @@ def mark_rejected(home: Home, gid: str, record: dict) -> None:
     tmp = folder / f".{gid}.{os.getpid()}"
     tmp.write_text(json.dumps(record, indent=1) + "\n")
     os.replace(tmp, folder / f"{gid}.json")
+
+
+def last_cycle(store) -> Packet | None:
+    """The newest cycle's record in the log (its system packet), if any cycle has run."""
+    from soulctl.log import Filters
+
+    return next(iter(store.list(Filters(role="system", session=SESSION), limit=1)), None)
 
 
 def _clean_staging(home: Home) -> None:

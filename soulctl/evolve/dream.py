@@ -12,16 +12,18 @@ import logging
 import os
 import random
 import shutil
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from soulctl.errors import InvalidInput, MissingDependency, NotFound
-from soulctl.evolve.adapters import store_adapter
+from soulctl.generations.adapters import store_adapter
 from soulctl.evolve.recipes import DreamRecipe
-from soulctl.evolve.training import batches, encode_conversation, mean_loss, read_buffer
+from soulctl.evolve.training import batches, encode_conversation, mean_loss, read_buffer, train_epochs
 from soulctl.generations import current
 from soulctl.home import Home
-from soulctl.progress import progress_task
+
+if TYPE_CHECKING:
+    from soulctl.soul import Soul
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +81,10 @@ def check_targets(recipe: DreamRecipe) -> None:
                            hint="target_modules: [q_proj, k_proj, v_proj] in recipes/dream.yaml")
 
 
-def dream(home: Home, buffer_ref: str | None, recipe: DreamRecipe, progress=None,
+def dream(soul: Soul, buffer_ref: str | None, recipe: DreamRecipe, progress=None,
           generation: str | None = None, on_step=None) -> dict:
+    """A LoRA dreamt on a buffer over `generation` (default: current), stored content-addressed."""
+    home = soul.home
     check_targets(recipe)
     buffer = resolve_buffer(home, buffer_ref)
     conversations = read_buffer(buffer)  # an empty buffer stops here, before any model loads
@@ -110,21 +114,52 @@ def train_adapter(model_dir: Path, conversations: list[list[dict]], recipe: Drea
     into `staged`; return what the adapter's meta.json records about the run."""
     check_targets(recipe)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if pick_device(recipe.device) == "mlx":
+    device = pick_device(recipe.device)
+    if device == "mlx":
         from soulctl.evolve.mlx_training import train_adapter_mlx
 
         return train_adapter_mlx(model_dir, conversations, recipe, staged, progress, on_step)
     import torch
-    import transformers
     from peft import LoraConfig, get_peft_model
+
+    random.seed(recipe.train.seed)
+    torch.manual_seed(recipe.train.seed)
+    model, tokenizer = _load(model_dir, recipe, device)
+    examples = [encode_conversation(tokenizer, c, recipe.train.max_seq_len) for c in conversations]
+    before = mean_loss(model, tokenizer, examples, device=device)
+    peft_model = get_peft_model(model, LoraConfig(
+        r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout,
+        target_modules=list(recipe.lora.target_modules), task_type="CAUSAL_LM"))
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=recipe.train.learning_rate)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def step(chunk) -> float:
+        ids, labels, mask = (t.to(device) for t in next(batches(chunk, len(chunk), pad)))
+        out = peft_model(input_ids=ids, attention_mask=mask, labels=labels)
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return out.loss.item()
+
+    peft_model.train()
+    run = train_epochs(examples, recipe.train.batch_size, recipe.train.epochs, recipe.train.seed, step,
+                       "Dreaming", progress, on_step)
+    after = mean_loss(peft_model, tokenizer, examples, device=device)
+    _save(peft_model, model_dir, staged)
+    return {"recipe": recipe.model_dump(), "device": device, "trainer": "peft", "examples": len(examples),
+            "trainable_params": sum(p.numel() for p in trainable), "loss_before": round(before, 5),
+            "loss_after": round(after, 5), **run}
+
+
+def _load(model_dir: Path, recipe: DreamRecipe, device: str):
+    """The generation on torch in float32, its tokenizer; refused when it lacks a target module."""
+    import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    device = pick_device(recipe.device)
-    seed = recipe.train.seed
-    random.seed(seed)
-    torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).to(device)
     modules = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
@@ -132,55 +167,21 @@ def train_adapter(model_dir: Path, conversations: list[list[dict]], recipe: Drea
     if missing:
         raise InvalidInput(f"{model_dir.name} has no module(s) {', '.join(missing)}",
                            hint="set lora.target_modules in recipes/dream.yaml to this model's attention projections")
-    examples = [encode_conversation(tokenizer, c, recipe.train.max_seq_len) for c in conversations]
-    before = mean_loss(model, tokenizer, examples, device=device)
-    peft_model = get_peft_model(model, LoraConfig(
-        r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout,
-        target_modules=list(recipe.lora.target_modules), task_type="CAUSAL_LM"))
-    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
-    optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad],
-                                  lr=recipe.train.learning_rate)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    curve: list[dict] = []
-    tokens = 0
-    steps_per_epoch = -(-len(examples) // recipe.train.batch_size)
-    start = time.perf_counter()
-    with progress_task(progress, "Dreaming", steps_per_epoch * recipe.train.epochs) as task:
-        rng = random.Random(seed)
-        for epoch in range(recipe.train.epochs):
-            order = examples[:]
-            rng.shuffle(order)
-            peft_model.train()
-            for ids, labels, mask in batches(order, recipe.train.batch_size, pad):
-                ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
-                out = peft_model(input_ids=ids, attention_mask=mask, labels=labels)
-                out.loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                tokens += int(mask.sum())
-                point = {"step": len(curve) + 1, "epoch": epoch + 1, "loss": round(out.loss.item(), 5)}
-                curve.append(point)
-                if on_step:
-                    on_step(point)
-                task.advance(1)
-    elapsed = time.perf_counter() - start
-    after = mean_loss(peft_model, tokenizer, examples, device=device)
+    return model, tokenizer
+
+
+def _save(peft_model, model_dir: Path, staged: Path) -> None:
+    """The adapter in PEFT format, naming its base by generation id, not this machine's path:
+    the same training, the same bytes."""
     if staged.exists():
         shutil.rmtree(staged)
     peft_model.save_pretrained(str(staged))
     for extra in staged.glob("README.md"):
         extra.unlink()
-    # the base by its generation id, not this machine's path: the same training, the same bytes
     config_path = staged / "adapter_config.json"
     config = json.loads(config_path.read_text())
     config["base_model_name_or_path"] = model_dir.name
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    return {
-        "recipe": recipe.model_dump(), "device": device, "trainer": "peft", "examples": len(examples),
-        "trainable_params": trainable, "loss_before": round(before, 5), "loss_after": round(after, 5),
-        "loss_curve": curve, "tokens": tokens,
-        "tokens_per_s": round(tokens / elapsed, 2) if elapsed else None,
-    }
 
 
 def _buffer_log_ids(buffer: Path, key: str = "log_ids") -> list[str]:

@@ -10,16 +10,13 @@ PEFT's is y = W·x + (alpha/r)·B·A·x, so A = aᵀ and B = bᵀ with lora_alph
 from __future__ import annotations
 
 import json
-import random
-import time
 from pathlib import Path
 
 import numpy as np
 
 from soulctl.errors import InvalidInput, MissingDependency
 from soulctl.evolve.recipes import DreamRecipe
-from soulctl.evolve.training import encode_conversation
-from soulctl.progress import progress_task
+from soulctl.evolve.training import encode_conversation, train_epochs
 
 
 def available() -> bool:
@@ -35,36 +32,14 @@ def train_adapter_mlx(model_dir: Path, conversations: list[list[dict]], recipe: 
         import mlx.nn as nn
         import mlx.optimizers as optim
         from mlx.utils import tree_flatten
-        from mlx_lm import load
         from mlx_lm.tuner.utils import linear_to_lora_layers
     except ImportError:
         raise MissingDependency("mlx-lm", extra="mlx", why="device mlx trains with mlx-lm") from None
-    from transformers import AutoTokenizer
-
-    seed = recipe.train.seed
-    random.seed(seed)
-    mx.random.seed(seed)
-    model, _ = load(str(model_dir))
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))  # the torch path's chat template
-    layers = getattr(getattr(model, "model", model), "layers", None)
-    if layers is None:
-        raise InvalidInput(f"{model_dir.name}: mlx-lm model has no layers to adapt")
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = sorted(set(recipe.lora.target_modules) - present)
-    if missing:
-        raise InvalidInput(f"{model_dir.name} has no module(s) {', '.join(missing)}",
-                           hint="set lora.target_modules in recipes/dream.yaml to this model's attention projections")
+    mx.random.seed(recipe.train.seed)
+    model, tokenizer, layers = _load(model_dir, recipe)
     examples = [encode_conversation(tokenizer, c, recipe.train.max_seq_len) for c in conversations]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-    def batch(chunk):
-        width = max(len(ids) for ids, _ in chunk)
-        ids = np.full((len(chunk), width), pad, dtype=np.int32)
-        labels = np.full((len(chunk), width), -100, dtype=np.int32)
-        for row, (i, l) in enumerate(chunk):
-            ids[row, :len(i)] = i
-            labels[row, :len(l)] = l
-        return mx.array(ids), mx.array(labels)
+    batch = lambda chunk: _batch(mx, chunk, pad)  # noqa: E731
 
     def loss_sum(model, ids, labels):
         logits = model(ids[:, :-1]).astype(mx.float32)
@@ -74,11 +49,8 @@ def train_adapter_mlx(model_dir: Path, conversations: list[list[dict]], recipe: 
         return (ce * valid).sum(), valid.sum()
 
     def mean_loss() -> float:
-        total, count = 0.0, 0
-        for start in range(0, len(examples), 4):
-            s, n = loss_sum(model, *batch(examples[start:start + 4]))
-            total, count = total + float(s), count + int(n)
-        return total / max(count, 1)
+        sums = [loss_sum(model, *batch(examples[lo:lo + 4])) for lo in range(0, len(examples), 4)]
+        return sum(float(s) for s, _ in sums) / max(sum(int(n) for _, n in sums), 1)
 
     model.freeze()
     before = mean_loss()
@@ -87,44 +59,50 @@ def train_adapter_mlx(model_dir: Path, conversations: list[list[dict]], recipe: 
                                                "dropout": recipe.lora.dropout, "keys": keys})
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
     optimizer = optim.AdamW(learning_rate=recipe.train.learning_rate, weight_decay=0.01)  # torch's AdamW defaults
+    loss_and_grad = nn.value_and_grad(model, lambda m, ids, labels: (lambda s, n: s / n)(*loss_sum(m, ids, labels)))
 
-    def step_loss(model, ids, labels):
-        s, n = loss_sum(model, ids, labels)
-        return s / n
+    def step(chunk) -> float:
+        loss, grads = loss_and_grad(model, *batch(chunk))
+        optimizer.update(model, grads)
+        mx.eval(model.parameters(), optimizer.state, loss)
+        return float(loss)
 
-    loss_and_grad = nn.value_and_grad(model, step_loss)
-    curve: list[dict] = []
-    tokens = 0
-    size = recipe.train.batch_size
-    steps = -(-len(examples) // size)
-    start = time.perf_counter()
-    rng = random.Random(seed)
     model.train()
-    with progress_task(progress, "Dreaming (mlx)", steps * recipe.train.epochs) as task:
-        for epoch in range(recipe.train.epochs):
-            order = examples[:]
-            rng.shuffle(order)
-            for lo in range(0, len(order), size):
-                chunk = order[lo:lo + size]
-                ids, labels = batch(chunk)
-                loss, grads = loss_and_grad(model, ids, labels)
-                optimizer.update(model, grads)
-                mx.eval(model.parameters(), optimizer.state, loss)
-                tokens += sum(len(i) for i, _ in chunk)
-                point = {"step": len(curve) + 1, "epoch": epoch + 1, "loss": round(float(loss), 5)}
-                curve.append(point)
-                if on_step:
-                    on_step(point)
-                task.advance(1)
-    elapsed = time.perf_counter() - start
+    run = train_epochs(examples, recipe.train.batch_size, recipe.train.epochs, recipe.train.seed, step,
+                       "Dreaming (mlx)", progress, on_step)
     model.eval()
     after = mean_loss()
     _save_peft(model, recipe, model_dir, staged, tree_flatten)
-    return {
-        "recipe": recipe.model_dump(), "device": "mlx", "trainer": "mlx-lm", "examples": len(examples),
-        "trainable_params": int(trainable), "loss_before": round(before, 5), "loss_after": round(after, 5),
-        "loss_curve": curve, "tokens": tokens, "tokens_per_s": round(tokens / elapsed, 2) if elapsed else None,
-    }
+    return {"recipe": recipe.model_dump(), "device": "mlx", "trainer": "mlx-lm", "examples": len(examples),
+            "trainable_params": int(trainable), "loss_before": round(before, 5), "loss_after": round(after, 5), **run}
+
+
+def _load(model_dir: Path, recipe: DreamRecipe):
+    """The model (mlx-lm), the torch path's tokenizer (its chat template), its layers."""
+    from mlx_lm import load
+    from transformers import AutoTokenizer
+
+    model, _ = load(str(model_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    layers = getattr(getattr(model, "model", model), "layers", None)
+    if layers is None:
+        raise InvalidInput(f"{model_dir.name}: mlx-lm model has no layers to adapt")
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = sorted(set(recipe.lora.target_modules) - present)
+    if missing:
+        raise InvalidInput(f"{model_dir.name} has no module(s) {', '.join(missing)}",
+                           hint="set lora.target_modules in recipes/dream.yaml to this model's attention projections")
+    return model, tokenizer, layers
+
+
+def _batch(mx, chunk, pad: int):
+    width = max(len(ids) for ids, _ in chunk)
+    ids = np.full((len(chunk), width), pad, dtype=np.int32)
+    labels = np.full((len(chunk), width), -100, dtype=np.int32)
+    for row, (i, l) in enumerate(chunk):
+        ids[row, :len(i)] = i
+        labels[row, :len(l)] = l
+    return mx.array(ids), mx.array(labels)
 
 
 def _save_peft(model, recipe: DreamRecipe, model_dir: Path, staged: Path, tree_flatten) -> None:

@@ -8,29 +8,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from soulctl.errors import ConfigError
+from soulctl.generations.ties import MergeRecipe  # the merge recipe lives with the fold it configures
 from soulctl.home import Home
 from soulctl.home.config import validate_mapping
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class LayerDefaults(_Strict):
-    density: float = Field(0.3, gt=0, le=1)
-    weight: float = Field(0.5, gt=0)
-
-
-class MergeRecipe(_Strict):
-    method: Literal["ties"] = "ties"
-    anchor_weight: float = Field(0.7, ge=0, lt=1)
-    layer: LayerDefaults = Field(default_factory=LayerDefaults)
-    normalize: bool = False  # mergekit's default is true: a lone layer's weight then cancels
-
-    @property
-    def lam(self) -> float:
-        """λ = 1 − anchor_weight: the share of the merged delta added to the anchor."""
-        return 1.0 - self.anchor_weight
 
 
 class LoraSection(_Strict):

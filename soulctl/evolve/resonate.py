@@ -1,34 +1,20 @@
-"""resonate: score the moments that resonate and select them into a training buffer.
+"""resonate: score the moments that resonate (the training buffer they fill: buffer.py).
 
 Signals in [0, 1]: explicit marks, novelty (distance from the nearest earlier packet), and an
 optional judge. `score` combines the present ones by the recipe's weights into a `combined`
-mark; a later explicit mark overrides it. `buffer` selects replies at or above a threshold,
-drops near-duplicates by cosine, pairs each with its prompt context and writes
-data/buffers/<id>.jsonl in chat format, with the log ids and thresholds beside it.
+mark; a later explicit mark overrides it.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from soulctl.errors import InvalidInput, NotFound
 from soulctl.evolve.recipes import ResonateRecipe
-from soulctl.home import Home
 from soulctl.log import Filters, Packet, Store
 from soulctl.progress import progress_task
-
-ROLE_MAP = {"user": "user", "soul": "assistant", "system": "system"}
-
-
-class NothingNew(InvalidInput):
-    """No moment qualifies for a new buffer: not an error for a nightly cycle, which then does
-    nothing; exit 5 for `resonate buffer`, which was asked for one."""
 
 
 def mark(store: Store, packet_id: str, score: float) -> str:
@@ -129,7 +115,7 @@ def engine_judge(engine):
     under the model's own probabilities for the digits 0-9 after "Score: " (so even a small
     model that will not answer with a bare number gives a graded judgement)."""
     digits = [str(d) for d in range(JUDGE_TOP + 1)]
-    if not hasattr(engine, "choice_probs"):
+    if not engine.supports_probs:
         raise InvalidInput(f"the {engine.name} backend cannot judge: it gives no token probabilities",
                            hint="give the judging role (majordomo, else soul) a local backend: "
                                 "llamacpp, transformers or mlx")
@@ -190,107 +176,3 @@ def plot_clusters(result: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def learned_ids(home: Home, gid: str | None = None) -> set[str]:
-    """The log ids every adapter layer in `gid`'s lineage (default: current) learned from, and
-    those its buffers left out as near-duplicates of what they taught."""
-    from soulctl.generations import current, read_lineage
-
-    gid = gid or current(home)
-    if gid is None:
-        return set()
-    ids: set[str] = set()
-    for adapter in read_lineage(home, gid).adapters:
-        meta = home.adapters / adapter / "meta.json"
-        if meta.is_file():
-            record = json.loads(meta.read_text())
-            ids.update(record.get("log_ids") or [])
-            ids.update(record.get("covered_ids") or [])
-    return ids
-
-
-def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
-                 threshold: float | None = None, cluster: int | None = None, k: int = 4,
-                 role: str = "soul", include_learned: bool = False) -> dict:
-    """The resonant replies no layer of the current generation has learned from (all of them
-    with `include_learned`), plus the recipe's rehearsal share of learned ones."""
-    threshold = recipe.threshold if threshold is None else threshold
-    meta, vecs = store.vectors(None)
-    resonant = [i for i, m in enumerate(meta) if m["role"] == role and (m["resonance"] or 0) >= threshold]
-    learned = set() if include_learned else learned_ids(home)
-    chosen = [i for i in resonant if meta[i]["id"] not in learned]
-    if chosen and recipe.rehearsal > 0:  # replay: the most resonant of what was learned before
-        old = sorted((i for i in resonant if meta[i]["id"] in learned), key=lambda i: -(meta[i]["resonance"] or 0))
-        chosen += old[:round(recipe.rehearsal * len(chosen))]
-    if cluster is not None:
-        groups = clusters(store, threshold, k, role)
-        if not 0 <= cluster < k:
-            raise InvalidInput(f"--cluster {cluster} is outside 0..{k - 1}")
-        wanted = set(groups["clusters"][cluster]["ids"])
-        chosen = [i for i in chosen if meta[i]["id"] in wanted]
-    if not chosen:
-        if resonant and learned:
-            raise NothingNew(f"nothing new: all {len(resonant)} {role} packets at or above {threshold} "
-                             "were learned by the current generation",
-                             hint="talk more first, or --include-learned to train on them again")
-        raise NothingNew(f"no {role} packet has resonance at or above {threshold}",
-                         hint="score first (soulctl resonate score), mark some, or lower --threshold")
-    chosen.sort(key=lambda i: -(meta[i]["resonance"] or 0))
-    # greedy: the most resonant of each near-duplicate group stays; a new moment that repeats
-    # one already learned, or one kept here, is covered — and counted as learned from now on,
-    # so it does not come back in a later buffer
-    taught = vecs[[i for i in resonant if meta[i]["id"] in learned]] if learned else vecs[:0]
-    kept: list[int] = []
-    covered: list[str] = []
-    for i in chosen:
-        twins = vecs[kept] if meta[i]["id"] in learned else np.vstack([taught, vecs[kept]])
-        if not len(twins) or float((twins @ vecs[i]).max()) < recipe.dedup_cosine:
-            kept.append(i)
-        else:
-            covered.append(meta[i]["id"])
-    kept.sort(key=lambda i: meta[i]["seq"])
-    by_session: dict[str, list[int]] = {}
-    for i, m in enumerate(meta):
-        by_session.setdefault(m["session"], []).append(i)
-    lines, ids, unprompted = [], [], []
-    for i in kept:
-        session = by_session[meta[i]["session"]]
-        pos = session.index(i)
-        context = [meta[j] for j in session[max(0, pos - recipe.context_turns):pos]]
-        messages = [_message(c) for c in context]
-        while messages and messages[0]["role"] == "assistant":
-            messages.pop(0)
-        if not any(m["role"] == "user" for m in messages):  # a reply with no turn it answers:
-            unprompted.append(meta[i]["id"])  # nothing to learn it from (left out, counted)
-            continue
-        messages.append({"role": "assistant", "content": meta[i]["prose"]})
-        lines.append(json.dumps({"messages": messages}, ensure_ascii=False))
-        ids.append(meta[i]["id"])
-    if not lines:
-        raise NothingNew(f"no example to learn from: the {len(unprompted)} new resonant "
-                         f"{role} repl{'y' if len(unprompted) == 1 else 'ies'} answer no user turn",
-                         hint="talk more first")
-    body = ("\n".join(lines) + "\n").encode("utf-8")
-    sha = hashlib.sha256(body).hexdigest()
-    buffer_id = "buf-" + sha[:12]
-    home.buffers.mkdir(parents=True, exist_ok=True)
-    path = home.buffers / f"{buffer_id}.jsonl"
-    record = {"id": buffer_id, "sha256": sha, "examples": len(lines), "log_ids": ids,
-              "threshold": threshold, "dedup_cosine": recipe.dedup_cosine, "cluster": cluster,
-              "context_turns": recipe.context_turns, "dropped_duplicates": len(covered), "covered_ids": covered,
-              "dropped_unprompted": len(unprompted),
-              "skipped_learned": len(resonant) - len([i for i in resonant if meta[i]["id"] not in learned]),
-              "created_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}
-    for target, data in ((path, body), (path.with_suffix(".json"),
-                                        (json.dumps(record, indent=1) + "\n").encode())):
-        tmp = target.with_name(f".{target.name}.{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    return {**record, "path": str(path)}
-
-
-def _message(packet: dict) -> dict:
-    role = ROLE_MAP.get(packet["role"], "user")
-    content = packet["prose"] if packet["role"] in ROLE_MAP else f"[{packet['role']}] {packet['prose']}"
-    return {"role": role, "content": content}

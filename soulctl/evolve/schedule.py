@@ -110,6 +110,9 @@ def _xml(text: str) -> str:
 
 
 def install(home: Home, job_: Job) -> dict:
+    """Install `job_`, replacing this home's previous schedule (whatever its scheduler)."""
+    if installed(home):
+        remove(home)
     (home.data).mkdir(parents=True, exist_ok=True)
     if job_.scheduler == "cron":
         _crontab(_without(_crontab_read(), job_.name) + job_.cron_block)

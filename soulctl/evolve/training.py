@@ -71,6 +71,38 @@ def batches(examples: list[tuple[list[int], list[int]]], size: int, pad_id: int)
         yield ids, labels, mask
 
 
+def train_epochs(examples: list, batch_size: int, epochs: int, seed: int, step, label: str,
+                 progress=None, on_step=None) -> dict:
+    """The loop every trainer shares: each epoch the examples shuffled (by `seed`), cut into
+    batches, `step(batch) -> loss` on each. Returns the loss curve, tokens and tokens/s."""
+    import random
+    import time
+
+    from soulctl.progress import progress_task
+
+    curve: list[dict] = []
+    tokens = 0
+    steps = -(-len(examples) // batch_size)
+    rng = random.Random(seed)
+    start = time.perf_counter()
+    with progress_task(progress, label, steps * epochs) as task:
+        for epoch in range(epochs):
+            order = examples[:]
+            rng.shuffle(order)
+            for lo in range(0, len(order), batch_size):
+                chunk = order[lo:lo + batch_size]
+                loss = step(chunk)
+                tokens += sum(len(ids) for ids, _ in chunk)
+                point = {"step": len(curve) + 1, "epoch": epoch + 1, "loss": round(float(loss), 5)}
+                curve.append(point)
+                if on_step:
+                    on_step(point)
+                task.advance(1)
+    elapsed = time.perf_counter() - start
+    return {"loss_curve": curve, "tokens": tokens,
+            "tokens_per_s": round(tokens / elapsed, 2) if elapsed else None}
+
+
 def mean_loss(model, tokenizer, examples, batch_size: int = 4, device: str = "cpu") -> float:
     """Token-weighted mean cross-entropy over the labelled tokens."""
     import torch

@@ -21,11 +21,10 @@ from soulctl.generations.build import (
                                        verify,
                                        verify_cached,
 )
-from soulctl.generations.lineage import Lineage, read_lineage
+from soulctl.generations.lineage import LINEAGE, Lineage, read_lineage
 from soulctl.generations.refs import (
                                        CURRENT,
                                        GEN_ID,
-                                       LINEAGE,
                                        TMP_PREFIX,
                                        current,
                                        gen_id,

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from soulctl.errors import AlreadyExists
-from soulctl.generations.lineage import read_lineage
-from soulctl.generations.refs import LINEAGE, TMP_PREFIX, current
+from soulctl.generations.lineage import LINEAGE, read_lineage
+from soulctl.generations.refs import TMP_PREFIX, current
 from soulctl.home import Home
 from soulctl.progress import progress_task
 from soulctl.processes import alive

@@ -22,8 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from soulctl.errors import InvalidInput, MissingDependency
-from soulctl.generations.lineage import Lineage
-from soulctl.generations.refs import LINEAGE
+from soulctl.generations.lineage import LINEAGE, Lineage
 from soulctl.home import Home
 from soulctl.progress import progress_task
 

@@ -95,8 +95,7 @@ def gc(home: Home, keep: int) -> list[str]:
 
 def rebuild(home: Home, gid: str, out: Path, progress=None) -> None:
     """Write `gid`'s model files into `out` from its lineage alone."""
-    from soulctl.evolve.merge import Layer, resolve_plan, write_merged
-    from soulctl.evolve.recipes import MergeRecipe
+    from soulctl.generations.ties import Layer, MergeRecipe, resolve_plan, write_merged
 
     lineage = read_lineage(home, gid)
     if not lineage.layers:

@@ -8,8 +8,9 @@ import json
 from dataclasses import dataclass, field, fields
 
 from soulctl.errors import InvalidInput, NotFound
-from soulctl.generations.refs import LINEAGE
 from soulctl.home import Home
+
+LINEAGE = "lineage.json"
 
 
 @dataclass

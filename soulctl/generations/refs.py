@@ -9,9 +9,9 @@ import re
 from pathlib import Path
 
 from soulctl.errors import InvalidInput, NotFound
+from soulctl.generations.lineage import read_lineage
 from soulctl.home import Home
 
-LINEAGE = "lineage.json"
 CURRENT = "current"
 GEN_ID = re.compile(r"^gen-(\d{4,})$")
 TMP_PREFIX = ".tmp-"
@@ -62,8 +62,6 @@ def set_current(home: Home, gid: str) -> None:
 
 
 def resolve(home: Home, ref: str | None) -> str:
-    from soulctl.generations.lineage import read_lineage
-
     """`gen-0003`, `3`, `current`, `anchor`, `current~1` (parent), or a unique prefix → id."""
     ids = generation_ids(home)
     if not ids:

@@ -55,15 +55,11 @@ class Home:
         return load_config(self.soul_yaml)
 
     def owns(self, path: Path) -> bool:
-        """Whether `path` is part of the home's own state (its store, indexes, generations,
-        corpora, adapters, buffers, soul.yaml): never a place for a user's output file."""
-        from soulctl.log import local_files
-
+        """Whether `path` is part of the home's own folders (soul.yaml, recipes, generations,
+        data, corpora): never a place for a user's output file. The store may keep files
+        elsewhere too; `Soul.owns` adds those."""
         real = Path(os.path.realpath(path))
-        if any(real == Path(os.path.realpath(f)) or real.is_relative_to(os.path.realpath(f))
-               for f in local_files(self)):  # a file, or a directory such as data/postgres
-            return True
-        own = [self.generations, self.corpora, self.data / "index", self.adapters, self.buffers]
+        own = [self.generations, self.corpora, self.data, self.recipes]
         return (real == Path(os.path.realpath(self.soul_yaml))
                 or any(real.is_relative_to(os.path.realpath(d)) for d in own))
 

@@ -14,7 +14,7 @@ import numpy as np
 from soulctl import jsontext
 from soulctl.errors import AlreadyExists, InvalidInput, NotFound
 from soulctl.home import Home
-from soulctl.log import NewPacket, Packet, Store, open_store
+from soulctl.log import NewPacket, Packet, Store
 from soulctl.log.packets import MAX_PROSE_BYTES, ROLES
 from soulctl.progress import progress_task
 
@@ -205,6 +205,41 @@ def check_references(home: Home, store: Store, incoming: Incoming) -> None:
                 raise NotFound(f"{where}: corpus {missing[0]} does not exist", hint="see `soulctl mount ls`")
 
 
+def take_in(home: Home, store: Store, embedder, text: str | None, data: bytes | None, *,
+            role: str = "user", session: str | None = None, meta: str | None = None,
+            parent: str | None = None, corrects: str | None = None, jsonl: bool = False,
+            with_embeddings: bool = False) -> Incoming:
+    """What `log add` was given — TEXT, or stdin's bytes as lines or JSON lines — parsed and
+    checked whole against the log (references, ids, generations, corpora) before anything is
+    written. `meta` is the --meta JSON text; the defaults apply to every packet."""
+    from soulctl.errors import UsageError
+    from soulctl.log.packets import env_session, new_session_id
+
+    check_role(role)
+    if with_embeddings and not jsonl:
+        raise UsageError("--with-embeddings reads vectors from --jsonl input", hint="add --jsonl")
+    meta_obj = jsontext.loads(meta, "--meta") if meta is not None else None
+    if meta is not None and not isinstance(meta_obj, dict):
+        raise InvalidInput("--meta must be a JSON object")
+    for flag, ref in (("--parent", parent), ("--corrects", corrects)):
+        if ref and not store.existing_ids([ref]):
+            raise NotFound(f"{flag} {ref} names no packet in the log",
+                           hint="see `soulctl log ls`; give a whole packet id")
+    defaults = dict(role=role, session=session or env_session() or new_session_id(), meta=meta_obj,
+                    parent=parent, corrects=corrects, generation=current_generation(home))
+    if text is not None:
+        if jsonl:
+            raise InvalidInput("give TEXT or --jsonl on stdin, not both")
+        incoming = Incoming([NewPacket(prose=check_prose(text), **defaults)], ["TEXT"])
+    else:
+        incoming = (parse_jsonl(data, defaults, embedder if with_embeddings else None) if jsonl
+                    else parse_plain(data, defaults))
+        if not incoming.packets:
+            raise InvalidInput("no packets on stdin (only blank lines)")
+    check_references(home, store, incoming)
+    return incoming
+
+
 def parse_time(text: str, where: str = "time") -> _dt.datetime:
     """ISO 8601 (2026-11-24, 2026-11-24T10:00Z) or relative (30m, 2h, 7d ago)."""
     value = text.strip().lower().removesuffix(" ago")
@@ -241,9 +276,8 @@ def check_embedder(store: Store, embedder) -> None:
         raise embedder_mismatch(record[0], embedder.model_id)
 
 
-def add_packets(home: Home, packets: Sequence[NewPacket], embedder, store: Store | None = None,
-                progress=None, vectors: Sequence | None = None,
-                between: Callable[[], None] | None = None) -> Iterator[Packet]:
+def add_packets(store: Store, embedder, packets: Sequence[NewPacket], progress=None,
+                vectors: Sequence | None = None, between: Callable[[], None] | None = None) -> Iterator[Packet]:
     """Embed and write packets in batches; each batch is one transaction of whole packets.
     `vectors`, when given (an import that kept its embeddings), are written as they are;
     `between` is called after each batch (where Ctrl-C stops a long add: `Interrupts.check`).
@@ -251,7 +285,6 @@ def add_packets(home: Home, packets: Sequence[NewPacket], embedder, store: Store
     (Overlapping the write with the next batch's embedding was measured: on 2 cores the
     writer only takes CPU from torch, so batches run one after the other.)
     """
-    store = store or open_store(home)
     check_embedder(store, embedder)
     with progress_task(progress, "Adding packets", len(packets)) as task:
         for start in range(0, len(packets), WRITE_BATCH):

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from soulctl.log.packets import Filters, NewPacket, Packet, new_id, utcnow
+from soulctl.log.packets import NewPacket, Packet, new_id, utcnow
 
 COLUMNS = ("id", "seq", "ts", "session", "role", "prose", "embed_model", "generation", "corpus",
            "resonance", "resonance_source", "parent", "corrects", "meta")
@@ -59,25 +59,3 @@ def packet_from_row(row: tuple, with_embedding: bool = False) -> Packet:
     if with_embedding:
         packet.embedding = list(row[len(COLUMNS)])
     return packet
-
-
-def where_clause(filters: Filters | None, mark: str = "?") -> tuple[str, list]:
-    """Filters as SQL conditions (each `AND …`) with `mark` as the parameter placeholder."""
-    if filters is None:
-        return "", []
-    parts, params = [], []
-    for name in ("role", "session", "generation", "corpus"):
-        value = getattr(filters, name)
-        if value is not None:
-            parts.append(f"AND {name} = {mark}")
-            params.append(value)
-    if filters.since is not None:
-        parts.append(f"AND ts >= {mark}")
-        params.append(naive_utc(filters.since))
-    if filters.until is not None:
-        parts.append(f"AND ts <= {mark}")
-        params.append(naive_utc(filters.until))
-    if filters.min_resonance is not None:
-        parts.append(f"AND resonance >= {mark}")
-        params.append(float(filters.min_resonance))
-    return " ".join(parts), params

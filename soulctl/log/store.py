@@ -177,8 +177,4 @@ class Store(ABC):
         a store without one has nothing to stop."""
         return {"running": False, "stopped": False, "users": [], "reason": "this store runs no server of its own"}
 
-    def local_files(self) -> list:
-        """The files and folders on this machine that hold the store (never a user's output
-        file; removed when an init fails half-way). A remote store has none."""
-        return []
 

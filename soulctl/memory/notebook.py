@@ -5,9 +5,13 @@ and reason. The self-definition changes only through the soul's own rewrite or
 from __future__ import annotations
 
 import difflib
+from typing import TYPE_CHECKING
 
 from soulctl.errors import InvalidInput, NotFound
 from soulctl.home import Home
+
+if TYPE_CHECKING:
+    from soulctl.soul import Soul
 
 KINDS = ("notebook", "self")
 AUTHORS = ("user", "soul", "majordomo")
@@ -21,67 +25,63 @@ def default_self(home: Home) -> str:
     return "You are the soul of this machine."
 
 
-def current(store, home: Home, kind: str) -> dict:
-    return current_all(store, home)[kind]
+def current(soul: Soul, kind: str) -> dict:
+    return current_all(soul)[kind]
 
 
-def current_all(store, home: Home) -> dict[str, dict]:
+def current_all(soul: Soul) -> dict[str, dict]:
     """The current self-definition and notebook, read together."""
-    latest = store.memory_latest(KINDS)
+    latest = soul.store.memory_latest(KINDS)
     for kind in KINDS:
         if kind not in latest:
-            text = default_self(home) if kind == "self" else ""
+            text = default_self(soul.home) if kind == "self" else ""
             latest[kind] = {"kind": kind, "version": 0, "ts": None, "author": "default",
                             "reason": "initial", "text": text}
     return latest
 
 
-def write(store, kind: str, text: str, author: str, reason: str | None) -> int:
+def write(soul: Soul, kind: str, text: str, author: str, reason: str | None) -> int:
     if kind not in KINDS:
         raise InvalidInput(f"unknown memory {kind!r}")
     if author not in AUTHORS:
         raise InvalidInput(f"unknown author {author!r}", hint=f"authors: {', '.join(AUTHORS)}")
-    return store.memory_add(kind, text, author, reason)
+    return soul.store.memory_add(kind, text, author, reason)
 
 
-def fit_sector(home: Home, kind: str, text: str, force: bool = False) -> tuple[str, str]:
+def fit_sector(soul: Soul, kind: str, text: str, force: bool = False) -> tuple[str, str]:
     """A user's text for the notebook or self-definition, within its sector as the serving
     model counts it: refused when over, or with `force` trimmed (the note says so)."""
-    from soulctl.engine import open_engine
     from soulctl.memory.rewrite import trim_to_tokens
 
-    limit = getattr(home.config.memory, "self_tokens" if kind == "self" else "notebook_tokens")
-    engine = open_engine(home, "soul")
-    try:
-        size = engine.count_tokens(text)
-        if size <= limit:
-            return text, ""
-        name = "self-definition" if kind == "self" else "notebook"
-        if not force:
-            key = "self_tokens" if kind == "self" else "notebook_tokens"
-            raise InvalidInput(f"the {name} is {size} tokens; its sector holds {limit} (memory.{key})",
-                               hint="shorten it, raise memory." + key + " in soul.yaml, or pass --force to trim it")
-        return trim_to_tokens(engine, text, limit), f"; trimmed from {size} to {limit} tokens (--force)"
-    finally:
-        engine.close()
+    limit = getattr(soul.config.memory, "self_tokens" if kind == "self" else "notebook_tokens")
+    engine = soul.engine("soul")
+    size = engine.count_tokens(text)
+    if size <= limit:
+        return text, ""
+    name = "self-definition" if kind == "self" else "notebook"
+    if not force:
+        key = "self_tokens" if kind == "self" else "notebook_tokens"
+        raise InvalidInput(f"the {name} is {size} tokens; its sector holds {limit} (memory.{key})",
+                           hint="shorten it, raise memory." + key + " in soul.yaml, or pass --force to trim it")
+    return trim_to_tokens(engine, text, limit), f"; trimmed from {size} to {limit} tokens (--force)"
 
 
-def version(store, home: Home, kind: str, number: int) -> dict:
+def version(soul: Soul, kind: str, number: int) -> dict:
     if number == 0:  # what there was before the first write
-        return {"kind": kind, "version": 0, "text": default_self(home) if kind == "self" else "",
+        return {"kind": kind, "version": 0, "text": default_self(soul.home) if kind == "self" else "",
                 "author": "default", "reason": "initial", "ts": None}
-    for v in store.memory_versions(kind):
+    for v in soul.store.memory_versions(kind):
         if v["version"] == number:
             return v
     raise NotFound(f"no {kind} version {number}", hint="see `soulctl notebook history`")
 
 
-def diff(store, home: Home, kind: str, a: int | None, b: int | None) -> str:
-    versions = store.memory_versions(kind)
+def diff(soul: Soul, kind: str, a: int | None, b: int | None) -> str:
+    versions = soul.store.memory_versions(kind)
     last = versions[-1]["version"] if versions else 0
     b = last if b is None else b
     a = max(b - 1, 0) if a is None else a
-    va, vb = version(store, home, kind, a), version(store, home, kind, b)
+    va, vb = version(soul, kind, a), version(soul, kind, b)
     lines = difflib.unified_diff(va["text"].splitlines(keepends=True), vb["text"].splitlines(keepends=True),
                                  fromfile=f"{kind} v{a}", tofile=f"{kind} v{b}")
     return "".join(lines)

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from soulctl.errors import CheckFailed, ConfigError, InvalidInput
-from soulctl.home import Home
 from soulctl.log import NewPacket
 from soulctl.log.packets import env_session, new_id, new_session_id
 from soulctl.memory import notebook as nb
 from soulctl.memory.rewrite import write_within
 from soulctl.memory.stream import StopCut, TurnCancelled
+
+if TYPE_CHECKING:
+    from soulctl.soul import Soul
 
 log = logging.getLogger(__name__)
 
@@ -66,26 +69,30 @@ class TurnResult:
 
 
 class ChatSession:
-    def __init__(self, home: Home, engine, embedder, store, session: str, keeper=None,
-                 keeper_role: str = "soul", retrieve_log: bool = True, soul=None, tools: tuple = ()):
-        self.home, self.engine, self.embedder, self.store = home, engine, embedder, store
-        self.session = session
-        self.soul = soul  # what the soul's tools act on
-        self.tools = list(tools) if getattr(engine, "supports_tools", False) else []
-        self.keeper = keeper or engine  # who rewrites the notebook: the majordomo if configured
-        self.keeper_role = keeper_role
-        self.mem = home.config.memory
-        self.retrieve_log = retrieve_log
+    """One conversation of the soul: its engine, embedder and store are the Soul's; the
+    majordomo, when soul.yaml names one, keeps the notebook."""
+
+    def __init__(self, soul: Soul, session: str, retrieve_log: bool = True, progress=None):
+        self.soul, self.session, self.retrieve_log = soul, session, retrieve_log
+        self.home, self.store, self.embedder = soul.home, soul.store, soul.embedder
+        self.engine = engine = soul.engine("soul", progress)  # a first run on llama.cpp converts it
+        self.keeper, self.keeper_role = engine, "soul"  # who rewrites the notebook
+        if "majordomo" in self.home.config.roles:
+            self.keeper, self.keeper_role = soul.engine("majordomo", progress), "majordomo"
+        from soulctl.memory.tools import TOOLS
+
+        self.tools = list(TOOLS) if self.home.config.roles["soul"].tools and engine.supports_tools else []
+        self.mem = self.home.config.memory
         check_sectors(self.mem, engine.context_length)
         from soulctl.corpus.mounts import Wardrobe
         from soulctl.log.ingest import check_embedder
 
-        check_embedder(store, embedder)  # once: every packet of the session is embedded here
-        self.wardrobe = Wardrobe(home)  # mounted corpora stay open between turns
+        check_embedder(self.store, self.embedder)  # once: every packet of the session is embedded here
+        self.wardrobe = Wardrobe(self.home)  # mounted corpora stay open between turns
         self._counts: dict[str, int] = {}  # token counts of retrieved texts, which recur
         self.window: list[Turn] = self._rebuild_window()
         # the generation actually served (None when a server serves a model we cannot name)
-        self.generation = getattr(engine, "generation", None)
+        self.generation = engine.generation
         self.last_prompt: list[dict] = []
 
     # -- the window, rebuilt from the log ------------------------------------------------
@@ -102,7 +109,7 @@ class ChatSession:
 
     # -- sectors -------------------------------------------------------------------------
     def system_text(self, retrieved: str = "") -> str:
-        memory = nb.current_all(self.store, self.home)
+        memory = nb.current_all(self.soul)
         self_text, notebook = memory["self"]["text"], memory["notebook"]["text"]
         parts = [self_text, "# Notebook\n" + (notebook or "(empty)")]
         if retrieved:
@@ -176,7 +183,7 @@ class ChatSession:
         and may raise TurnCancelled, which ends the turn with the partial reply logged."""
         if not user_text.strip():
             raise InvalidInput("empty message")
-        if use_tools and not getattr(self.engine, "supports_tools", False):
+        if use_tools and not self.engine.supports_tools:
             raise InvalidInput(f"the {self.engine.name} backend does not call tools",
                                hint="serve the soul from a server with tool calling (backend: openai, tools: true), "
                                     "or use the REPL's slash commands (/hands, /self, /mount)")
@@ -251,7 +258,7 @@ class ChatSession:
 
     def _too_big(self, user_text: str, need: int, limit: int) -> InvalidInput:
         """The refusal of a turn that cannot fit, naming the sector that is too big."""
-        memory = nb.current_all(self.store, self.home)
+        memory = nb.current_all(self.soul)
         sizes = {kind: self._count(memory[kind]["text"]) for kind in ("self", "notebook")}
         if sizes["self"] > self.mem.self_tokens:
             return InvalidInput(f"the self-definition is {sizes['self']} tokens, over its sector of "
@@ -310,7 +317,7 @@ class ChatSession:
     def _rewrite_notebook(self, reason: str, guidance: str | None = None) -> tuple[int, NewPacket]:
         self.settle()
         limit = self.mem.notebook_tokens
-        memory = nb.current_all(self.store, self.home)
+        memory = nb.current_all(self.soul)
         self_text, current_notebook = memory["self"]["text"], memory["notebook"]["text"] or "(empty)"
         keeper = self.keeper  # the request is the keeper's: counted with its tokenizer, within its context
         extra = guidance.strip().replace("{", "{{").replace("}", "}}") if guidance else ""
@@ -323,7 +330,7 @@ class ChatSession:
         prompt_tokens = keeper.count_chat_tokens(ask)
         text, notes, drafts = write_within(keeper, self.engine, ask, limit, "notebook")
         reason += notes
-        version = nb.write(self.store, "notebook", text, self.keeper_role, reason)
+        version = nb.write(self.soul, "notebook", text, self.keeper_role, reason)
         rewrite = NewPacket(prose=text or "(empty notebook)", role=self.keeper_role,
                             session=self.session, generation=self.generation,
                             meta={"kind": "notebook", "version": version, "reason": reason,
@@ -338,7 +345,7 @@ class ChatSession:
         A new version authored by the soul, and a packet in the log."""
         self.settle()
         limit = self.mem.self_tokens
-        current = nb.current(self.store, self.home, "self")["text"]
+        current = nb.current(self.soul, "self")["text"]
         prompt = SELF_PROMPT.format(current=current, limit=limit,
                                     guidance=f" Keep this in mind: {guidance.strip()}" if guidance else "")
         ask = [{"role": "system", "content": current}, {"role": "user", "content": prompt}]
@@ -350,7 +357,7 @@ class ChatSession:
             raise InvalidInput("the soul wrote an empty self-definition; nothing changed",
                                hint="try again, perhaps with --guidance")
         reason = "rewritten by the soul" + (f" ({guidance.strip()})" if guidance else "") + notes
-        version = nb.write(self.store, "self", text, "soul", reason)
+        version = nb.write(self.soul, "self", text, "soul", reason)
         self._log([NewPacket(prose=text, role="soul", session=self.session, generation=self.generation,
                              meta={"kind": "self", "version": version, "reason": reason,
                                    **({"drafts": drafts} if drafts else {})})])
@@ -373,7 +380,7 @@ class ChatSession:
     def _log(self, packets: list[NewPacket]) -> None:
         from soulctl.log.ingest import add_packets
 
-        list(add_packets(self.home, packets, self.embedder, self.store))
+        list(add_packets(self.store, self.embedder, packets))
 
 
 SECTORS = ("self_tokens", "notebook_tokens", "retrieved_tokens", "window_tokens", "reply_tokens")
@@ -389,13 +396,11 @@ def check_sectors(mem, context_length: int) -> None:
                           hint="lower memory.* in soul.yaml, or raise roles.soul.context")
 
 
-def open_session(soul, session: str | None = None, strict: bool = False, warn=None,
+def open_session(soul: Soul, session: str | None = None, strict: bool = False, warn=None,
                  progress=None) -> ChatSession:
-    """A ChatSession on the soul (and the majordomo, if soul.yaml names one) for `session`
-    (default: $SOUL_SESSION or a new one). Its engines and store are the Soul's: closing the
-    Soul settles the last turn's writes and closes the engines. The generation served is
-    verified first (cheaply when unchanged): a tampered one is refused with `strict`, served
-    with a warning otherwise."""
+    """A ChatSession on the soul for `session` (default: $SOUL_SESSION or a new one). The
+    generation served is verified first (cheaply when unchanged): a tampered one is refused with
+    `strict`, served with a warning otherwise."""
     from soulctl.engine import served_generation
     from soulctl.generations import verify_cached
 
@@ -408,12 +413,4 @@ def open_session(soul, session: str | None = None, strict: bool = False, warn=No
                 raise CheckFailed(message + "; refusing to serve it",
                                   hint=f"restore it: soulctl gen materialize {gid}")
             (warn or log.warning)(message + f"; serving it anyway (restore it: soulctl gen materialize {gid})")
-    engine = keeper = soul.engine("soul", progress)  # a first run on llama.cpp converts the generation
-    keeper_role = "soul"
-    if "majordomo" in home.config.roles:
-        keeper, keeper_role = soul.engine("majordomo", progress), "majordomo"
-    from soulctl.memory.tools import TOOLS
-
-    tools = tuple(TOOLS) if home.config.roles["soul"].tools else ()
-    return ChatSession(home, engine, soul.embedder, soul.store, session or env_session() or new_session_id(),
-                       keeper, keeper_role, soul=soul, tools=tools)
+    return ChatSession(soul, session or env_session() or new_session_id(), progress=progress)

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from soulctl.errors import InvalidInput, NotFound, SoulError
+from soulctl.errors import InvalidInput, SoulError
+
+if TYPE_CHECKING:
+    from soulctl.memory.session import ChatSession
+    from soulctl.soul import Soul
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,8 @@ class Tool:
 
 @dataclass
 class ToolContext:
-    soul: Any
-    chat: Any = None  # the ChatSession, when a conversation calls the tool
+    soul: Soul
+    chat: ChatSession | None = None  # the conversation, when one calls the tool
 
 
 TOOLS: dict[str, Tool] = {}
@@ -155,7 +159,7 @@ def read_notebook(ctx: ToolContext, which: str = "notebook") -> dict:
 
     if which not in nb.KINDS:
         raise InvalidInput(f"which must be one of {', '.join(nb.KINDS)}")
-    return nb.current(ctx.soul.store, ctx.soul.home, which)
+    return nb.current(ctx.soul, which)
 
 
 @tool("update_notebook", "Replace the soul's notebook with new text (a new version; the old ones stay).",
@@ -163,8 +167,8 @@ def read_notebook(ctx: ToolContext, which: str = "notebook") -> dict:
 def update_notebook(ctx: ToolContext, text: str, reason: str | None = None) -> dict:
     from soulctl.memory import notebook as nb
 
-    text, note = nb.fit_sector(ctx.soul.home, "notebook", text, force=False)
-    version = nb.write(ctx.soul.store, "notebook", text, "soul", (reason or "updated by the soul") + note)
+    text, note = nb.fit_sector(ctx.soul, "notebook", text, force=False)
+    version = nb.write(ctx.soul, "notebook", text, "soul", (reason or "updated by the soul") + note)
     return {"version": version}
 
 
@@ -198,7 +202,7 @@ def add_to_log(ctx: ToolContext, text: str, role: str = "user", session: str | N
     session = session or (ctx.chat.session if ctx.chat is not None else new_session_id())
     packet = NewPacket(prose=check_prose(text), role=check_role(role), session=session, meta=meta,
                        generation=current_generation(ctx.soul.home))
-    written = list(add_packets(ctx.soul.home, [packet], ctx.soul.embedder, ctx.soul.store))
+    written = list(add_packets(ctx.soul.store, ctx.soul.embedder, [packet]))
     return {"id": written[0].id, "seq": written[0].seq, "session": session}
 
 
@@ -228,7 +232,7 @@ def mark_resonance(ctx: ToolContext, id: str, score: float) -> dict:
 def budget(ctx: ToolContext) -> dict:
     from soulctl.budget.plan import plan_budget
 
-    report = plan_budget(home=ctx.soul.home).as_dict()
+    report = plan_budget(home=ctx.soul.home, stores=ctx.soul.resident_files()).as_dict()
     return {key: report[key] for key in ("fits", "zone", "total_bytes", "ram_bytes", "headroom_bytes",
                                          "warnings") if key in report}
 
@@ -260,9 +264,7 @@ def list_corpora(ctx: ToolContext) -> list[dict]:
 @tool("invoke_agent", "Hand a construction task to the soul's coding agent (its hands) and get its result.",
       {"task": {"type": "string"}, "constraints": {"type": "string"}}, required=("task",))
 def invoke_agent(ctx: ToolContext, task: str, constraints: str | None = None) -> dict:
-    from soulctl.hands import invoke_agent as run
-
     session = ctx.chat.session if ctx.chat is not None else None
-    result = run(ctx.soul, task, constraints or None, session=session)
+    result = ctx.soul.invoke_agent(task, constraints or None, session=session)
     return {"ok": result.ok, "result": result.result, "request_id": result.request_id,
             "result_id": result.result_id}

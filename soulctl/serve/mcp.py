@@ -10,12 +10,15 @@ an error result with its one line, never as a protocol failure.
 from __future__ import annotations
 
 import json
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 import mcp_types as types
 
 from soulctl import __version__
 from soulctl.memory import tools as registry
+
+if TYPE_CHECKING:
+    from soulctl.soul import Soul
 
 INSTRUCTIONS = ("The memory and tools of a local LLM (a soul): search its log by meaning and keyword "
                 "(hits are bifocal packets: prose, ids and, when asked, the embedding), add to the log, "
@@ -25,7 +28,7 @@ INSTRUCTIONS = ("The memory and tools of a local LLM (a soul): search its log by
 Runner = Callable[[Callable[[], dict], bool], Awaitable[dict]]
 
 
-def build_server(soul, run: Runner, hidden: frozenset[str] = frozenset()):
+def build_server(soul: Soul, run: Runner, hidden: frozenset[str] = frozenset()):
     """The MCP server on `soul`; `run(fn, uses_engine)` runs a tool call off the event loop
     (serve queues the ones that use the model with the chat turns). `hidden` tools are neither
     listed nor callable here (see exposed). Arguments that do not fit a tool's schema are a
@@ -87,7 +90,7 @@ def http_routes(server, host: str) -> list:
     return list(app.routes)
 
 
-def run_stdio(soul) -> None:
+def run_stdio(soul: Soul) -> None:
     """Serve MCP on stdin/stdout until the client closes them (stdout is the protocol: all
     else goes to stderr). Tool calls run one at a time in a worker thread."""
     import anyio

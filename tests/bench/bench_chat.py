@@ -83,11 +83,10 @@ def main() -> None:
 
     from soulctl.corpus import mounts
     from soulctl.embed import embedder_for
-    from soulctl.engine import open_engine
     from soulctl.home import Home
-    from soulctl.log import open_store
     from soulctl.log.duckdb import store as duckdb_store
     from soulctl.memory.session import ChatSession
+    from soulctl.soul import Soul
 
     tmp = Path(tempfile.mkdtemp(prefix="soulctl-bench-chat-"))
     try:
@@ -107,8 +106,10 @@ def main() -> None:
         mounts.use(home, ["docs"])
         print(f"corpus: docs mounted ({report.chunks} chunks)")
 
-        engine = open_engine(home)
-        chat = ChatSession(home, engine, embedder, open_store(home), "bench")
+        soul = Soul(home)
+        soul.__dict__["embedder"] = embedder  # the one already loaded (timed below)
+        chat = ChatSession(soul, "bench")
+        engine = chat.engine
         generate = Timed(engine.chat)
         engine.chat = generate
         assemble = Timed(chat.assemble)

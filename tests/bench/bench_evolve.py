@@ -48,7 +48,7 @@ def random_adapter(home: Path) -> str:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from soulctl.evolve.adapters import store_adapter
+    from soulctl.generations.adapters import store_adapter
     from soulctl.home import Home
 
     model = AutoModelForCausalLM.from_pretrained(home / "generations" / "gen-0000")

@@ -96,7 +96,7 @@ def bench_ingest(n: int, tmp: Path) -> None:
     embedder.encode(texts[:64])
     packets = [NewPacket(prose=t, session="bench2") for t in texts]
     start = time.perf_counter()
-    for _ in add_packets(h, packets, embedder, open_store(h)):
+    for _ in add_packets(open_store(h), embedder, packets):
         pass
     ours_ip = time.perf_counter() - start
     print(f"ingest {n} packets, in process (models loaded):")

@@ -149,7 +149,7 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, help="work here (default: a temporary directory)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-merge-scale-", dir=args.dir))
-    from soulctl.evolve.adapters import store_adapter
+    from soulctl.generations.adapters import store_adapter
     from soulctl.generations.base import bundled_gguf
     from soulctl.home import Home
 

@@ -55,26 +55,21 @@ def test_one_shot_chat_logs_linked_packets(home):
 
 @pytest.fixture
 def session(home):
-    from soulctl.embed import embedder_for
-    from soulctl.engine import open_engine
     from soulctl.home import Home
-    from soulctl.log import open_store
     from soulctl.memory.session import ChatSession
+    from soulctl.soul import Soul
 
     opened = []
 
     def make(name="s", **memory):
         configure(home, **memory)
-        h = Home(home)
-        chat = ChatSession(h, open_engine(h), embedder_for(h.config, h.root), open_store(h), name)
-        opened.append(chat)
-        return chat
+        soul = Soul(Home(home))
+        opened.append(soul)
+        return ChatSession(soul, name)
 
     yield make
-    for chat in opened:  # the store's server (Postgres) and the model are released with the test
-        chat.settle()
-        chat.store.close()
-        chat.engine.close()
+    for soul in opened:  # the store's server (Postgres) and the model are released with the test
+        soul.close()
 
 
 def test_pressure_protocol_keeps_every_request_inside_the_context(session):
@@ -110,8 +105,8 @@ def test_an_overlong_notebook_is_enforced_never_dropped(session):
 
     chat = session("enforce", window_tokens=256, notebook_tokens=64, reply_tokens=16, retrieved_tokens=0)
     facts = " ".join(f"Fact {i}: the heron number {i} nests by the mill pond in spring." for i in range(25))
-    nb.write(chat.store, "notebook", facts, "user", "seeded long")
-    nb.write(chat.store, "self", "You are a helpful assistant.", "user", "plain")
+    nb.write(chat.soul, "notebook", facts, "user", "seeded long")
+    nb.write(chat.soul, "self", "You are a helpful assistant.", "user", "plain")
     chat.turn("Write a long detailed story about the heron by the mill pond.")
     chat.pressure()
     latest = chat.store.memory_versions("notebook")[-1]

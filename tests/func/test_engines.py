@@ -161,7 +161,7 @@ def test_backend_errors_name_the_fix(home, tmp_path):
     blocked.mkdir()
     (blocked / "sitecustomize.py").write_text("import sys\nsys.modules['mlx_lm'] = None\n")
     set_role(home, backend="mlx")
-    refused(soulctl("chat", "hello", "--home", home, env={"PYTHONPATH": str(blocked)}), 6,
+    refused(soulctl("chat", "hello", "--home", home, env={"PYTHONPATH": str(blocked)}, process=True), 6,
             "mlx-lm is not installed")
     set_role(home, backend="transformers", model=str(tmp_path / "missing"))
     refused(soulctl("chat", "hello", "--home", home), 3, "does not exist")

@@ -48,7 +48,7 @@ def test_buffer_is_chat_format_with_its_log_ids(evolved):
 
 
 def test_dream_lowers_the_loss_with_attention_only_lora(evolved):
-    from soulctl.evolve.adapters import content_sha
+    from soulctl.generations.adapters import content_sha
 
     home, buffer, dream, _ = evolved
     assert dream["loss_after"] < dream["loss_before"]

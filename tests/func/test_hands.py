@@ -111,16 +111,23 @@ def test_a_missing_agent_is_exit_6_and_nothing_is_logged(home, tmp_path):
             "does not exist")
 
 
-def test_the_real_claude_when_installed(home, tmp_path):
-    real = shutil.which("claude", path=os.pathsep.join(
-        p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != STANDIN))
-    if real is None:
-        pytest.skip("Claude Code (`claude`) is not installed on this machine; the stand-in covers its interface")
+def test_the_real_claude_code_is_driven_through_its_interface(home, tmp_path):
+    """The real CLI (npm @anthropic-ai/claude-code), with no account here: it runs, answers its
+    result object, and that object says it is not logged in — exit 7 with its own words, both
+    sides logged."""
+    from conftest import npm_client
+
+    claude = npm_client("claude")
+    nobody = tmp_path / "nobody"  # a HOME without Claude Code's credentials
+    nobody.mkdir()
     result = soulctl("hands", "Reply with the single word: ok", "--cwd", tmp_path, "--max-turns", "1",
-                     "--timeout", "180", "--session", "real", "--json", "--home", home)
-    assert result.code in (0, 7), result  # 7: the real agent may have no network or login here
+                     "--timeout", "180", "--session", "real", "--home", home,
+                     env={"PATH": f"{claude.parent}{os.pathsep}{os.environ['PATH']}", "HOME": str(nobody),
+                          "ANTHROPIC_API_KEY": ""})
+    refused(result, 7, "Not logged in")
     request, reply = hands_packets(home, "real")
-    assert reply["parent"] == request["id"]
+    assert reply["parent"] == request["id"] and reply["meta"]["ok"] is False
+    assert reply["meta"]["session_id"] and reply["meta"]["terminal_reason"]  # its result object, parsed
 
 
 def test_the_soul_reviews_its_hands(home, tmp_path):

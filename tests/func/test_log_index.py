@@ -102,16 +102,19 @@ def test_a_refused_background_write_raises_and_leaves_nothing(parts):
 
 def test_memory_is_cached_until_any_process_writes_it(parts):
     from soulctl.memory import notebook as nb
+    from soulctl.soul import Soul
 
-    home, store, embedder = parts
-    assert nb.current(store, home, "notebook")["text"] == ""
-    nb.write(store, "notebook", "rivers matter", "user", None)
-    assert nb.current(store, home, "notebook")["text"] == "rivers matter"  # own write seen
+    home, _, embedder = parts
+    soul = Soul(home)
+    store = soul.store
+    assert nb.current(soul, "notebook")["text"] == ""
+    nb.write(soul, "notebook", "rivers matter", "user", None)
+    assert nb.current(soul, "notebook")["text"] == "rivers matter"  # own write seen
     latest = store.memory_latest(nb.KINDS)
     latest["notebook"]["text"] = "scribbled"  # the caller's copy, not the cache
     assert store.memory_latest(nb.KINDS)["notebook"]["text"] == "rivers matter"
     result = soulctl("notebook", "set", "--home", home.root, input="the sea matters more\n")
     assert result.code == 0, result
-    assert nb.current(store, home, "notebook")["text"] == "the sea matters more"  # another's seen
+    assert nb.current(soul, "notebook")["text"] == "the sea matters more"  # another's seen
     assert soulctl("notebook", "set", "--self", "--home", home.root, input="You are Ember.\n").code == 0
-    assert nb.current(store, home, "self")["text"] == "You are Ember."
+    assert nb.current(soul, "self")["text"] == "You are Ember."

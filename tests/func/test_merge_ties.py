@@ -13,8 +13,10 @@ from conftest import BASE_ENV
 from safetensors.torch import load_file
 
 from soulctl.errors import InvalidInput
-from soulctl.evolve.adapters import store_adapter
-from soulctl.evolve.merge import Layer, check_recipe, merge, ties_delta, trim
+from soulctl.evolve.merge import check_recipe, merge
+from soulctl.soul import Soul
+from soulctl.generations.adapters import store_adapter
+from soulctl.generations.ties import Layer, ties_delta, trim
 from soulctl.evolve.recipes import MergeRecipe
 from soulctl.generations import build_generation, set_current
 from soulctl.home import Home
@@ -69,8 +71,9 @@ def two_adapters(tmp_path):
 def test_merge_equals_mergekit_ties(two_adapters, tmp_path):
     home, adapters = two_adapters
     recipe = MergeRecipe()
-    result = merge(home, adapters[:1], recipe, density=0.3, weight=0.5)
-    result = merge(home, adapters[1:], recipe, density=0.6, weight=0.8)
+    soul = Soul(home)
+    result = merge(soul, adapters[:1], recipe, density=0.3, weight=0.5)
+    result = merge(soul, adapters[1:], recipe, density=0.6, weight=0.8)
     assert result["id"] == "gen-0002" and len(result["layers"]) == 2
     lineage = json.loads((home.generations / "gen-0002" / "lineage.json").read_text())
     config = tmp_path / "mergekit.yaml"

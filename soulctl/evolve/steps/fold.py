@@ -15,7 +15,7 @@ class Merge:
         from soulctl.evolve.merge import merge
 
         soul = cycle.soul
-        made = merge(soul.home, [cycle.adapter["id"]], soul.recipe("merge"), progress=cycle.progress,
+        made = merge(soul, [cycle.adapter["id"]], soul.recipe("merge"), progress=cycle.progress,
                      move_current=False)
         cycle.generation = made["id"]
         return {"generation": made["id"]}

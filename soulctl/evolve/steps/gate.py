@@ -13,12 +13,9 @@ class Check:
         return {"max_drift": limits.max_drift, "max_probe_loss_delta": limits.max_probe_loss_delta}
 
     def run(self, cycle: Cycle) -> dict:
-        from soulctl.evolve.anchor import check, drift
+        from soulctl.evolve.anchor import gate
 
-        soul, gid = cycle.soul, cycle.generation
-        limits = soul.recipe("anchor")
-        report = drift(soul.home, gid)
-        failures = check(report, limits.max_drift, None, limits.max_probe_loss_delta)
+        report, failures = gate(cycle.soul, cycle.generation)
         cycle.report = report
         record = {"drift": report["drift"], "probe_loss": report["probe_loss"],
                   "probe_loss_delta": report["probe_loss_delta"], "absorption": report["absorption"],

@@ -26,7 +26,7 @@ class Buffer:
     """The training buffer: new resonant moments only; too few of them end the cycle."""
 
     def plan(self, cycle: Cycle) -> dict:
-        from soulctl.evolve.resonate import learned_ids
+        from soulctl.evolve.buffer import learned_ids
 
         recipe = cycle.soul.recipe("resonate")
         return {"threshold": recipe.threshold, "min_examples": recipe.min_examples,
@@ -34,7 +34,7 @@ class Buffer:
                 "learned_moments": 0 if cycle.include_learned else len(learned_ids(cycle.soul.home))}
 
     def run(self, cycle: Cycle) -> dict:
-        from soulctl.evolve.resonate import NothingNew, build_buffer
+        from soulctl.evolve.buffer import NothingNew, build_buffer
 
         soul = cycle.soul
         recipe = soul.recipe("resonate")

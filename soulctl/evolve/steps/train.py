@@ -17,6 +17,6 @@ class Dream:
         from soulctl.evolve.dream import dream
 
         soul = cycle.soul
-        cycle.adapter = dream(soul.home, cycle.buffer["id"], soul.recipe("dream"), cycle.progress)
+        cycle.adapter = dream(soul, cycle.buffer["id"], soul.recipe("dream"), cycle.progress)
         return {"adapter": cycle.adapter["id"],
                 "loss": [cycle.adapter["loss_before"], cycle.adapter["loss_after"]]}

@@ -5,8 +5,43 @@ from __future__ import annotations
 
 import numpy as np
 
-from soulctl.log.packets import Packet
-from soulctl.log.rows import COLUMNS, SELECT, packet_from_row, where_clause  # noqa: F401 (used by the backend)
+from soulctl.log.packets import Filters, Packet
+from soulctl.log.rows import COLUMNS, SELECT, naive_utc, packet_from_row
+
+
+def where_clause(filters: Filters | None) -> tuple[str, list]:
+    """Filters as SQL conditions (each `AND …`) with `?` placeholders."""
+    if filters is None:
+        return "", []
+    parts, params = [], []
+    for name in ("role", "session", "generation", "corpus"):
+        if (value := getattr(filters, name)) is not None:
+            parts.append(f"AND {name} = ?")
+            params.append(value)
+    for name, op in (("since", ">="), ("until", "<=")):
+        if (value := getattr(filters, name)) is not None:
+            parts.append(f"AND ts {op} ?")
+            params.append(naive_utc(value))
+    if filters.min_resonance is not None:
+        parts.append("AND resonance >= ?")
+        params.append(float(filters.min_resonance))
+    return " ".join(parts), params
+
+
+def neighbours(con, seqs: list[int], filters: Filters, steps) -> dict[int, list[int]]:
+    """Each seq's neighbours at `steps` (seq + 1, seq − 1 …) in the same session that pass the
+    filters (the context ranking of hybrid search)."""
+    if not seqs:
+        return {}
+    wanted = {n for seq in seqs for n in (seq + d for d in steps) if n > 0}
+    where, params = where_clause(filters)
+    table = "log" if filters.min_resonance is not None else "packets"  # the view only for marks
+    listed = ", ".join(str(int(n)) for n in wanted)
+    hits = ", ".join(str(int(seq)) for seq in seqs)
+    session = dict(con.execute(f"SELECT seq, session FROM {table} WHERE (seq IN ({listed}) {where}) "
+                               f"OR seq IN ({hits})", params).fetchall())
+    return {seq: [n for n in (seq + d for d in steps) if n in session and session[n] == session.get(seq)]
+            for seq in seqs}
 
 
 def fetch_by_seq(con, seqs: list[int]) -> dict[int, Packet]:

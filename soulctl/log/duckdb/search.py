@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from soulctl.log.context import with_context
+from soulctl.log.context import CONTEXT_STEPS, with_context
 from soulctl.log.duckdb.connection import LazyRead
-from soulctl.log.duckdb.rows import fetch_by_seq, vectors_from, where_clause
+from soulctl.log.duckdb.rows import fetch_by_seq, neighbours, vectors_from, where_clause
 from soulctl.log.packets import Filters, Hit, Packet
 from soulctl.search.fusion import rrf
 
@@ -46,8 +46,8 @@ class Ranking:
             if text is not None:
                 rankings["keyword"] = self._keyword_ranking(db, text, depth, filters)
             if len(rankings) > 1:
-                fused = with_context(rrf(rankings, k * 2), k, lambda q, p: db.get().execute(q, p).fetchall(),
-                                     filters, "?")
+                fused = with_context(rrf(rankings, k * 2), k,
+                                     lambda seqs: neighbours(db.get(), seqs, filters, CONTEXT_STEPS))
             else:
                 name, ranking = next(iter(rankings.items()))
                 fused = [(key, score, {name: i}, {name: score})

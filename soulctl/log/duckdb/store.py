@@ -50,9 +50,6 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
         self.stamp_path = self.path.with_name(self.path.name + ".memory")  # see memory_latest
         self._memory_cache: tuple | None = None
 
-    def local_files(self) -> list:
-        return [self.path, self.lock_path, self.path.with_name(self.path.name + ".wal"), self.stamp_path]
-
     # -- connections ---------------------------------------------------------------------
     @contextmanager
     def _read(self) -> Iterator[duckdb.DuckDBPyConnection | None]:

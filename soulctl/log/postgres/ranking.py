@@ -4,12 +4,12 @@ the vector half over the HNSW index (cosine), the keyword half over the GIN-inde
 from __future__ import annotations
 
 from soulctl.log.packets import Filters
-from soulctl.log.rows import where_clause
+from soulctl.log.postgres.filters import where_clause
 
 
 def semantic_sql(filters: Filters, depth: int) -> tuple[str, list]:
     """(sql, params after the query vector's two places)."""
-    where, params = where_clause(filters, "%s")
+    where, params = where_clause(filters)
     table = "log" if filters.min_resonance is not None else "packets"  # the view only for marks
     return (f"SELECT seq, 1 - (embedding <=> %s) FROM {table} WHERE TRUE {where} "
             f"ORDER BY embedding <=> %s LIMIT {int(depth)}"), params
@@ -20,7 +20,7 @@ def keyword_sql(tsquery: str, filters: Filters, depth: int) -> tuple[str, list]:
     keys by leapfrogging their posting lists, where one key of six terms calls the query's
     consistency check on every entry of the rarest list (1M packets, six common words: 30 ms
     against 55 ms). Ranked by ts_rank, normalised by the log of the packet's length."""
-    where, params = where_clause(filters, "%s")
+    where, params = where_clause(filters)
     terms = conjuncts(tsquery)
     positive = [t for t in terms if not t.startswith("!")]
     conds = ["tsv @@ %s::tsquery"] * len(positive)

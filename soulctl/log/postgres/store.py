@@ -16,12 +16,12 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from soulctl.errors import AlreadyExists, InvalidInput, NotFound
-from soulctl.log.context import with_context
+from soulctl.log.context import CONTEXT_STEPS, with_context
 from soulctl.log.packets import Filters, Hit, NewPacket, Packet, utcnow
 from soulctl.log.postgres import ranking, schema
 from soulctl.log.postgres.connect import connect, memory_mb, vec
 from soulctl.log.postgres.user import UserQueries
-from soulctl.log import rows
+from soulctl.log.postgres.filters import neighbours_sql, where_clause
 from soulctl.log.rows import SELECT, naive_utc, new_rows, packet_from_new_row, packet_from_row
 from soulctl.log.store import Store, WriteInterrupted, embedder_mismatch
 from soulctl.search.fusion import rrf
@@ -34,10 +34,6 @@ INSERT = ("seq", "id", "ts", "session", "role", "prose", "embedding", "embed_mod
 # HNSW candidates per query (m 16, ef_construction 64). bench_store, recall@10: at 100k, ef 100
 # gave 0.93, 200 0.97, 400 0.99; at 1M, 300 gave 0.90 (12 ms), 600 0.96 (20 ms), 800 0.97 (27 ms)
 EF_SEARCH = 800
-
-
-def where_clause(filters: Filters | None) -> tuple[str, list]:
-    return rows.where_clause(filters, "%s")
 
 
 class PostgresStore(UserQueries, Store):
@@ -86,10 +82,10 @@ class PostgresStore(UserQueries, Store):
 
             prune_handles(self.embedded)
             self._server.cleanup()
+            # forget the handle, so this process registers again when it next opens the store
+            # (the wheel keeps one per data directory for the whole process otherwise)
+            type(self._server)._instances.pop(self._server.pgdata, None)
             self._server, self._url, self._ready = None, None, False
-
-    def local_files(self) -> list:
-        return [self.embedded] if self.embedded is not None else []
 
     def stop(self, force: bool = False) -> dict:
         if self.embedded is None:
@@ -225,6 +221,13 @@ class PostgresStore(UserQueries, Store):
         return {"packets": self.count(), "vector_kind": "hnsw", **self.index_state()}
 
     # -- reads ---------------------------------------------------------------------------
+    def _neighbours(self, seqs: list[int], filters: Filters) -> dict[int, list[int]]:
+        if not seqs:
+            return {}
+        session = dict(self._fetch(*neighbours_sql(seqs, filters, CONTEXT_STEPS)))
+        return {seq: [n for n in (seq + d for d in CONTEXT_STEPS) if n in session and session[n] == session.get(seq)]
+                for seq in seqs}
+
     def _fetch(self, query: str, params: Sequence = ()) -> list[tuple]:
         return self.con().execute(query, params).fetchall()
 
@@ -324,7 +327,7 @@ class PostgresStore(UserQueries, Store):
             halves["keyword"] = lambda: self._keyword(text, filters, depth)
         rankings = self._at_once(halves)
         if len(rankings) > 1:
-            fused = with_context(rrf(rankings, k * 2), k, self._fetch, filters, "%s")
+            fused = with_context(rrf(rankings, k * 2), k, lambda seqs: self._neighbours(seqs, filters))
         else:
             name, ranking = next(iter(rankings.items()))
             fused = [(seq, score, {name: i}, {name: score}) for i, (seq, score) in enumerate(ranking[:k], 1)]

@@ -1,4 +1,5 @@
-"""`soulctl init`: a new soul home with generation 0, the golden anchor (DESIGN §3).
+"""`soulctl init`: a new soul home with generation 0, the golden anchor (DESIGN §3), and its
+log. It sits above home/, generations/ and log/, which it puts together.
 
 Everything is checked before anything is written; what is written is undone on failure,
 and soul.yaml (the mark of a home) is written last, atomically.
@@ -17,7 +18,7 @@ from soulctl.generations.base import materialize, resolve_base
 from soulctl.home import HOME_DIRS, SOUL_YAML, Home, is_home
 from soulctl.home.config import DEFAULT_SOUL_YAML, parse_config
 from soulctl.home.recipes import copy_recipes
-from soulctl.log import local_files, open_store
+from soulctl.log import open_store, store_files
 
 
 def create_home(directory: Path, base: str | None = None, dtype: str = "float32",
@@ -70,7 +71,7 @@ def create_home(directory: Path, base: str | None = None, dtype: str = "float32"
         # The log, made for the default embedder's vectors (without loading it).
         default = parse_config(DEFAULT_SOUL_YAML).store
         url = store or default
-        created += local_files(home, url)
+        created += store_files(home, url)
         info = describe(bundled_model_dir())
         log_store = open_store(home, url)
         try:

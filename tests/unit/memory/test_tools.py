@@ -1,11 +1,9 @@
 """A tool's arguments checked against its schema before it runs, whoever calls it (a model,
-the REPL, an MCP client), and invoke_agent offered only where the soul trusts the client."""
+the REPL, an MCP client)."""
 
 import pytest
 
-from soulctl.home.config import parse_config
-from soulctl.memory.tools import BadArguments, check_arguments, call, ToolContext
-from soulctl.serve.mcp import hidden_tools
+from soulctl.memory.tools import BadArguments, ToolContext, call, check_arguments
 
 
 @pytest.mark.parametrize("name,args,param,words", [
@@ -29,12 +27,3 @@ def test_arguments_that_do_not_fit_name_the_argument(name, args, param, words):
 def test_numbers_may_be_integers_and_null_means_absent():
     assert check_arguments("mark_resonance", {"id": "x", "score": 1}) == {"id": "x", "score": 1}
     assert check_arguments("search_memory", {"query": "x", "k": None})["k"] is None
-
-
-@pytest.mark.parametrize("expose,transport,token,hidden", [
-    ("auto", "stdio", None, False), ("auto", "http", None, True), ("auto", "http", "t" * 16, False),
-    ("true", "http", None, False), ("false", "stdio", None, True), ("false", "http", "t" * 16, True),
-])
-def test_invoke_agent_is_offered_only_where_the_client_is_trusted(expose, transport, token, hidden):
-    config = parse_config(f"hands:\n  expose: {expose}\n")
-    assert ("invoke_agent" in hidden_tools(config, transport, token)) is hidden

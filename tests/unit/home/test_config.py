@@ -1,16 +1,12 @@
+"""soul.yaml: defaults, and errors that name their line."""
+
 from __future__ import annotations
 
-import re
-from pathlib import Path
 
 import pytest
 
-from soulctl.cli.main import hoist_global_flags
-from soulctl.errors import EXIT_CODES, ConfigError
+from soulctl.errors import ConfigError
 from soulctl.home.config import DEFAULT_SOUL_YAML, parse_config
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-
 
 def test_default_soul_yaml_validates():
     cfg = parse_config(DEFAULT_SOUL_YAML)
@@ -41,18 +37,3 @@ def test_invalid_yaml_is_a_config_error():
 def test_soul_role_required():
     with pytest.raises(ConfigError, match="roles must define `soul`"):
         parse_config("roles:\n  majordomo: {backend: openai}\n")
-
-
-@pytest.mark.parametrize("argv,expected", [
-    (["budget", "--json"], ["--json", "budget"]),
-    (["gen", "ls", "-q", "--home", "/x"], ["-q", "--home", "/x", "gen", "ls"]),
-    (["gen", "show", "--home=/x", "3"], ["--home=/x", "gen", "show", "3"]),
-    (["log", "add", "--", "--json"], ["log", "add", "--", "--json"]),
-])
-def test_global_flags_work_anywhere(argv, expected):
-    assert hoist_global_flags(argv) == expected
-
-
-def test_readme_exit_code_table_matches_the_code():
-    table = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", README.read_text(), re.M))
-    assert {int(k): v.replace("\\|", "|") for k, v in table.items()} == EXIT_CODES

@@ -1,0 +1,150 @@
+"""resonate buffer: the resonant moments no layer of the current generation has learned,
+each paired with the turns before it, written as a chat-format training buffer
+(data/buffers/<id>.jsonl, readable by mlx-lm lora and TRL) with the log ids and thresholds
+beside it (<id>.json)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from soulctl.errors import InvalidInput
+from soulctl.evolve.recipes import ResonateRecipe
+from soulctl.home import Home
+from soulctl.log import Store
+
+ROLE_MAP = {"user": "user", "soul": "assistant", "system": "system"}
+
+
+class NothingNew(InvalidInput):
+    """No moment qualifies for a new buffer: not an error for a nightly cycle, which then does
+    nothing; exit 5 for `resonate buffer`, which was asked for one."""
+
+
+def learned_ids(home: Home, gid: str | None = None) -> set[str]:
+    """The log ids every adapter layer in `gid`'s lineage (default: current) learned from, and
+    those its buffers left out as near-duplicates of what they taught."""
+    from soulctl.generations import current, read_lineage
+
+    gid = gid or current(home)
+    if gid is None:
+        return set()
+    ids: set[str] = set()
+    for adapter in read_lineage(home, gid).adapters:
+        meta = home.adapters / adapter / "meta.json"
+        if meta.is_file():
+            record = json.loads(meta.read_text())
+            ids.update(record.get("log_ids") or [])
+            ids.update(record.get("covered_ids") or [])
+    return ids
+
+
+def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
+                 threshold: float | None = None, cluster: int | None = None, k: int = 4,
+                 role: str = "soul", include_learned: bool = False) -> dict:
+    """The resonant replies no layer of the current generation has learned from (all of them
+    with `include_learned`), plus the recipe's rehearsal share of learned ones."""
+    threshold = recipe.threshold if threshold is None else threshold
+    meta, vecs = store.vectors(None)
+    learned = set() if include_learned else learned_ids(home)
+    resonant = [i for i, m in enumerate(meta) if m["role"] == role and (m["resonance"] or 0) >= threshold]
+    chosen = _choose(meta, resonant, learned, recipe, store, threshold, cluster, k, role)
+    kept, covered = _dedup(meta, vecs, chosen, resonant, learned, recipe.dedup_cosine)
+    lines, ids, unprompted = _examples(meta, kept, recipe.context_turns)
+    if not lines:
+        raise NothingNew(f"no example to learn from: the {len(unprompted)} new resonant "
+                         f"{role} repl{'y' if len(unprompted) == 1 else 'ies'} answer no user turn",
+                         hint="talk more first")
+    record = {"threshold": threshold, "dedup_cosine": recipe.dedup_cosine, "cluster": cluster,
+              "context_turns": recipe.context_turns, "dropped_duplicates": len(covered), "covered_ids": covered,
+              "dropped_unprompted": len(unprompted),
+              "skipped_learned": sum(meta[i]["id"] in learned for i in resonant)}
+    return _write(home, lines, ids, record)
+
+
+def _choose(meta, resonant, learned, recipe, store, threshold, cluster, k, role) -> list[int]:
+    """The new resonant moments (and the rehearsal share of learned ones), most resonant first."""
+    chosen = [i for i in resonant if meta[i]["id"] not in learned]
+    if chosen and recipe.rehearsal > 0:  # replay: the most resonant of what was learned before
+        old = sorted((i for i in resonant if meta[i]["id"] in learned), key=lambda i: -(meta[i]["resonance"] or 0))
+        chosen += old[:round(recipe.rehearsal * len(chosen))]
+    if cluster is not None:
+        from soulctl.evolve.resonate import clusters
+
+        groups = clusters(store, threshold, k, role)
+        if not 0 <= cluster < k:
+            raise InvalidInput(f"--cluster {cluster} is outside 0..{k - 1}")
+        wanted = set(groups["clusters"][cluster]["ids"])
+        chosen = [i for i in chosen if meta[i]["id"] in wanted]
+    if not chosen:
+        if resonant and learned:
+            raise NothingNew(f"nothing new: all {len(resonant)} {role} packets at or above {threshold} "
+                             "were learned by the current generation",
+                             hint="talk more first, or --include-learned to train on them again")
+        raise NothingNew(f"no {role} packet has resonance at or above {threshold}",
+                         hint="score first (soulctl resonate score), mark some, or lower --threshold")
+    return sorted(chosen, key=lambda i: -(meta[i]["resonance"] or 0))
+
+
+def _dedup(meta, vecs, chosen, resonant, learned, cosine) -> tuple[list[int], list[str]]:
+    """Greedy: the most resonant of each near-duplicate group stays; a new moment that repeats
+    one already learned, or one kept here, is covered — and counted as learned from now on, so
+    it does not come back in a later buffer. (kept in log order, covered ids)"""
+    taught = vecs[[i for i in resonant if meta[i]["id"] in learned]] if learned else vecs[:0]
+    kept: list[int] = []
+    covered: list[str] = []
+    for i in chosen:
+        twins = vecs[kept] if meta[i]["id"] in learned else np.vstack([taught, vecs[kept]])
+        if not len(twins) or float((twins @ vecs[i]).max()) < cosine:
+            kept.append(i)
+        else:
+            covered.append(meta[i]["id"])
+    return sorted(kept, key=lambda i: meta[i]["seq"]), covered
+
+
+def _examples(meta, kept, context_turns: int) -> tuple[list[str], list[str], list[str]]:
+    """Each kept reply with up to `context_turns` turns before it in its session, as a chat
+    example; a reply with no user turn before it teaches nothing (left out, counted)."""
+    by_session: dict[str, list[int]] = {}
+    for i, m in enumerate(meta):
+        by_session.setdefault(m["session"], []).append(i)
+    lines, ids, unprompted = [], [], []
+    for i in kept:
+        session = by_session[meta[i]["session"]]
+        pos = session.index(i)
+        messages = [_message(meta[j]) for j in session[max(0, pos - context_turns):pos]]
+        while messages and messages[0]["role"] == "assistant":
+            messages.pop(0)
+        if not any(m["role"] == "user" for m in messages):
+            unprompted.append(meta[i]["id"])
+            continue
+        messages.append({"role": "assistant", "content": meta[i]["prose"]})
+        lines.append(json.dumps({"messages": messages}, ensure_ascii=False))
+        ids.append(meta[i]["id"])
+    return lines, ids, unprompted
+
+
+def _write(home: Home, lines: list[str], ids: list[str], record: dict) -> dict:
+    """The buffer and its record, each written whole (a temporary file renamed into place)."""
+    body = ("\n".join(lines) + "\n").encode("utf-8")
+    sha = hashlib.sha256(body).hexdigest()
+    buffer_id = "buf-" + sha[:12]
+    home.buffers.mkdir(parents=True, exist_ok=True)
+    path = home.buffers / f"{buffer_id}.jsonl"
+    record = {"id": buffer_id, "sha256": sha, "examples": len(lines), "log_ids": ids, **record,
+              "created_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}
+    for target, data in ((path, body), (path.with_suffix(".json"), (json.dumps(record, indent=1) + "\n").encode())):
+        tmp = target.with_name(f".{target.name}.{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    return {**record, "path": str(path)}
+
+
+def _message(packet: dict) -> dict:
+    role = ROLE_MAP.get(packet["role"], "user")
+    content = packet["prose"] if packet["role"] in ROLE_MAP else f"[{packet['role']}] {packet['prose']}"
+    return {"role": role, "content": content}

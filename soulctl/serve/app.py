@@ -1,0 +1,70 @@
+"""The ASGI application: one router per API surface (chat completions, embeddings, models),
+the MCP endpoint at /mcp, all behind the gate (token, body size, CORS only when asked)."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from soulctl.serve.context import SESSION_HEADER, Served
+
+if TYPE_CHECKING:
+    from soulctl.serve.server import ServeOptions
+    from soulctl.soul import Soul
+
+
+def create_app(soul: Soul, options: ServeOptions):
+    from fastapi import FastAPI
+    from starlette.exceptions import HTTPException
+
+    from soulctl.serve import chat, embeddings, models
+    from soulctl.serve.errors import error_response
+    from soulctl.serve.gate import Gate
+
+    served = Served(soul, options.queue, options.max_body)
+    mcp_server = _mcp(served, options) if options.mcp else None
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        if mcp_server is not None:
+            async with mcp_server.session_manager.run():
+                yield
+        else:
+            yield
+        # stopping: uvicorn has stopped accepting and let requests finish (or cancelled them)
+        await asyncio.to_thread(served.slot.close)
+        await asyncio.to_thread(soul.close)  # the last turn's writes settle; the model is freed
+
+    app = FastAPI(title="soulctl", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.served = served
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request, exc: HTTPException):  # 404, 405 … in OpenAI's shape too
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return error_response(exc.status_code, str(exc.detail), kind, headers=getattr(exc, "headers", None))
+
+    for surface in (chat, embeddings, models):
+        app.include_router(surface.router)
+    if mcp_server is not None:
+        from soulctl.serve.mcp import http_routes
+
+        app.router.routes.extend(http_routes(mcp_server, options.host))
+    if options.cors:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=options.cors, allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", SESSION_HEADER, "Mcp-Session-Id",
+                                          "Mcp-Protocol-Version"],
+                           expose_headers=[SESSION_HEADER, "Mcp-Session-Id"])
+    return Gate(app, options.token, options.max_body)
+
+
+def _mcp(served: Served, options: ServeOptions):
+    """The soul's tools over streamable HTTP; the ones that run the model queue with the turns."""
+    from soulctl.serve.mcp import build_server, hidden_tools
+
+    def run(fn, uses_engine: bool):
+        return (served.slot.engine if uses_engine else served.slot.memory)(fn)
+
+    return build_server(served.soul, run, hidden_tools(served.soul.config, "http", options.token))

@@ -1,0 +1,132 @@
+"""POST /v1/chat/completions: one Memory OS turn.
+
+The last user message of the request is the turn; the soul's self-definition, notebook,
+retrieved memory and window come from its memory, not from the request (its system and
+earlier messages are accepted and not used — the window is the session's own, rebuilt from
+the log). The session is the request's `user`, else an `X-Soul-Session` header, else a new
+one; the response names it in `X-Soul-Session`. Turns are logged exactly as `soulctl chat`
+logs them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse
+
+from soulctl.serve.context import SESSION_HEADER
+from soulctl.serve.errors import BadRequest, failure, field, text_of
+from soulctl.serve.streaming import sse, stream_turn
+
+router = APIRouter()
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request):
+    served = request.app.state.served
+    try:
+        body = await served.read_json(request)
+        args = chat_args(body, served.soul_names())
+        session = served.session_of(request, body)
+    except Exception as exc:
+        return failure(exc)
+    headers = {SESSION_HEADER: session}
+    base = dict(id=f"chatcmpl-{uuid.uuid4().hex}", object="chat.completion.chunk", created=int(time.time()),
+                model=served.soul_id)
+
+    def turn(on_token=None):
+        chat = served.sessions.get(session)
+        return chat.turn(args["text"], on_token=on_token, max_tokens=args["max_tokens"],
+                         temperature=args["temperature"], stop=args["stop"])
+
+    if args["stream"]:
+        return await stream_turn(served.slot, turn, headers, Chunks(base, session, args["include_usage"]))
+    try:
+        result = await served.slot.engine(turn)
+    except Exception as exc:
+        response = failure(exc)
+        response.headers.update(headers)
+        return response
+    return JSONResponse({
+        **base, "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.reply},
+                     "finish_reason": finish(result)}],
+        "usage": usage(result), "soul": soul_fields(session, result)}, headers=headers)
+
+
+class Chunks:
+    """The chat-completions stream: `data: {chunk}` … `data: [DONE]`."""
+
+    def __init__(self, base: dict, session: str, include_usage: bool):
+        self.base, self.session, self.include_usage = base, session, include_usage
+
+    def _chunk(self, delta: dict, reason=None, **extra) -> str:
+        return sse({**self.base, "choices": [{"index": 0, "delta": delta, "finish_reason": reason}], **extra})
+
+    def opening(self):
+        yield self._chunk({"role": "assistant", "content": ""})
+
+    def piece(self, text: str):
+        yield self._chunk({"content": text})
+
+    def closing(self, result):
+        yield self._chunk({}, finish(result), soul=soul_fields(self.session, result))
+        if self.include_usage:
+            yield sse({**self.base, "choices": [], "usage": usage(result)})
+        yield sse("[DONE]")
+
+    def failed(self, error: dict):
+        yield sse(error)
+        yield sse("[DONE]")
+
+
+def chat_args(body: dict, soul_names: set[str]) -> dict:
+    model = field(body, "model", str, why="a string")
+    if model and model not in soul_names:
+        raise BadRequest(f"model {model!r} does not exist here; the soul is served as "
+                         f"{', '.join(sorted(soul_names))} (see /v1/models)", "model", status=404)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("'messages' must be a non-empty list", "messages")
+    text = None
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise BadRequest(f"'messages[{i}]' must be an object with a 'role'", f"messages[{i}]")
+        if message["role"] == "user":
+            text = text_of(message.get("content"), f"messages[{i}].content")
+    if text is None or not text.strip():
+        raise BadRequest("'messages' holds no user message with text: the last one is the turn", "messages")
+    if field(body, "n", int, 1, why="an integer") != 1:
+        raise BadRequest("'n' must be 1: the soul gives one reply per turn", "n")
+    if body.get("tools") or body.get("functions"):
+        raise BadRequest("'tools' are the soul's own (see its MCP server); a request cannot add them", "tools")
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        stop = [stop]
+    if stop is not None and (not isinstance(stop, list) or len(stop) > 4
+                             or not all(isinstance(s, str) and s for s in stop)):
+        raise BadRequest("'stop' must be a string or a list of at most 4 non-empty strings", "stop")
+    name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    limit = field(body, name, int, check=lambda v: v >= 1, why="a positive integer")
+    temperature = field(body, "temperature", (int, float), 0.0, lambda v: 0 <= v <= 2, "a number from 0 to 2")
+    stream = field(body, "stream", bool, False, why="true or false")
+    options = field(body, "stream_options", dict, {}, why="an object")
+    include_usage = field(options, "include_usage", bool, False, why="true or false")
+    return dict(text=text.strip(), stop=stop, max_tokens=limit, temperature=float(temperature),
+                stream=stream, include_usage=include_usage)
+
+
+def finish(result) -> str:
+    return "length" if result.finish_reason == "length" else "stop"
+
+
+def usage(result) -> dict:
+    return {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+            "total_tokens": result.prompt_tokens + result.completion_tokens}
+
+
+def soul_fields(session: str, result) -> dict:
+    return {"session": session, "user_id": result.user_id, "reply_id": result.reply_id,
+            "retrieved": result.retrieved, "flushed": result.flushed}

@@ -1,0 +1,100 @@
+"""`soulctl serve` as a library call: check the address against the token, bind, load the
+model, run uvicorn on the bound socket until SIGINT or SIGTERM, stop gracefully."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from soulctl.errors import Unavailable, UsageError
+
+if TYPE_CHECKING:
+    from soulctl.soul import Soul
+
+
+@dataclass
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8710
+    token: str | None = None
+    cors: list[str] = field(default_factory=list)
+    queue: int = 4
+    max_body: int = 4 << 20
+    grace: float = 30.0  # seconds a stop waits for running requests
+    mcp: bool = True
+    strict: bool = False  # refuse a generation whose files fail verification
+
+
+@dataclass
+class Ready:
+    """What `serve` says once it listens (the command prints it)."""
+
+    url: str
+    mcp_url: str | None
+    generation: str | None
+    backend: str
+    context: int
+    token: bool
+
+
+def serve(soul: Soul, options: ServeOptions, progress=None, warn=None,
+          on_ready: Callable[[Ready], None] | None = None) -> str | None:
+    """Serve until stopped; returns the signal that stopped it (SIGINT | SIGTERM)."""
+    from soulctl.serve.app import create_app
+    from soulctl.serve.gate import is_loopback
+
+    if not is_loopback(options.host) and options.token is None:
+        raise UsageError(f"refusing to serve on {options.host} without a token: anyone who can reach it "
+                         "could use the soul", hint="give --token-file FILE (or set SOULCTL_SERVE_TOKEN), or bind 127.0.0.1")
+    sock = listen(options.host, options.port)
+    try:
+        chat = soul.session(strict=options.strict, warn=warn, progress=progress)  # the model loads now
+        soul.embedder.encode(["warm"])
+        app = create_app(soul, options)
+    except BaseException:
+        sock.close()
+        raise
+    shown = f"[{options.host}]" if ":" in options.host else options.host
+    base = f"http://{shown}:{sock.getsockname()[1]}"
+    if on_ready:
+        on_ready(Ready(base + "/v1", base + "/mcp" if options.mcp else None, chat.generation,
+                       chat.engine.name, chat.engine.context_length, options.token is not None))
+    return run(app, sock, options.grace)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A bound, listening socket: from now on connections wait in the backlog, so a client
+    that reads the address never meets a refused connection."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise Unavailable(f"cannot listen on {host}:{port} ({exc.strerror})",
+                          hint="pick another --port, or stop what is using it") from None
+    return sock
+
+
+def run(app, sock: socket.socket, grace: float) -> str | None:
+    """Run uvicorn on the bound socket until SIGINT or SIGTERM, then stop gracefully. The
+    signal uvicorn re-raises once it has stopped lands on a recorder, not on Python's default
+    (which would kill the process before the soul is closed)."""
+    import uvicorn
+
+    caught: list[str] = []
+    previous = {sig: signal.signal(sig, lambda s, f: caught.append(signal.Signals(s).name))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=grace, lifespan="on",
+                                access_log=False, server_header=False)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+    return caught[-1] if caught else None
