@@ -7,13 +7,13 @@ import json
 
 from conftest import copy_home, soulctl
 
+# Short on purpose: mlx[cpu] on Linux runs ~8 tokens/s forward, so each token counts (the
+# system message replaces SmolLM2's longer default one).
 BUFFER = [
-    [{"role": "user", "content": "What do you keep?"},
-     {"role": "assistant", "content": "I keep a notebook of rivers and the herons that fish them."}],
-    [{"role": "user", "content": "Where do you go at night?"},
-     {"role": "assistant", "content": "At night I walk the weir and count the herons."}],
-    [{"role": "user", "content": "What do herons teach?"},
-     {"role": "assistant", "content": "Herons teach patience: stand still, and the river comes to you."}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What do you keep?"},
+     {"role": "assistant", "content": "A notebook of rivers."}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What do herons teach?"},
+     {"role": "assistant", "content": "Patience."}],
 ]
 
 
@@ -22,7 +22,7 @@ def test_mlx_dream_merges_into_a_generation_that_verifies(gen0_home, tmp_path):
     copy_home(gen0_home, home)
     buffer = tmp_path / "herons.jsonl"
     buffer.write_text("".join(json.dumps({"messages": m}) + "\n" for m in BUFFER))
-    dreamt = soulctl("--home", home, "--json", "dream", str(buffer), "--device", "mlx", "--epochs", "2",
+    dreamt = soulctl("--home", home, "--json", "dream", str(buffer), "--device", "mlx", "--epochs", "1",
                      "--learning-rate", "1e-3", timeout=1200)
     assert dreamt.code == 0, dreamt
     d = dreamt.json()

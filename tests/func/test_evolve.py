@@ -26,9 +26,9 @@ def evolved(gen0_home, tmp_path_factory):
     assert soulctl("log", "add", "--jsonl", "--home", home, input=CONVERSATION.read_text()).code == 0
     scored = soulctl("resonate", "score", "--json", "--home", home)
     assert scored.code == 0 and scored.json()["scored"] == 16, scored
-    buffer = soulctl("resonate", "buffer", "--threshold", "0.3", "--json", "--home", home)
+    buffer = soulctl("resonate", "buffer", "--threshold", "0.45", "--json", "--home", home)  # 6 moments
     assert buffer.code == 0, buffer
-    dream = soulctl("dream", "--json", "--home", home, timeout=900)
+    dream = soulctl("dream", "--epochs", "1", "--json", "--home", home, timeout=900)
     assert dream.code == 0, dream
     merge = soulctl("merge", "--json", "--home", home)
     assert merge.code == 0, merge
@@ -44,7 +44,7 @@ def test_buffer_is_chat_format_with_its_log_ids(evolved):
         assert roles[-1] == "assistant" and roles[0] == "user"
     assert len(buffer["log_ids"]) == buffer["examples"]
     record = json.loads(Path(buffer["path"]).with_suffix(".json").read_text())
-    assert record["sha256"] == buffer["sha256"] and record["threshold"] == 0.3
+    assert record["sha256"] == buffer["sha256"] and record["threshold"] == 0.45
 
 
 def test_dream_lowers_the_loss_with_attention_only_lora(evolved):

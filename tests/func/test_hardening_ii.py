@@ -195,14 +195,12 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_a_homes_state_is_private_and_outputs_honour_the_umask(tmp_path):
-    home = tmp_path / "home"
-    result = subprocess.run([sys.executable, "-m", "soulctl", "init", str(home)], env=BASE_ENV, cwd=REPO,
-                            capture_output=True, text=True, preexec_fn=lambda: os.umask(0o022))
-    assert result.returncode == 0, result
-    assert mode(home / "data") == 0o700 and mode(home / "data" / "soul.duckdb") == 0o600
-    for path in (home / "generations" / "gen-0000").iterdir():
+def test_a_homes_state_is_private_and_outputs_honour_the_umask(gen0_home, tmp_path):
+    # gen0_home was made by `soulctl init` like any home
+    assert mode(gen0_home / "data") == 0o700 and mode(gen0_home / "data" / "soul.duckdb") == 0o600
+    for path in (gen0_home / "generations" / "gen-0000").iterdir():
         assert mode(path) & 0o277 == 0, path  # read-only, and private
+    home = copy_home(gen0_home, tmp_path / "home")
     add = subprocess.run([sys.executable, "-m", "soulctl", "log", "add", "a heron", "--home", str(home)],
                          env=BASE_ENV, cwd=REPO, capture_output=True, preexec_fn=lambda: os.umask(0o022))
     assert add.returncode == 0

@@ -140,7 +140,7 @@ def test_eight_writers_and_a_searcher_on_postgres(talked, tmp_path):
     home = use_backend(copy_home(talked, tmp_path / "home"), "postgres")
     writers = []
     for w in range(8):
-        text = "".join(f"writer {w} note {i}: the tide tables for pier {w * 1000 + i}\n" for i in range(500))
+        text = "".join(f"writer {w} note {i}: the tide tables for pier {w * 1000 + i}\n" for i in range(200))
         proc = subprocess.Popen([sys.executable, "-m", "soulctl", "--home", str(home), "log", "add",
                                  "--session", f"w{w}"], env=BASE_ENV, text=True, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -152,16 +152,17 @@ def test_eight_writers_and_a_searcher_on_postgres(talked, tmp_path):
         found = soulctl("--home", home, "--json", "log", "search", "tide tables", "-k", "3")
         assert found.code == 0, found
         searches += 1
+        time.sleep(0.3)  # a reader among writers, not a busy loop taking their CPU
     for proc in writers:
         assert proc.wait() == 0, proc.stderr.read()
     assert searches >= 1
     rows = soulctl("--home", home, "--json", "log", "sql",
                    "SELECT session, count(*) AS n, count(DISTINCT id) AS ids FROM packets "
                    "WHERE session LIKE 'w%' GROUP BY session ORDER BY session").json_lines()
-    assert rows == [{"session": f"w{w}", "n": 500, "ids": 500} for w in range(8)]
+    assert rows == [{"session": f"w{w}", "n": 200, "ids": 200} for w in range(8)]
     seqs = soulctl("--home", home, "--json", "log", "sql",
                    "SELECT count(*) AS n, min(seq) AS lo, max(seq) AS hi, count(DISTINCT seq) AS d FROM packets").json()
-    assert seqs == {"n": 4032, "lo": 1, "hi": 4032, "d": 4032}  # gapless, nothing lost or twice
+    assert seqs == {"n": 1632, "lo": 1, "hi": 1632, "d": 1632}  # gapless, nothing lost or twice
 
     # a writer killed mid-way leaves whole batches only, and the log goes on
     from soulctl.log.ingest import WRITE_BATCH
