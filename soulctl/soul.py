@@ -63,6 +63,14 @@ class Soul:
         return any(real == Path(os.path.realpath(f)) or real.is_relative_to(os.path.realpath(f))
                    for f in store_files(self.home))  # a file, or a directory such as data/postgres
 
+    def put_engine(self, role: str, engine) -> None:
+        """Serve `role` from `engine` from now on (a server that follows `current`)."""
+        self._engines[role] = engine
+
+    def drop_engine(self, role: str):
+        """Forget `role`'s engine without closing it (the caller does); None when none is open."""
+        return self._engines.pop(role, None)
+
     def recipe(self, name: str, overrides: dict | None = None):
         """recipes/NAME.yaml merged with `overrides` (nested keys as dicts; None values are
         left out, so unset flags keep the file's value), validated once: flag → file → default."""

@@ -31,6 +31,8 @@ from soulctl.commands import (
     resonate,
     schedule,
     serve,
+    service,
+    status,
     store,
 )
 from soulctl.errors import EXIT_BROKEN_PIPE, EXIT_CANNOT_WRITE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, SoulError
@@ -93,6 +95,8 @@ COMMANDS: dict[str, tuple] = {
     "anchor": (anchor.app,),
     "evolve": (evolve.run, evolve.HELP),
     "schedule": (schedule.app,),
+    "service": (service.app,),
+    "status": (status.run, status.HELP),
     "store": (store.app,),
     "hands": (hands.run, hands.HELP),
     "serve": (serve.run, serve.HELP),

@@ -150,10 +150,13 @@ class Output:
     @contextmanager
     def progress_bars(self) -> Iterator[Any]:
         """A progress provider for library calls: rich bars on a terminal, silent otherwise."""
-        from soulctl.progress import NULL
+        from soulctl.progress import NULL, LineProgress
 
-        if self.quiet or self.json or not self.stderr.isatty():
+        if self.quiet:
             yield NULL
+            return
+        if not self.stderr.isatty():  # a log file, a scheduler: one line per long step, with its time
+            yield LineProgress(lambda line: self._err(f"· {line}"))
             return
         from rich.console import Console
         from rich.progress import (

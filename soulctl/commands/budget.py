@@ -45,6 +45,7 @@ def run(
     flash_attn: Annotated[bool, typer.Option("--flash-attn/--no-flash-attn", help="llama.cpp flash attention (smaller compute buffers).")] = True,
     prompt_cache: Annotated[Optional[str], typer.Option(help="Prompt-cache RAM per model (default: one context's KV, at most 8 GiB).")] = None,
     embedder: Annotated[bool, typer.Option("--embedder/--no-embedder", help="Count the embedder.")] = True,
+    phase: Annotated[str, typer.Option("--phase", help="all (default), serve, dream, merge or night: the night's phases beside the day's server.")] = "all",
     fit: Annotated[bool, typer.Option("--fit", help="Solve the largest context (multiple of 256) that keeps --headroom free.")] = False,
     headroom: Annotated[Optional[str], typer.Option(help="Headroom to keep with --fit (default: 10% of RAM).")] = None,
     list_presets: Annotated[bool, typer.Option("--list-presets", help="List the model presets and exit.")] = False,
@@ -73,10 +74,16 @@ def run(
         majordomo_kv=majordomo_kv, profile=profile, ram=ram, os_reserve=os_reserve, apple=apple,
         gpu_share=gpu_share, flash_attn=flash_attn, prompt_cache=prompt_cache,
         embedder=embedder)
+    if phase not in PHASES:
+        from soulctl.errors import UsageError
+
+        raise UsageError(f"--phase {phase!r}", hint=f"use one of {', '.join(PHASES)}")
     fitted = fit_to(budget, headroom) if fit else None
     report = budget.as_dict()
     if fitted:
         report["fit"] = fitted
+    report["phases"] = _phases(budget, home if model is None and profile is None else None)
+    report["phase"] = phase
     out.record(report, human=_render, id_key="zone")
     for warning in report["warnings"]:
         out.warn(warning)
@@ -84,9 +91,35 @@ def run(
         out.error(f"over budget by {human_bytes(-budget.headroom_bytes)}",
                   hint="lower --ctx or --slots, use a smaller --quant or --kv, or try --fit")
         raise typer.Exit(1)
+    if phase in ("dream", "merge", "night") and not report["phases"]["night"]["fits"]:
+        out.error(f"the night's {'dream' if phase == 'night' else phase} does not fit even beside a released server",
+                  hint="lower recipes/dream.yaml batch_size or max_seq_len, turn on gradient_checkpointing, "
+                       "or train elsewhere (dream --export-bundle)")
+        raise typer.Exit(1)
+
+
+PHASES = ("all", "serve", "dream", "merge", "night")
+
+
+def _phases(serve, home) -> dict:
+    """The night's phases: by this home's recipes when the budget is soul.yaml's own stack, else
+    by the shipped recipe for the named model (mlx on Apple silicon, peft elsewhere)."""
+    from soulctl.budget.phases import default_training, report
+
+    if home is not None:
+        from soulctl.evolve.night import training_for
+
+        return report(serve, training_for(state.soul()))
+    return report(serve, default_training(serve))
 
 
 def _render(r: dict) -> str:
+    lines = [] if r["phase"] in ("dream", "merge") else _serve_table(r)
+    lines += _phase_table(r)
+    return "\n".join(lines)
+
+
+def _serve_table(r: dict) -> list[str]:
     rows = [(c["name"], c["role"], human_bytes(c["bytes"]), c["detail"]) for c in r["components"]]
     rows.append(("total", "", human_bytes(r["total_bytes"]), ""))
     rows.append(("ram", "", human_bytes(r["ram_bytes"]), r["ram_source"]))
@@ -103,4 +136,34 @@ def _render(r: dict) -> str:
         f = r["fit"]
         lines.append(f"fit: largest context keeping {human_bytes(f['headroom_target_bytes'])} free "
                      f"is {f['context']} tokens (model trained for {f['model_context']})")
-    return "\n".join(lines)
+    return lines
+
+
+def _phase_table(r: dict) -> list[str]:
+    """The night beside the day: each phase's own size, then beside the running server and beside
+    a released one (the soul's weights, KV cache and buffers freed; the rest stays)."""
+    p = r["phases"]
+    night = p["night"]["phases"]
+    dream, t = p["dream"], p["dream"]["training"]
+    rows = [("serve", human_bytes(p["serve"]["bytes"]), "-", "-", "soul.yaml's stack (above)")]
+    for key, label in (("without_checkpointing", "dream"), ("with_checkpointing", "dream (ckpt)")):
+        mark = " (recipe)" if dream["recipe"] == key else ""
+        rows.append((label, human_bytes(dream[key]["bytes"]), *(_beside(night["dream"], k, dream[key]["bytes"])
+                                                               for k in ("beside_server", "server_released")),
+                     f"{t['trainer']}, batch {t['batch']} × {t['tokens']} tokens{mark}"))
+    rows.append(("merge", human_bytes(p["merge"]["bytes"]), *(_beside(night["merge"], k, p["merge"]["bytes"])
+                                                            for k in ("beside_server", "server_released")),
+                 "streamed: the largest tensor touched"))
+    lines = [""] + table(["PHASE", "NEEDS", "BESIDE THE SERVER", "SERVER RELEASED", "DETAIL"], rows,
+                         ["left", "right", "left", "left", "left"])
+    verdict = {"not needed": "the night fits beside the running server",
+               "needed": "the night fits only with the soul's weights released (evolve asks the server)",
+               "not enough": "the night does not fit even with the soul's weights released"}
+    lines.append(f"night: {verdict[p['night']['release']]}")
+    return lines
+
+
+def _beside(phase: dict, key: str, own: int) -> str:
+    beside = phase[key]
+    total, ram = own + beside["beside_bytes"], beside["ram_bytes"]
+    return f"{human_bytes(total)} of {human_bytes(ram)} " + ("fits" if total <= ram else "does not fit")

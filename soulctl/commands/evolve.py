@@ -37,7 +37,7 @@ def run(
     soul = state.soul()
     with out.progress_bars() as progress:
         record = evolve(soul, dry_run, remove_rejected, include_learned, progress,
-                        on_stage=lambda name: out.info(f"evolve: {name}…") if out.verbose else None)
+                        say=lambda line: out.info(f"evolve: {line}"))
     out.record(record, id_key="status", human=_human)
     if record["status"] == "rejected":
         out.error(f"{record['generation']} rejected: {record['reason']}",

@@ -137,17 +137,27 @@ def diff(
 
 
 @app.command("use")
-def use(gen: Annotated[str, typer.Argument(help="The generation to serve from now on.")]) -> None:
-    """Point `generations/current` at GEN (an atomic switch)."""
+def use(
+    gen: Annotated[str, typer.Argument(help="The generation to serve from now on.")],
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until a running server serves it.")] = True,
+) -> None:
+    """Point `generations/current` at GEN (an atomic switch). A running `soulctl serve` in this
+    home prepares GEN beside the old generation and switches between turns; this waits until it
+    serves GEN (--no-wait: it follows on its own within a second)."""
     from soulctl.errors import NotFound
     from soulctl.generations import dropped_files, resolve, set_current
+    from soulctl.serve import control
 
     home = state.home()
     gid = resolve(home, gen)
     if dropped_files(home, gid):
         raise NotFound(f"{gid} has no weights (dropped by gc)", hint=f"soulctl gen materialize {gid}")
     set_current(home, gid)
-    state.out.record({"current": gid}, id_key="current", human=lambda d: f"current → {d['current']}")
+    served = control.ask(home, {"op": "follow"}, timeout=1800) if wait else None
+    record = {"current": gid, "served": served and served.get("generation"),
+              "server": (control.running(home) or {}).get("url")}
+    state.out.record(record, id_key="current", human=lambda d: f"current → {d['current']}" + (
+        f"; the server at {d['server']} serves it now" if d["served"] == gid else ""))
 
 
 @app.command("gc")

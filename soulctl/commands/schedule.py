@@ -29,28 +29,18 @@ def install(
 
       soulctl schedule install --at 03:00 --every day --dry-run
     """
+    from soulctl import platform
     from soulctl.evolve import schedule
 
     home = state.home()
-    job = schedule.job(home, schedule.pick(scheduler), at, every)
+    job = schedule.job(home, platform.pick(scheduler), at, every)
     if dry_run:
-        state.out.record({"dry_run": True, "scheduler": job.scheduler, "name": job.name, "files": job.files,
-                          "crontab": job.cron_block, "command": job.command, "log": job.log},
-                         id_key="name", human=_render)
+        state.out.record(platform.preview(job), id_key="name", human=platform.preview_text)
         return
     record = schedule.install(home, job)
     state.out.record(record, id_key="name", human=lambda r: (
-        f"installed {r['name']} ({r['scheduler']}): evolve every {r['every']} at {r['at']}; "
-        f"next run {schedule.next_run(r)}; output → {r['log']}"))
-
-
-def _render(r: dict) -> str:
-    parts = [f"# {r['scheduler']}: {r['name']}"]
-    for path, content in r["files"].items():
-        parts.append(f"--- {path}\n{content.rstrip()}")
-    if r["crontab"]:
-        parts.append(f"--- crontab block\n{r['crontab'].rstrip()}")
-    return "\n".join(parts)
+        f"installed {r['name']} ({r['scheduler']}): evolve every {r['details']['every']} at "
+        f"{r['details']['at']}; next run {schedule.next_run(r)}; output → {r['log']}"))
 
 
 @app.command("remove")
@@ -74,7 +64,7 @@ def status() -> None:
     last = last_cycle(soul.store)
     result = {"installed": record is not None,
               "scheduler": record and record["scheduler"], "name": record and record["name"],
-              "at": record and record["at"], "every": record and record["every"],
+              "at": record and record["details"]["at"], "every": record and record["details"]["every"],
               "next_run": record and schedule.next_run(record),
               "last": None if last is None else {"ts": last.ts.isoformat(timespec="seconds"), "prose": last.prose,
                                                  "status": (last.meta or {}).get("evolve", {}).get("status")}}

@@ -47,7 +47,8 @@ def run(
 
     out = state.out
     options = ServeOptions(host=host, port=port, token=read_token(token_file), cors=cors or [], queue=queue,
-                           max_body=parse_size(max_body, "--max-body"), grace=grace, mcp=mcp, strict=strict)
+                           max_body=parse_size(max_body, "--max-body"), grace=grace, mcp=mcp, strict=strict,
+                           say=lambda line: out.info(f"serve: {line}"))
 
     def ready(r) -> None:
         out.info(f"serving {r.generation or 'the soul'} ({r.backend}, context {r.context}) at {r.url}"

@@ -90,54 +90,86 @@ def _clean_staging(home: Home) -> None:
 
 
 def evolve(soul: Soul, dry_run: bool = False, remove_rejected: bool = False, include_learned: bool = False,
-           progress=None, on_stage: Callable[[str], None] | None = None) -> dict:
+           progress=None, say: Callable[[str], None] | None = None) -> dict:
     """One cycle; returns its record: status (accepted | rejected | nothing-new | plan), buffer,
-    adapter, generation, drift, probe loss, absorption, failures and timings. A failed step
-    raises (its own SoulError, or StepFailed) after the record is logged."""
+    adapter, generation, drift, probe loss, absorption, failures, timings, and what a running
+    server did (released for the night, serving what). A failed step raises (its own SoulError,
+    or StepFailed) after the record is logged. `say` gets one line per stage, with its time."""
+    from soulctl.evolve.night import Night
     from soulctl.generations import current
 
-    home = soul.home
-    steps = steps_named(soul.recipe("evolve").steps)
+    home, say = soul.home, say or (lambda line: None)
+    recipe = soul.recipe("evolve")
+    steps = steps_named(recipe.steps)
     with cycle_lock(home):
         cycle = Cycle(soul, current(home), include_learned, remove_rejected, progress)
         record: dict = {"status": None, "parent": cycle.parent, "buffer": None, "adapter": None,
                         "generation": None, "steps": [s.name for s in steps], "timings": {}}
         if dry_run:
-            plan = {s.name: s.plan(cycle) for s in steps}
-            record.update(status="plan", plan=plan, unscored=plan.get("score", {}).get("unscored"))
-            return record
+            return _plan(soul, cycle, steps, record)
         _clean_staging(home)
         started = time.perf_counter()
-        for s in steps:
-            (on_stage or (lambda name: None))(s.name)
-            t = time.perf_counter()
+        night = Night(soul, recipe.lease_s, say)
+        failed: SoulError | None = None
+        cause: BaseException | None = None
+        try:
+            status, reason = _run(cycle, steps, record, night, say)
+            if status == "accepted":
+                from soulctl.generations import set_current
 
-            def took() -> None:
-                record["timings"][s.name] = round(time.perf_counter() - t, 3)
+                set_current(home, cycle.generation)
+        except KeyboardInterrupt:
+            night.close()
+            raise
+        except Exception as exc:
+            cause = exc
+            failed = exc if isinstance(exc, SoulError) else StepFailed(
+                f"{record.get('step')} failed: {type(exc).__name__}: {exc}",
+                hint="current did not move; rerun with -v for the traceback")
+            status, reason = "failed", f"{record.get('step') or 'the cycle'} failed: {failed.message}"
+        served = night.close()  # the server serves `current`: restored after a release, or following it
+        if served is not None:
+            record["served"] = served.get("generation")
+        record = _finish(soul, record, status, reason, started)
+        say(f"{status}: {reason}")
+        if failed is not None:
+            raise failed from (None if failed is cause else cause)
+        return record
 
-            try:
-                record.update(s.run(cycle))
-            except Stop as stop:
-                took()
-                record.update(stop.record)
-                return _finish(soul, record, stop.status, stop.reason, started)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                took()
-                failed = exc if isinstance(exc, SoulError) else StepFailed(
-                    f"{s.name} failed: {type(exc).__name__}: {exc}",
-                    hint="current did not move; rerun with -v for the traceback")
-                record["step"] = s.name
-                _finish(soul, record, "failed", f"{s.name} failed: {failed.message}", started)
-                raise failed from exc
-            took()
-        if cycle.generation is None:
-            return _finish(soul, record, "nothing-new", "no step made a generation", started)
-        from soulctl.generations import set_current
 
-        set_current(home, cycle.generation)
-        return _finish(soul, record, "accepted", f"{cycle.generation} passed the anchor check", started)
+def _plan(soul: Soul, cycle: Cycle, steps, record: dict) -> dict:
+    """The dry run: each step's plan, and the night's (whether a running server must release)."""
+    from soulctl.evolve.night import phases
+
+    plan = {s.name: s.plan(cycle) for s in steps}
+    night = phases(soul)["night"]
+    plan["night"] = {"release": night["release"], "fits": night["fits"]}
+    record.update(status="plan", plan=plan, unscored=plan.get("score", {}).get("unscored"))
+    return record
+
+
+def _run(cycle: Cycle, steps, record: dict, night, say) -> tuple[str, str]:
+    """The steps in order; (status, reason) of how the cycle ended. Before the first step that
+    loads weights, the night's budget is checked (and a running server released if need be)."""
+    for s in steps:
+        if getattr(s, "weights", False) and "night" not in record:
+            record["night"] = night.enter(cycle.buffer and cycle.buffer.get("path"))
+        say(f"{s.name} …")
+        t = time.perf_counter()
+        record["step"] = s.name
+        try:
+            record.update(s.run(cycle))
+        except Stop as stop:
+            record.update(stop.record)
+            record.pop("step", None)
+            return stop.status, stop.reason
+        finally:
+            record["timings"][s.name] = round(time.perf_counter() - t, 3)
+            say(f"{s.name} done in {record['timings'][s.name]:.1f} s")
+    record.pop("step", None)
+    if cycle.generation is None:
+        return "nothing-new", "no step made a generation"
+    return "accepted", f"{cycle.generation} passed the anchor check"
 
 
 def _finish(soul: Soul, record: dict, status: str, reason: str, started: float) -> dict:

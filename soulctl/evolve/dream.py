@@ -74,6 +74,19 @@ def pick_device(wanted: str) -> str:
     return "cpu"
 
 
+def trainer_for(wanted: str) -> str:
+    """mlx or peft, as pick_device would choose, without importing torch (the budget's question)."""
+    import platform
+    import sys
+
+    from soulctl.evolve import mlx_training
+
+    if wanted == "mlx" or (wanted == "auto" and sys.platform == "darwin" and platform.machine() == "arm64"
+                           and mlx_training.available()):
+        return "mlx"
+    return "peft"
+
+
 def check_targets(recipe: DreamRecipe) -> None:
     bad = sorted(set(recipe.lora.target_modules) & MLP_MODULES)
     if bad:
@@ -127,6 +140,9 @@ def train_adapter(model_dir: Path, conversations: list[list[dict]], recipe: Drea
     model, tokenizer = _load(model_dir, recipe, device)
     examples = [encode_conversation(tokenizer, c, recipe.train.max_seq_len) for c in conversations]
     before = mean_loss(model, tokenizer, examples, device=device)
+    if recipe.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
     peft_model = get_peft_model(model, LoraConfig(
         r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout,
         target_modules=list(recipe.lora.target_modules), task_type="CAUSAL_LM"))

@@ -57,6 +57,10 @@ def train_adapter_mlx(model_dir: Path, conversations: list[list[dict]], recipe: 
     keys = [f"self_attn.{t}" for t in recipe.lora.target_modules]
     linear_to_lora_layers(model, len(layers), {"rank": recipe.lora.r, "scale": recipe.lora.alpha / recipe.lora.r,
                                                "dropout": recipe.lora.dropout, "keys": keys})
+    if recipe.train.gradient_checkpointing:  # mlx-lm's: each layer recomputed in the backward pass
+        from mlx_lm.tuner.trainer import grad_checkpoint
+
+        grad_checkpoint(layers[0])
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
     optimizer = optim.AdamW(learning_rate=recipe.train.learning_rate, weight_decay=0.01)  # torch's AdamW defaults
     loss_and_grad = nn.value_and_grad(model, lambda m, ids, labels: (lambda s, n: s / n)(*loss_sum(m, ids, labels)))

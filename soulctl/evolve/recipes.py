@@ -30,6 +30,9 @@ class TrainSection(_Strict):
     batch_size: int = Field(2, ge=1)
     max_seq_len: int = Field(512, ge=16)
     seed: int = 0
+    # keep only each layer's input for the backward pass and recompute the rest: activations
+    # fall from every layer's working set to one (budget --phase dream shows both), ~30% slower
+    gradient_checkpointing: bool = False
 
 
 class DreamRecipe(_Strict):
@@ -58,10 +61,12 @@ class ResonateRecipe(_Strict):
 
 
 class EvolveRecipe(_Strict):
-    """The steps of one cycle, by the names evolve/steps/ registers."""
+    """The steps of one cycle, by the names evolve/steps/ registers, and the lease a cycle holds
+    on a running server's memory while it dreams (evolve/night.py)."""
 
-    steps: list[str] = Field(default_factory=lambda: ["score", "buffer", "dream", "merge", "check"],
+    steps: list[str] = Field(default_factory=lambda: ["score", "buffer", "dream", "merge", "check", "prepare"],
                              min_length=1)
+    lease_s: float = Field(120.0, ge=2)  # a server whose cycle stopped renewing loads `current` again after this
 
 
 RECIPES: dict[str, type[BaseModel]] = {"dream": DreamRecipe, "merge": MergeRecipe,

@@ -22,19 +22,30 @@ def create_app(soul: Soul, options: ServeOptions):
     from soulctl.serve.errors import error_response
     from soulctl.serve.gate import Gate
 
-    served = Served(soul, options.queue, options.max_body)
+    from soulctl.serve.control import ControlServer
+    from soulctl.serve.follow import Follower
+
+    served = Served(soul, options.queue, options.max_body, options.url)
+    served.follower = Follower(served, options.say)
+    control = ControlServer(soul.home, served.follower.handle,
+                            {"url": options.url, "generation": served.generation})
     mcp_server = _mcp(served, options) if options.mcp else None
 
     @asynccontextmanager
     async def lifespan(_app):
-        if mcp_server is not None:
-            async with mcp_server.session_manager.run():
+        control.start()  # `gen use`, `evolve` and `soulctl status` reach the server from now on
+        served.follower.start()
+        try:
+            if mcp_server is not None:
+                async with mcp_server.session_manager.run():
+                    yield
+            else:
                 yield
-        else:
-            yield
-        # stopping: uvicorn has stopped accepting and let requests finish (or cancelled them)
-        await asyncio.to_thread(served.slot.close)
-        await asyncio.to_thread(soul.close)  # the last turn's writes settle; the model is freed
+        finally:  # stopping: uvicorn has stopped accepting and let requests finish (or cancelled them)
+            served.follower.stop()
+            control.stop()
+            await asyncio.to_thread(served.slot.close)
+            await asyncio.to_thread(soul.close)  # the last turn's writes settle; the model is freed
 
     app = FastAPI(title="soulctl", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.served = served
@@ -57,7 +68,9 @@ def create_app(soul: Soul, options: ServeOptions):
                            allow_headers=["Authorization", "Content-Type", SESSION_HEADER, "Mcp-Session-Id",
                                           "Mcp-Protocol-Version"],
                            expose_headers=[SESSION_HEADER, "Mcp-Session-Id"])
-    return Gate(app, options.token, options.max_body)
+    gate = Gate(app, options.token, options.max_body)
+    gate.served = served  # for the server's signal handlers
+    return gate
 
 
 def _mcp(served: Served, options: ServeOptions):

@@ -25,6 +25,8 @@ class ServeOptions:
     grace: float = 30.0  # seconds a stop waits for running requests
     mcp: bool = True
     strict: bool = False  # refuse a generation whose files fail verification
+    url: str | None = None  # where it listens (set once bound)
+    say: Callable[[str], None] | None = None  # what the server tells its log (switches, releases)
 
 
 @dataclass
@@ -49,6 +51,9 @@ def serve(soul: Soul, options: ServeOptions, progress=None, warn=None,
         raise UsageError(f"refusing to serve on {options.host} without a token: anyone who can reach it "
                          "could use the soul", hint="give --token-file FILE (or set SOULCTL_SERVE_TOKEN), or bind 127.0.0.1")
     sock = listen(options.host, options.port)
+    shown = f"[{options.host}]" if ":" in options.host else options.host
+    base = f"http://{shown}:{sock.getsockname()[1]}"
+    options.url = base + "/v1"
     try:
         chat = soul.session(strict=options.strict, warn=warn, progress=progress)  # the model loads now
         soul.embedder.encode(["warm"])
@@ -56,8 +61,6 @@ def serve(soul: Soul, options: ServeOptions, progress=None, warn=None,
     except BaseException:
         sock.close()
         raise
-    shown = f"[{options.host}]" if ":" in options.host else options.host
-    base = f"http://{shown}:{sock.getsockname()[1]}"
     if on_ready:
         on_ready(Ready(base + "/v1", base + "/mcp" if options.mcp else None, chat.generation,
                        chat.engine.name, chat.engine.context_length, options.token is not None))
@@ -86,9 +89,15 @@ def run(app, sock: socket.socket, grace: float) -> str | None:
     (which would kill the process before the soul is closed)."""
     import uvicorn
 
+    import threading
+
     caught: list[str] = []
     previous = {sig: signal.signal(sig, lambda s, f: caught.append(signal.Signals(s).name))
                 for sig in (signal.SIGINT, signal.SIGTERM)}
+    follower = getattr(getattr(app, "served", None), "follower", None)
+    if follower is not None:  # SIGHUP: serve what `current` names now
+        previous[signal.SIGHUP] = signal.signal(
+            signal.SIGHUP, lambda s, f: threading.Thread(target=follower.follow, daemon=True).start())
     try:
         config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=grace, lifespan="on",
                                 access_log=False, server_header=False)

@@ -26,42 +26,53 @@ class Busy(Exception):
 
 class Slot:
     def __init__(self, limit: int):
-        self.limit = limit
+        self.limit = limit  # requests that may wait while one runs
         self._engine = ThreadPoolExecutor(1, thread_name_prefix="soulctl-engine")
         self._memory = ThreadPoolExecutor(1, thread_name_prefix="soulctl-memory")
         self._lock = threading.Lock()
-        self.waiting = 0  # admitted to the engine and not finished (running included)
+        self.waiting = 0  # admitted to the engine, not started yet
+        self.running = 0  # started, not finished (one at most)
         self.closing = False
         self._seconds = 5.0  # a moving average of a turn's duration, for Retry-After
 
     def submit(self, fn: Callable[[], Any]) -> Future:
-        """Queue `fn` on the engine, or raise Busy."""
+        """Queue `fn` on the engine, or raise Busy: `limit` requests may wait behind the running one."""
         with self._lock:
             if self.closing:
                 raise Busy("the server is stopping", 5, status=503)
             if self.waiting >= self.limit:
-                raise Busy(f"the soul is busy: {self.waiting} requests are queued on its model "
-                           f"(the limit is {self.limit})", self.retry_after())
+                raise Busy(f"the soul is busy: {self.waiting} requests wait for its model behind the one "
+                           f"it answers (the limit is {self.limit})", self.retry_after())
             self.waiting += 1
 
         def timed():
+            with self._lock:
+                self.waiting -= 1
+                self.running += 1
             started = monotonic()
             try:
                 return fn()
             finally:
                 with self._lock:
+                    self.running -= 1
                     self._seconds = 0.8 * self._seconds + 0.2 * (monotonic() - started)
 
         future = self._engine.submit(timed)
-        future.add_done_callback(self._finished)  # also when cancelled before it ran
+        future.add_done_callback(self._cancelled)
         return future
 
-    def _finished(self, _future) -> None:
-        with self._lock:
-            self.waiting -= 1
+    def _cancelled(self, future: Future) -> None:
+        if future.cancelled():  # it never ran, so never left the queue
+            with self._lock:
+                self.waiting -= 1
+
+    def control(self, fn: Callable[[], Any]) -> Future:
+        """The server's own work on the engine's worker (a switch of generation, a release), in
+        line with the turns but outside their queue limit: it runs between two turns."""
+        return self._engine.submit(fn)
 
     def retry_after(self) -> int:
-        return max(1, math.ceil(self._seconds * max(1, self.waiting)))
+        return max(1, math.ceil(self._seconds * (self.waiting + self.running)))
 
     async def engine(self, fn: Callable[[], Any]) -> Any:
         return await asyncio.wrap_future(self.submit(fn))

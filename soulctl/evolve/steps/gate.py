@@ -8,6 +8,8 @@ from soulctl.evolve.steps import Cycle, Stop, step
 
 @step("check")
 class Check:
+    weights = True  # loads the new generation to measure it
+
     def plan(self, cycle: Cycle) -> dict:
         limits = cycle.soul.recipe("anchor")
         return {"max_drift": limits.max_drift, "max_probe_loss_delta": limits.max_probe_loss_delta}

@@ -7,6 +7,8 @@ from soulctl.evolve.steps import Cycle, step
 
 @step("dream")
 class Dream:
+    weights = True  # the machine's memory: the night's budget is checked before it
+
     def plan(self, cycle: Cycle) -> dict:
         recipe = cycle.soul.recipe("dream")
         return {"rank": recipe.lora.r, "alpha": recipe.lora.alpha, "targets": recipe.lora.target_modules,
