@@ -12,10 +12,24 @@ from soulctl.cli import state
 HELP = """Talk to the soul through the Memory OS.
 
 With MESSAGE, or with text piped on stdin, one turn: only the reply goes to stdout. On a
-terminal without MESSAGE, a conversation: /mount NAME, /unmount, /notebook, /flush,
-/self [GUIDANCE] (the soul rewrites its self-definition), /resonate [SCORE], /quit. Every turn,
-reply, rewrite and flush is a packet in the log.
+terminal without MESSAGE, a conversation (/help lists its commands): the prompt shows how full
+the window is, a flush is announced while it runs, the corpora and log packets a reply drew on
+are listed under it, and Ctrl-C stops a reply (logged partial) without leaving. Every turn,
+reply, rewrite and flush is a packet in the log. Sampling flags override soul.yaml's
+roles.soul.sampling for this session.
 """
+
+SLASH = {
+    "/help": "this list",
+    "/notebook": "print the notebook",
+    "/flush": "rewrite the notebook from the window (checked) and flush the window",
+    "/self [GUIDANCE]": "the soul rewrites its self-definition (checked; refused if it repeats itself)",
+    "/mount NAME…": "put on corpora",
+    "/unmount [NAME]": "take a corpus off (all without a name)",
+    "/resonate [SCORE]": "mark the last reply (default 1.0); a mark wins over computed scores",
+    "/hands TASK": "give the coding agent a task and review its work",
+    "/quit": "leave (also Ctrl-D)",
+}
 
 
 def run(
@@ -23,10 +37,20 @@ def run(
     session: Annotated[Optional[str], typer.Option("--session", help="Resume this session (its window is rebuilt from the log).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Refuse to serve a generation whose files fail verification (default: warn).")] = False,
     tool: Annotated[Optional[List[str]], typer.Option("--tool", help="A tool the soul must call first (repeat for more, in order); needs a model that calls tools.")] = None,
+    temperature: Annotated[Optional[float], typer.Option(min=0, max=2, help="Sampling temperature (0: greedy).", rich_help_panel="Sampling")] = None,
+    top_p: Annotated[Optional[float], typer.Option(min=0, max=1, help="Nucleus sampling: the smallest set of tokens with this much probability.", rich_help_panel="Sampling")] = None,
+    top_k: Annotated[Optional[int], typer.Option(min=0, help="Sample among the k likeliest tokens (0: off).", rich_help_panel="Sampling")] = None,
+    min_p: Annotated[Optional[float], typer.Option(min=0, max=0.99, help="Drop tokens below this share of the likeliest one's probability.", rich_help_panel="Sampling")] = None,
+    repeat_penalty: Annotated[Optional[float], typer.Option(min=1, max=2, help="Penalty on tokens already written (1: none).", rich_help_panel="Sampling")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="A fixed seed: the same reply to the same prompt.", rich_help_panel="Sampling")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(min=1, help="At most this many tokens per reply (within memory.reply_tokens).", rich_help_panel="Sampling")] = None,
 ) -> None:
     out = state.out
     with out.progress_bars() as progress:  # a first run on llama.cpp converts the generation
         chat = state.soul().session(session, strict, out.warn, progress)
+    chat.sampling = chat.sampling.but(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
+                                      repeat_penalty=repeat_penalty, seed=seed).check(chat.engine.name)
+    chat.max_reply = max_tokens or chat.max_reply
     if message is None and not sys.stdin.isatty():
         message = sys.stdin.read()
     if message is None:
@@ -49,11 +73,11 @@ def _repl(chat) -> None:
     from soulctl.errors import SoulError
 
     out = state.out
-    out.info(f"session {chat.session} — /quit to leave, /notebook, /flush, /self [GUIDANCE], /mount NAME, "
-             "/unmount, /resonate [SCORE], /hands TASK")
+    chat.announce = out.info  # pressure and flushes, on stderr as they happen
+    out.info(f"session {chat.session} — /help for commands, /quit to leave, Ctrl-C stops a reply")
     while True:
         try:
-            line = input("you> ").strip()
+            line = input(f"[{chat.fill():.0%}] you> ").strip()
         except (EOFError, KeyboardInterrupt):
             out.info("")
             return
@@ -64,12 +88,34 @@ def _repl(chat) -> None:
                 if _slash(line, chat):
                     return
                 continue
-            sys.stdout.write("soul> ")
-            chat.turn(line, on_token=lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
-            sys.stdout.write("\n")
+            _reply(chat, line)
         except SoulError as exc:
             sys.stdout.flush()
             out.error(exc.message, exc.hint)
+
+
+def _reply(chat, line: str) -> None:
+    """One turn on the terminal: the reply as it is written, stopped by Ctrl-C (the partial
+    reply is logged as such), then the sources it drew on."""
+    from soulctl.interrupts import stoppable
+    from soulctl.memory.stream import TurnCancelled
+
+    with stoppable() as stop:
+        def show(piece: str) -> None:
+            if stop.is_set():
+                raise TurnCancelled("interrupted")
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+        sys.stdout.write("soul> ")
+        sys.stdout.flush()
+        result = chat.turn(line, on_token=show)
+    sys.stdout.write("\n")
+    if result.partial:
+        state.out.info("(stopped: the partial reply is logged)")
+    for i, cite in enumerate(result.retrieved, 1):
+        sys.stdout.write(f"  [{i}] {cite}\n")
+    sys.stdout.flush()
 
 
 def _tool(chat, tool_name: str, **arguments):
@@ -94,11 +140,15 @@ def _slash(line: str, chat) -> bool:
     arg = arg.strip()
     if cmd in ("/quit", "/exit"):
         return True
-    if cmd == "/notebook":
+    if cmd == "/help":
+        width = max(map(len, SLASH))
+        out.text("\n".join(f"{name.ljust(width)}  {what}" for name, what in SLASH.items()))
+    elif cmd == "/notebook":
         out.text(nb.current(chat.soul, "notebook")["text"] or "(empty)")
     elif cmd == "/flush":
-        if chat.window:
-            out.info(f"notebook v{chat.pressure()} written; window flushed")
+        if not chat.window:
+            raise InvalidInput("the window is empty: nothing to flush", hint="talk first")
+        chat.pressure()
     elif cmd == "/self":  # the soul's tools, from the one registry the chat loop and MCP use
         version = _tool(chat, "rewrite_self", guidance=arg or None)["version"]
         out.text(nb.current(chat.soul, "self")["text"])
@@ -127,5 +177,5 @@ def _slash(line: str, chat) -> bool:
         _tool(chat, "mark_resonance", id=last.packet_id, score=score)
         out.info(f"marked the last reply at {score}")
     else:
-        raise UsageError(f"unknown command {cmd}", hint="/quit, /notebook, /flush, /self, /mount, /unmount, /resonate, /hands")
+        raise UsageError(f"unknown command {cmd}", hint="/help lists the commands")
     return False

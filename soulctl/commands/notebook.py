@@ -10,7 +10,8 @@ import typer
 from soulctl.cli import state
 from soulctl.cli.output import Column
 
-app = typer.Typer(help="The notebook (and, with --self, the self-definition): show, edit, set, history, diff.",
+app = typer.Typer(help="The notebook (and, with --self, the self-definition): show, edit, set, rewrite, "
+                       "history, diff, revert.",
                   no_args_is_help=True)
 SelfOpt = Annotated[bool, typer.Option("--self", help="The self-definition instead of the notebook.")]
 
@@ -147,5 +148,31 @@ def diff(
     from soulctl.memory import notebook as nb
 
     kind = _kind(self_)
-    text = nb.diff(state.soul(), kind, a, b)
-    state.out.record({"kind": kind, "diff": text}, id_key=None, human=lambda d: d["diff"].rstrip("\n"))
+    soul = state.soul()
+    text = nb.diff(soul, kind, a, b)
+    versions = soul.store.memory_versions(kind)
+    b = b if b is not None else (versions[-1]["version"] if versions else 0)
+    record = nb.version(soul, kind, b)
+    review = nb.review_lines(record)
+
+    def human(d: dict) -> str:
+        notes = [f"# v{b} by {record['author']}: {record['reason']}", *(f"# {line}" for line in review)]
+        return "\n".join([d["diff"].rstrip("\n"), *notes]).strip("\n")
+
+    state.out.record({"kind": kind, "diff": text, "version": b, "reason": record["reason"],
+                      "review": record.get("review")}, id_key=None, human=human)
+
+
+@app.command("revert")
+def revert(
+    version: Annotated[Optional[int], typer.Argument(help="The version to restore (default: the one before the latest).")] = None,
+    self_: SelfOpt = False,
+    reason: Annotated[Optional[str], typer.Option(help="Why (kept with the new version).")] = None,
+) -> None:
+    """Restore an earlier version as a new one (author: user); the history keeps everything."""
+    from soulctl.memory import notebook as nb
+
+    kind = _kind(self_)
+    new, old = nb.revert(state.soul(), kind, version, reason)
+    state.out.record({"kind": kind, "version": new, "restores": old}, id_key="version",
+                     human=lambda d: f"{kind} v{new} restores v{old}")

@@ -55,7 +55,8 @@ def score(
     with state.out.progress_bars() as progress:
         result = run(soul.store, soul.recipe("resonate"), role, judge_fn, progress, rescore)
     state.out.record(result, id_key="scored", human=lambda d: f"scored {d['scored']} {d['role']} "
-                     f"packets (mean resonance {d['mean']:.3f})" if d["mean"] is not None else "nothing to score")
+                     f"packets (mean resonance {d['mean']:.3f}; {d['flawed']} degenerate, capped)"
+                     if d["mean"] is not None else "nothing to score")
 
 
 @app.command("top")
@@ -63,15 +64,21 @@ def top(
     n: Annotated[int, typer.Option("-n", help="How many.")] = 20,
     role: Annotated[Optional[str], typer.Option(help="Only this role.")] = None,
 ) -> None:
-    """List the most resonant packets."""
+    """List the most resonant packets, each with what makes it degenerate (if anything); on
+    stderr, how many replies qualify for the next buffer and why the rest do not."""
+    from soulctl.evolve.buffer import census, census_line
     from soulctl.evolve.resonate import top as run
+    from soulctl.prose import flaws
 
-    home, store, _ = _ctx()
-    rows = (p.as_dict() for p in run(store, n, role))
+    home, store, recipe = _ctx()
+    rows = ({**p.as_dict(), "flaws": flaws(p.prose) if p.role == "soul" else []} for p in run(store, n, role))
     state.out.rows(rows, [Column("resonance", "res", fmt=lambda v: f"{v:.3f}", align="right"),
                           Column("resonance_source", "source"), Column("id"), Column("role"),
-                          Column("prose", fmt=lambda t: options.snippet(t, 70))],
+                          Column("flaws", fmt=lambda f: ",".join(f) or "-"),
+                          Column("prose", fmt=lambda t: options.snippet(t, 60))],
                    empty="no resonance yet: soulctl resonate score")
+    if store.count():
+        state.out.info(census_line(census(home, store, recipe.threshold)))
 
 
 @app.command("clusters")
@@ -112,11 +119,11 @@ def buffer(
     Only moments that no adapter layer of the current generation has learned from (the
     lineage records their log ids), plus the recipe's `rehearsal` share of learned ones.
     """
-    from soulctl.evolve.buffer import build_buffer
+    from soulctl.evolve.buffer import build_buffer, census_line
 
     home, store, recipe = _ctx()
     result = build_buffer(home, store, recipe, threshold, cluster, k, include_learned=include_learned)
     state.out.record({k_: v for k_, v in result.items()}, human=lambda d: (
         f"wrote {d['id']}: {d['examples']} examples (threshold {d['threshold']}, "
         f"{d['dropped_duplicates']} near-duplicates dropped, {d['skipped_learned']} already learned) "
-        f"→ {d['path']}"))
+        f"→ {d['path']}\n{census_line(d['census'])}"))

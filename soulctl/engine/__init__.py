@@ -22,11 +22,10 @@ from pathlib import Path
 from abc import ABC, abstractmethod
 from typing import Iterator
 
+from soulctl.engine.sampling import Sampling
 from soulctl.errors import InvalidInput, MissingDependency, NotFound, SoulError
 from soulctl.home import Home
 
-# Small models loop without a repetition penalty; every local backend uses the same one.
-REPEAT_PENALTY = 1.15
 # The package each backend needs, and the soulctl extra that installs it.
 _NEEDS = {"llamacpp": ("llama_cpp", "llama-cpp-python", "llamacpp"),
           "mlx": ("mlx_lm", "mlx-lm", "mlx"),
@@ -49,11 +48,12 @@ class Engine(ABC):
     supports_probs: bool = False
 
     @abstractmethod
-    def chat(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0) -> str: ...
+    def chat(self, messages: list[dict], max_tokens: int = 256, sampling: Sampling | None = None) -> str:
+        """The reply; `sampling` defaults to greedy with the usual repeat penalty."""
 
     @abstractmethod
     def stream(self, messages: list[dict], max_tokens: int = 256,
-               temperature: float = 0.0) -> Iterator[str]: ...
+               sampling: Sampling | None = None) -> Iterator[str]: ...
 
     @abstractmethod
     def count_tokens(self, text: str) -> int: ...

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from soulctl.engine import REPEAT_PENALTY, Engine
+from soulctl.engine import Engine
+from soulctl.engine.sampling import GREEDY, Sampling
 from soulctl.errors import InvalidInput, Unavailable
 
 
@@ -56,22 +57,24 @@ class LlamaCppEngine(Engine):
         prompt = formatter(messages=messages).prompt
         return self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
-    def _completion(self, messages: list[dict], max_tokens: int, temperature: float, stream: bool):
+    def _completion(self, messages: list[dict], max_tokens: int, sampling: Sampling | None, stream: bool):
         tokens = self.prompt_tokens(messages)
         if len(tokens) + max_tokens > self.context_length:
             raise InvalidInput(f"prompt of {len(tokens)} tokens + {max_tokens} to generate exceeds the "
                                f"context of {self.context_length}")
         # no reset(): llama-cpp-python keeps the KV cache of the longest prefix shared with the
         # last prompt, so the self-definition and notebook (first in every prompt) are not re-read
-        return self.llm.create_completion(tokens, max_tokens=max_tokens, temperature=temperature,
-                                          repeat_penalty=REPEAT_PENALTY, stop=[self.eos_text],
-                                          stream=stream)
+        s = sampling or GREEDY
+        return self.llm.create_completion(
+            tokens, max_tokens=max_tokens, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
+            min_p=s.min_p, repeat_penalty=s.repeat_penalty, frequency_penalty=s.frequency_penalty,
+            presence_penalty=s.presence_penalty, stop=[self.eos_text], stream=stream, seed=s.seed)
 
-    def chat(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0) -> str:
-        return self._completion(messages, max_tokens, temperature, False)["choices"][0]["text"].strip()
+    def chat(self, messages: list[dict], max_tokens: int = 256, sampling: Sampling | None = None) -> str:
+        return self._completion(messages, max_tokens, sampling, False)["choices"][0]["text"].strip()
 
-    def stream(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
-        for chunk in self._completion(messages, max_tokens, temperature, True):
+    def stream(self, messages: list[dict], max_tokens: int = 256, sampling: Sampling | None = None) -> Iterator[str]:
+        for chunk in self._completion(messages, max_tokens, sampling, True):
             piece = chunk["choices"][0]["text"]
             if piece:
                 yield piece

@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from soulctl.engine import REPEAT_PENALTY, Engine
+from soulctl.engine import Engine
+from soulctl.engine.sampling import GREEDY, Sampling
 from soulctl.errors import InvalidInput
 
 
@@ -36,7 +37,8 @@ class MlxEngine(Engine):
             ids = ids["input_ids"]
         return list(ids)
 
-    def stream(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+    def stream(self, messages: list[dict], max_tokens: int = 256, sampling: Sampling | None = None) -> Iterator[str]:
+        import mlx.core as mx
         from mlx_lm import stream_generate
         from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
@@ -44,14 +46,18 @@ class MlxEngine(Engine):
         if len(tokens) + max_tokens > self.context_length:
             raise InvalidInput(f"prompt of {len(tokens)} tokens + {max_tokens} to generate exceeds the "
                                f"context of {self.context_length}")
+        s = (sampling or GREEDY).check(self.name)
+        if s.seed is not None:
+            mx.random.seed(s.seed)
+        sampler = make_sampler(temp=s.temperature, top_p=s.top_p, min_p=s.min_p, top_k=s.top_k)
+        processors = make_logits_processors(repetition_penalty=s.repeat_penalty)
         for response in stream_generate(self.model, self.tokenizer, tokens, max_tokens=max_tokens,
-                                        sampler=make_sampler(temp=temperature),
-                                        logits_processors=make_logits_processors(repetition_penalty=REPEAT_PENALTY)):
+                                        sampler=sampler, logits_processors=processors):
             if response.text:
                 yield response.text
 
-    def chat(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0) -> str:
-        return "".join(self.stream(messages, max_tokens, temperature)).strip()
+    def chat(self, messages: list[dict], max_tokens: int = 256, sampling: Sampling | None = None) -> str:
+        return "".join(self.stream(messages, max_tokens, sampling)).strip()
 
     def choice_probs(self, messages: list[dict], prefix: str, choices: list[str]) -> list[float]:
         import mlx.core as mx

@@ -22,6 +22,7 @@ import urllib.request
 from typing import Iterator
 
 from soulctl.engine import Engine
+from soulctl.engine.sampling import GREEDY, NEUTRAL, Sampling
 from soulctl.errors import InvalidInput, Unavailable
 
 log = logging.getLogger(__name__)
@@ -149,15 +150,21 @@ class OpenAIEngine(Engine):
                 hi = mid - 1
         return text[:lo]
 
-    def _body(self, messages: list[dict], max_tokens: int, temperature: float, stream: bool) -> dict:
+    def _body(self, messages: list[dict], max_tokens: int, sampling: Sampling | None, stream: bool) -> dict:
         content = self._content_tokens(messages)  # one tokenize request per message, not two
         estimate = content + self._overhead * (len(messages) + 1)
         if estimate + max_tokens > self.context_length:
             raise InvalidInput(f"prompt of ~{estimate} tokens + {max_tokens} to generate exceeds the "
                                f"context of {self.context_length}")
         self._estimate = (estimate, content, len(messages))
-        return {"model": self.model, "messages": messages, "max_tokens": max_tokens,
-                "temperature": temperature, "stream": stream}
+        s = sampling or GREEDY
+        body = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
+                "temperature": s.temperature, "stream": stream}
+        # the rest only when set: the OpenAI names, then llama-server's extensions
+        for name, value in s.as_dict().items():
+            if name != "temperature" and value != NEUTRAL[name]:
+                body[name] = value
+        return body
 
     def _learn(self, usage: dict | None) -> None:
         """Raise the per-message framing estimate when the server counted more than we did."""
@@ -167,9 +174,9 @@ class OpenAIEngine(Engine):
         if usage["prompt_tokens"] > estimate:
             self._overhead = math.ceil((usage["prompt_tokens"] - content) / (n + 1))
 
-    def chat(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0) -> str:
+    def chat(self, messages: list[dict], max_tokens: int = 256, sampling: Sampling | None = None) -> str:
         answer = self._request("POST", self.base + "/chat/completions",
-                               self._body(messages, max_tokens, temperature, False))
+                               self._body(messages, max_tokens, sampling, False))
         self._learn(answer.get("usage"))
         try:
             return (answer["choices"][0]["message"]["content"] or "").strip()
@@ -178,9 +185,9 @@ class OpenAIEngine(Engine):
                               hint="is it an OpenAI-compatible chat endpoint?") from None
 
     def chat_tools(self, messages: list[dict], tools: list[dict], max_tokens: int = 256,
-                   temperature: float = 0.0, tool_choice: str | dict = "auto") -> tuple[str, list[dict]]:
+                   sampling: Sampling | None = None, tool_choice: str | dict = "auto") -> tuple[str, list[dict]]:
         """One completion that may call tools: (content, [{id, name, arguments}])."""
-        body = {**self._body(messages, max_tokens, temperature, False), "tools": tools,
+        body = {**self._body(messages, max_tokens, sampling, False), "tools": tools,
                 "tool_choice": tool_choice}
         answer = self._request("POST", self.base + "/chat/completions", body)
         self._learn(answer.get("usage"))
@@ -194,8 +201,8 @@ class OpenAIEngine(Engine):
                  for i, c in enumerate(message.get("tool_calls") or [])]
         return (message.get("content") or "").strip(), calls
 
-    def stream(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
-        body = self._body(messages, max_tokens, temperature, True)
+    def stream(self, messages: list[dict], max_tokens: int = 256, sampling: Sampling | None = None) -> Iterator[str]:
+        body = self._body(messages, max_tokens, sampling, True)
         with self._open("POST", self.base + "/chat/completions", body, READ_TIMEOUT_S) as response:
             for raw in response:
                 line = raw.decode("utf-8", "replace").strip()

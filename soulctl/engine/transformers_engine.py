@@ -7,7 +7,8 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from soulctl.engine import REPEAT_PENALTY, Engine
+from soulctl.engine import Engine
+from soulctl.engine.sampling import GREEDY, Sampling
 from soulctl.errors import InvalidInput
 
 
@@ -39,31 +40,35 @@ class TransformersEngine(Engine):
                                                  return_tensors="pt", return_dict=True)
         return {k: v.to(self.device) for k, v in ids.items()}
 
-    def _generate_kwargs(self, inputs, max_tokens: int, temperature: float) -> dict:
+    def _generate_kwargs(self, inputs, max_tokens: int, sampling: Sampling | None) -> dict:
         prompt = inputs["input_ids"].shape[1]
         if prompt + max_tokens > self.context_length:
             raise InvalidInput(f"prompt of {prompt} tokens + {max_tokens} to generate exceeds the "
                                f"context of {self.context_length}")
+        s = (sampling or GREEDY).check(self.name)
         kwargs = dict(**inputs, max_new_tokens=max_tokens, pad_token_id=self.tokenizer.eos_token_id,
-                      repetition_penalty=REPEAT_PENALTY)
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature)
+                      repetition_penalty=s.repeat_penalty)
+        if s.temperature > 0:
+            if s.seed is not None:
+                self.torch.manual_seed(s.seed)
+            kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k or None,
+                          min_p=s.min_p or None)
         else:
-            kwargs.update(do_sample=False)
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kwargs
 
-    def chat(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0) -> str:
+    def chat(self, messages: list[dict], max_tokens: int = 256, sampling: Sampling | None = None) -> str:
         inputs = self._inputs(messages)
         with self.torch.inference_mode():
-            out = self.model.generate(**self._generate_kwargs(inputs, max_tokens, temperature))
+            out = self.model.generate(**self._generate_kwargs(inputs, max_tokens, sampling))
         return self.tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
-    def stream(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+    def stream(self, messages: list[dict], max_tokens: int = 256, sampling: Sampling | None = None) -> Iterator[str]:
         from transformers import TextIteratorStreamer
 
         inputs = self._inputs(messages)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = self._generate_kwargs(inputs, max_tokens, temperature)
+        kwargs = self._generate_kwargs(inputs, max_tokens, sampling)
         thread = threading.Thread(target=lambda: self._generate_into(kwargs, streamer), daemon=True)
         thread.start()
         yield from streamer

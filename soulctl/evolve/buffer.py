@@ -16,6 +16,7 @@ from soulctl.errors import InvalidInput
 from soulctl.evolve.recipes import ResonateRecipe
 from soulctl.home import Home
 from soulctl.log import Store
+from soulctl.prose import flaws
 
 ROLE_MAP = {"user": "user", "soul": "assistant", "system": "system"}
 
@@ -43,6 +44,49 @@ def learned_ids(home: Home, gid: str | None = None) -> set[str]:
     return ids
 
 
+def census(home: Home, store: Store, threshold: float, role: str = "soul",
+           include_learned: bool = False) -> dict:
+    """How many replies of `role` qualify for the next buffer, and why the rest do not."""
+    meta, _ = store.vectors(role)
+    learned = set() if include_learned else learned_ids(home)
+    return census_of(meta, learned, store.latest_marks("mark"), threshold, role)
+
+
+def census_of(meta: list[dict], learned: set[str], explicit: dict, threshold: float, role: str) -> dict:
+    """The census over the log's rows: qualify, and each reason not to (the first that applies:
+    unscored, below the threshold, degenerate and why, already learned)."""
+    out = {"role": role, "threshold": threshold, "replies": 0, "qualify": 0,
+           "unscored": 0, "below": 0, "degenerate": {}, "learned": 0}
+    for m in meta:
+        if m["role"] != role:
+            continue
+        out["replies"] += 1
+        found = [] if m["id"] in explicit else flaws(m["prose"])
+        if m["resonance"] is None:
+            out["unscored"] += 1
+        elif found:
+            out["degenerate"][found[0]] = out["degenerate"].get(found[0], 0) + 1
+        elif m["resonance"] < threshold:
+            out["below"] += 1
+        elif m["id"] in learned:
+            out["learned"] += 1
+        else:
+            out["qualify"] += 1
+    return out
+
+
+def census_line(c: dict) -> str:
+    """The census in one line: `12 of 40 soul replies qualify (≥ 0.6); 20 below, 5 degenerate
+    (repetitive 3, boilerplate 2), 3 learned`."""
+    rest = [f"{c['below']} below"] * bool(c["below"]) + [f"{c['unscored']} unscored"] * bool(c["unscored"])
+    if c["degenerate"]:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(c["degenerate"].items(), key=lambda kv: -kv[1]))
+        rest.append(f"{sum(c['degenerate'].values())} degenerate ({kinds})")
+    rest += [f"{c['learned']} already learned"] * bool(c["learned"])
+    return (f"{c['qualify']} of {c['replies']} {c['role']} replies qualify (resonance ≥ {c['threshold']})"
+            + ("; not: " + ", ".join(rest) if rest else ""))
+
+
 def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
                  threshold: float | None = None, cluster: int | None = None, k: int = 4,
                  role: str = "soul", include_learned: bool = False) -> dict:
@@ -51,8 +95,17 @@ def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
     threshold = recipe.threshold if threshold is None else threshold
     meta, vecs = store.vectors(None)
     learned = set() if include_learned else learned_ids(home)
-    resonant = [i for i, m in enumerate(meta) if m["role"] == role and (m["resonance"] or 0) >= threshold]
-    chosen = _choose(meta, resonant, learned, recipe, store, threshold, cluster, k, role)
+    explicit = store.latest_marks("mark")
+    # a degenerate reply is never learned from unless the user marked it (a score made before
+    # resonance knew junk may still stand high)
+    resonant = [i for i, m in enumerate(meta) if m["role"] == role and (m["resonance"] or 0) >= threshold
+                and (m["id"] in explicit or not flaws(m["prose"]))]
+    counts = census_of(meta, learned, explicit, threshold, role)
+    try:
+        chosen = _choose(meta, resonant, learned, recipe, store, threshold, cluster, k, role)
+    except NothingNew as exc:
+        exc.message += f" ({census_line(counts)})"
+        raise
     kept, covered = _dedup(meta, vecs, chosen, resonant, learned, recipe.dedup_cosine)
     lines, ids, unprompted = _examples(meta, kept, recipe.context_turns)
     if not lines:
@@ -60,6 +113,7 @@ def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
                          f"{role} repl{'y' if len(unprompted) == 1 else 'ies'} answer no user turn",
                          hint="talk more first")
     record = {"threshold": threshold, "dedup_cosine": recipe.dedup_cosine, "cluster": cluster,
+              "census": counts,
               "context_turns": recipe.context_turns, "dropped_duplicates": len(covered), "covered_ids": covered,
               "dropped_unprompted": len(unprompted),
               "skipped_learned": sum(meta[i]["id"] in learned for i in resonant)}

@@ -2,7 +2,9 @@
 
 Signals in [0, 1]: explicit marks, novelty (distance from the nearest earlier packet), and an
 optional judge. `score` combines the present ones by the recipe's weights into a `combined`
-mark; a later explicit mark overrides it.
+mark. A degenerate reply — empty, short, repetitive, boilerplate, or one of a crowd of
+near-identical replies — is capped at FLAWED whatever its novelty. An explicit mark always wins:
+`combined` takes its value, and the log reads a mark before any computed score.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from soulctl.errors import InvalidInput, NotFound
 from soulctl.evolve.recipes import ResonateRecipe
 from soulctl.log import Filters, Packet, Store
 from soulctl.progress import progress_task
+from soulctl.prose import flaws
+
+FLAWED = 0.05  # the most a degenerate reply scores, whatever its novelty
+CROWD = 3  # a reply with this many near-identical others (cosine ≥ TWIN) is boilerplate
+TWIN = 0.92
 
 
 def mark(store: Store, packet_id: str, score: float) -> str:
@@ -72,25 +79,39 @@ def score(store: Store, recipe: ResonateRecipe, role: str = "soul", judge=None,
             nov = np.clip(1.0 - np.concatenate(parts), 0.0, 1.0)
     explicit = store.latest_marks("mark")
     judged = _judge_all(meta, role, recipe, judge, progress) if judge else {}
-    marks = []
-    for m, v in zip(meta, nov):
+    crowded = _crowded(vecs[keep] if rescore else vecs) if meta else np.zeros(0, bool)
+    marks, flawed = [], 0
+    for m, v, crowd in zip(meta, nov, crowded):
         signals = {"novelty": float(v)}
-        if m["id"] in explicit:
-            signals["mark"] = explicit[m["id"]]
         if judged.get(m["id"]) is not None:
             signals["judge"] = judged[m["id"]]
             marks.append((m["id"], judged[m["id"]], "judge"))
         weights = {k: recipe.weights.get(k, 0.0) for k in signals}
         total = sum(weights.values())
         combined = sum(weights[k] * signals[k] for k in signals) / total if total else 0.0
+        if flaws(m["prose"]) or crowd:
+            combined, flawed = min(combined, FLAWED), flawed + 1
+        if m["id"] in explicit:  # the user's word wins over every computed signal
+            combined = explicit[m["id"]]
         marks.append((m["id"], float(v), "novelty"))
         marks.append((m["id"], float(round(combined, 6)), "combined"))
     if marks:
         store.mark_many(marks)
     scored = [m for m in marks if m[2] == "combined"]
-    return {"scored": len(scored), "role": role, "rescore": rescore,
+    return {"scored": len(scored), "role": role, "rescore": rescore, "flawed": flawed,
             "judged": sum(v is not None for v in judged.values()),
             "mean": float(np.mean([m[1] for m in scored])) if scored else None}
+
+
+def _crowded(vectors: np.ndarray, block: int = 2048) -> np.ndarray:
+    """Whether each reply has CROWD or more near-identical others among those scored together
+    (a template the model falls back on, which novelty rewards the first time)."""
+    n = len(vectors)
+    counts = np.zeros(n, dtype=np.int64)
+    for start in range(0, n, block):
+        sims = vectors[start:start + block] @ vectors.T
+        counts[start:start + block] = (sims >= TWIN).sum(axis=1) - 1
+    return counts >= CROWD
 
 
 def _judge_all(meta: list[dict], role: str, recipe: ResonateRecipe, judge, progress) -> dict:

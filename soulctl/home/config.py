@@ -18,6 +18,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class SamplingConfig(_Strict):
+    """How a role's replies are sampled (soulctl/engine/sampling.py); `chat` flags and API
+    requests override it per turn. The defaults were measured on the embedded model
+    (tests/bench/bench_upkeep.py): greedy decoding looped."""
+
+    temperature: float = Field(0.7, ge=0, le=2)
+    top_p: float = Field(0.9, gt=0, le=1)
+    top_k: int = Field(40, ge=0)
+    min_p: float = Field(0.05, ge=0, lt=1)
+    repeat_penalty: float = Field(1.1, ge=1, le=2)
+    frequency_penalty: float = Field(0.0, ge=-2, le=2)
+    presence_penalty: float = Field(0.0, ge=-2, le=2)
+    seed: int | None = Field(None, ge=0)  # a fixed seed: the same reply to the same prompt
+    max_reply_tokens: int | None = Field(None, ge=1)  # at most memory.reply_tokens (the sector)
+
+
 class Role(_Strict):
     """One model role (soul, majordomo): how to run it and how much context it gets."""
 
@@ -29,6 +45,7 @@ class Role(_Strict):
     kv: str = "f16"
     slots: int = Field(1, ge=1)
     tools: bool = False  # the model calls the soul's tools (a server with tool calling: openai backend)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
 
     @field_validator("kv")
     @classmethod
@@ -120,6 +137,14 @@ roles:
     kv: f16                  # KV cache dtype: f16 | bf16 | q8_0 | q4_0
     slots: 1
     tools: false             # true: the model calls the soul's tools (a server with tool calling)
+    sampling:                # per reply; `chat` flags and API requests override (README: sampling)
+      temperature: 0.7
+      top_p: 0.9
+      top_k: 40
+      min_p: 0.05
+      repeat_penalty: 1.1
+      seed: null             # a number: the same reply to the same prompt
+      max_reply_tokens: null # at most memory.reply_tokens
   # majordomo:               # an optional second model that keeps the notebook
   #   backend: openai
   #   url: http://127.0.0.1:8081/v1

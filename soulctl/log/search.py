@@ -13,6 +13,7 @@ from soulctl.errors import InvalidInput
 from soulctl.log.ingest import decode_lines
 from soulctl.log.packets import Filters, Hit, Packet
 from soulctl.log.store import Store
+from soulctl.prose import norm
 
 SEARCH_MODES = ("hybrid", "semantic", "keyword")
 @dataclass
@@ -31,21 +32,47 @@ def hybrid_depth(k: int) -> int:
 
 
 def search(store: Store, embedder, query: str, k: int = 10, mode: str = "hybrid",
-           filters: Filters | None = None, query_vector: np.ndarray | None = None) -> list[SearchResult]:
+           filters: Filters | None = None, query_vector: np.ndarray | None = None,
+           answers: bool = False) -> list[SearchResult]:
+    """The k best packets for `query`. With `answers`, a packet that merely restates the query
+    (the user asking it before) ranks below every packet that does not: what answers a
+    question comes before the question asked again."""
     if mode not in SEARCH_MODES:
         raise InvalidInput(f"unknown search mode {mode!r}", hint=f"use one of {', '.join(SEARCH_MODES)}")
     if not query.strip():
         raise InvalidInput("empty search query")
     if mode != "keyword" and query_vector is None:
         query_vector = embedder.encode([query])[0]
-    depth = k if mode != "hybrid" else hybrid_depth(k)
+    want = k + ANSWERS_SLACK if answers else k
+    depth = want if mode != "hybrid" else hybrid_depth(want)
     found = store.search(query_vector if mode != "keyword" else None,
-                         query if mode != "semantic" else None, k, filters or Filters(), depth)
-    return [SearchResult(hit, packet) for packet, hit in found]
+                         query if mode != "semantic" else None, want, filters or Filters(), depth)
+    results = [SearchResult(hit, packet) for packet, hit in found]
+    if answers:
+        results.sort(key=lambda r: restates(query, r.packet))  # stable: the plain order otherwise
+    return results[:k]
+
+
+ANSWERS_SLACK = 10  # restatements pushed down make room for this many more
+_STOP = frozenset("a an the i me my you your we our is are was were be been do did does what when where "
+                  "who whom which why how about of in on at to for with and or that this it did say said "
+                  "tell told remember any some have has had".split())
+
+
+def restates(query: str, packet: Packet) -> bool:
+    """A user's packet that asks what the query asks: the same words, or a question holding all
+    of the query's content words."""
+    if packet.role != "user":
+        return False
+    asked, said = norm(query), norm(packet.prose)
+    if asked == said:
+        return True
+    want = set(asked.split()) - _STOP
+    return "?" in packet.prose and bool(want) and want <= set(said.split())
 
 
 def search_many(store: Store, embedder, queries: Iterable[dict], k: int, mode: str,
-                filters: Filters) -> Iterator[tuple[dict, list[SearchResult]]]:
+                filters: Filters, answers: bool = False) -> Iterator[tuple[dict, list[SearchResult]]]:
     """Answer many queries in one process, embedding them in batches."""
     batch: list[dict] = []
 
@@ -54,7 +81,7 @@ def search_many(store: Store, embedder, queries: Iterable[dict], k: int, mode: s
                    else [None] * len(batch))
         for q, vec in zip(batch, vectors):
             f = Filters(**{**filters.__dict__, **({"session": q["session"]} if q.get("session") else {})})
-            yield q, search(store, embedder, q["query"], k, mode, f, query_vector=vec)
+            yield q, search(store, embedder, q["query"], k, mode, f, query_vector=vec, answers=answers)
 
     for q in queries:
         batch.append(q)

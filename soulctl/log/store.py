@@ -128,8 +128,10 @@ class Store(ABC):
         """The newest version of each kind that has one (a backend may cache it)."""
 
     @abstractmethod
-    def memory_add(self, kind: str, text: str, author: str, reason: str | None) -> int:
-        """A new version; returns its number."""
+    def memory_add(self, kind: str, text: str, author: str, reason: str | None,
+                   review: dict | None = None) -> int:
+        """A new version; returns its number. `review`: what a checked rewrite kept, dropped
+        and evicted (memory/review.py), kept with the version."""
 
     # -- the user's own use ----------------------------------------------------------------
     @abstractmethod

@@ -40,12 +40,13 @@ def current_all(soul: Soul) -> dict[str, dict]:
     return latest
 
 
-def write(soul: Soul, kind: str, text: str, author: str, reason: str | None) -> int:
+def write(soul: Soul, kind: str, text: str, author: str, reason: str | None,
+          review: dict | None = None) -> int:
     if kind not in KINDS:
         raise InvalidInput(f"unknown memory {kind!r}")
     if author not in AUTHORS:
         raise InvalidInput(f"unknown author {author!r}", hint=f"authors: {', '.join(AUTHORS)}")
-    return soul.store.memory_add(kind, text, author, reason)
+    return soul.store.memory_add(kind, text, author, reason, review)
 
 
 def fit_sector(soul: Soul, kind: str, text: str, force: bool = False) -> tuple[str, str]:
@@ -85,3 +86,37 @@ def diff(soul: Soul, kind: str, a: int | None, b: int | None) -> str:
     lines = difflib.unified_diff(va["text"].splitlines(keepends=True), vb["text"].splitlines(keepends=True),
                                  fromfile=f"{kind} v{a}", tofile=f"{kind} v{b}")
     return "".join(lines)
+
+
+def revert(soul: Soul, kind: str, number: int | None = None, reason: str | None = None) -> tuple[int, int]:
+    """A new version holding version `number`'s text (default: the one before the latest), by
+    the user: nothing is deleted, the reverted version stays in the history. Returns (new
+    version, the version it restores)."""
+    versions = soul.store.memory_versions(kind)
+    if not versions:
+        raise NotFound(f"the {kind} has no versions to revert", hint="see `soulctl notebook history`")
+    latest = versions[-1]["version"]
+    number = latest - 1 if number is None else number
+    if number == latest:
+        raise InvalidInput(f"{kind} v{number} is already the current version",
+                           hint="name an older one (see `soulctl notebook history`)")
+    if number < 0:
+        raise NotFound(f"no {kind} version {number}", hint="see `soulctl notebook history`")
+    old = version(soul, kind, number)
+    why = f"reverted to v{number}" + (f" ({reason})" if reason else "")
+    return write(soul, kind, old["text"], "user", why), number
+
+
+def review_lines(record: dict) -> list[str]:
+    """What a checked rewrite did, one line each, for `notebook diff` and `history`."""
+    found = record.get("review") or {}
+    if not found:
+        return []
+    lines = [f"kept {found.get('kept', 0)} line(s) of the previous version"]
+    lines += [f"superseded: {s['line']}  →  {s['by']}" for s in found.get("superseded", [])]
+    lines += [f"dropped by the writer, put back: {line}" for line in found.get("dropped", [])]
+    lines += [f"evicted for room (a packet in the log): {line}" for line in found.get("evicted", [])]
+    lines += [f"repeated, removed: {line}" for line in found.get("repeated", [])]
+    if found.get("reasked"):
+        lines.append("asked again: " + ", ".join(found["reasked"]))
+    return lines

@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from soulctl.engine.sampling import Sampling, of_role
 from soulctl.errors import CheckFailed, ConfigError, InvalidInput
 from soulctl.log import NewPacket
 from soulctl.log.packets import env_session, new_id, new_session_id
 from soulctl.memory import notebook as nb
-from soulctl.memory.rewrite import write_within
+from soulctl.memory.review import Review, reask_message, review, settle
+from soulctl.memory.rewrite import REWRITE_SLACK, write_within
+from soulctl.prose import norm
 from soulctl.memory.stream import StopCut, TurnCancelled
 
 if TYPE_CHECKING:
@@ -43,8 +46,8 @@ REWRITE_PROMPT = (
 SELF_PROMPT = (
     "Above is your self-definition: the permanent text you read at the start of every "
     "conversation. Rewrite it in your own words.{guidance} Keep what is essential to who you "
-    "are. Write at most {limit} tokens, addressed to yourself as that text is, plain text only."
-    "\n\nYour self-definition now:\n{current}")
+    "are. Write at most {limit} tokens, addressed to yourself as that text is, plain text only, "
+    "each thing said once.")
 
 
 @dataclass
@@ -66,18 +69,26 @@ class TurnResult:
     completion_tokens: int = 0
     finish_reason: str = "stop"  # stop | length | cancelled
     partial: bool = False  # the reply was cut off (its reader left); logged as such
+    generation: str | None = None  # the generation that answered
+    speaker: str = "soul"  # soul, or majordomo while the soul's weights are released
 
 
 class ChatSession:
     """One conversation of the soul: its engine, embedder and store are the Soul's; the
     majordomo, when soul.yaml names one, keeps the notebook."""
 
-    def __init__(self, soul: Soul, session: str, retrieve_log: bool = True, progress=None):
+    def __init__(self, soul: Soul, session: str, retrieve_log: bool = True, progress=None,
+                 speaker: str = "soul"):
         self.soul, self.session, self.retrieve_log = soul, session, retrieve_log
         self.home, self.store, self.embedder = soul.home, soul.store, soul.embedder
-        self.engine = engine = soul.engine("soul", progress)  # a first run on llama.cpp converts it
-        self.keeper, self.keeper_role = engine, "soul"  # who rewrites the notebook
-        if "majordomo" in self.home.config.roles:
+        # who answers: the soul, or its majordomo while the soul's weights are released for the night
+        self.speaker = speaker
+        self.engine = engine = soul.engine(speaker, progress)  # a first run on llama.cpp converts it
+        spec = self.home.config.roles[speaker]
+        self.sampling = of_role(spec)  # each turn may override it (chat flags, API fields)
+        self.max_reply = spec.sampling.max_reply_tokens
+        self.keeper, self.keeper_role = engine, speaker  # who rewrites the notebook
+        if speaker == "soul" and "majordomo" in self.home.config.roles:
             self.keeper, self.keeper_role = soul.engine("majordomo", progress), "majordomo"
         from soulctl.memory.tools import TOOLS
 
@@ -94,6 +105,7 @@ class ChatSession:
         # the generation actually served (None when a server serves a model we cannot name)
         self.generation = engine.generation
         self.last_prompt: list[dict] = []
+        self.announce = None  # a callable told of memory work as it happens (the REPL's status)
 
     # -- the window, rebuilt from the log ------------------------------------------------
     def _rebuild_window(self) -> list[Turn]:
@@ -103,7 +115,7 @@ class ChatSession:
         for packet in self.store.list(Filters(session=self.session), newest_first=True):
             if packet.role == "system" and (packet.meta or {}).get("kind") == "flush":
                 break
-            if packet.role in ("user", "soul") and not (packet.meta or {}).get("kind"):
+            if packet.role in ("user", "soul", "majordomo") and not (packet.meta or {}).get("kind"):
                 turns.append(Turn("user" if packet.role == "user" else "assistant", packet.prose, packet.id))
         return list(reversed(turns))
 
@@ -136,16 +148,18 @@ class ChatSession:
                 blocks.append(render_hit(hit))
                 cites.append(f"{hit.corpus}:{hit.cite}")
         if budget and self.retrieve_log:
-            from soulctl.log.search import search
+            from soulctl.log.search import restates, search
 
             used = sum(self._count(b) for b in blocks)
-            in_window = {t.packet_id for t in self.window}
+            # what the window already holds costs tokens twice: skipped, by id and by text
+            in_window = {t.packet_id for t in self.window} | {norm(t.content) for t in self.window}
             try:
-                found = search(self.store, self.embedder, query, LOG_HITS, query_vector=vector)
+                found = search(self.store, self.embedder, query, LOG_HITS, query_vector=vector, answers=True)
             except InvalidInput:
                 found = []
             for r in found:
-                if r.packet.id in in_window or r.packet.session == self.session and r.packet.role == "system":
+                if (r.packet.id in in_window or norm(r.packet.prose) in in_window
+                        or (r.packet.meta or {}).get("kind") == "flush" or restates(query, r.packet)):
                     continue
                 text = f"[log {r.packet.ts.date()} {r.packet.role}] {r.packet.prose}\n"
                 cost = self._count(text)
@@ -174,11 +188,12 @@ class ChatSession:
 
     # -- a turn --------------------------------------------------------------------------
     def turn(self, user_text: str, on_token=None, use_tools: tuple = (), max_tokens: int | None = None,
-             temperature: float = 0.0, stop: list[str] | None = None) -> TurnResult:
+             sampling: Sampling | None = None, stop: list[str] | None = None) -> TurnResult:
         """One exchange. With tools (a model that calls them), the soul may call them first —
         `use_tools` names tools it must call, in order, before it decides for itself.
 
         `max_tokens` is capped at the reply sector (the context check reserves that much);
+        `sampling` replaces the role's settings for this turn (`self.sampling.but(...)`);
         `stop` strings end the reply before them; `on_token` gets the reply as it is written
         and may raise TurnCancelled, which ends the turn with the partial reply logged."""
         if not user_text.strip():
@@ -201,7 +216,8 @@ class ChatSession:
             self.pressure()
             flushed = True
         elif need >= self.mem.warn * self.mem.window_tokens:
-            log.warning("window at %d%% of its sector", 100 * need // self.mem.window_tokens)
+            self._say(f"window at {need / self.mem.window_tokens:.0%} of its sector; the notebook is "
+                      f"rewritten and the window flushed at {self.mem.pressure:.0%}")
         messages, prompt_tokens, cites = self.assemble(user_text, vector)
         if prompt_tokens > limit and self.window:
             self.pressure()
@@ -216,23 +232,25 @@ class ChatSession:
             reply, prompt_tokens, user_packet, reply_packet = tool_turn(
                 self, user_text, vector, messages, prompt_tokens, cites, list(use_tools))
             self.window += [Turn("user", user_text, user_packet), Turn("assistant", reply, reply_packet)]
-            return TurnResult(reply, prompt_tokens, flushed, user_packet, reply_packet, cites)
-        budget = min(max_tokens or self.mem.reply_tokens, self.mem.reply_tokens)
-        reply, stopped, cancelled = self._generate(messages, budget, temperature, stop, on_token)
+            return TurnResult(reply, prompt_tokens, flushed, user_packet, reply_packet, cites,
+                              generation=self.generation, speaker=self.speaker)
+        budget = min(max_tokens or self.max_reply or self.mem.reply_tokens, self.mem.reply_tokens)
+        sampling = (sampling or self.sampling).check(self.engine.name)
+        reply, stopped, cancelled = self._generate(messages, budget, sampling, stop, on_token)
         completion = self.engine.count_tokens(reply)
         finish = "cancelled" if cancelled else "stop" if stopped or completion < budget else "length"
         extra = {"partial": True, "cut": cancelled} if cancelled else None
         user_packet, reply_packet = self._log_turn(user_text, vector, reply, prompt_tokens, cites, extra)
         self.window += [Turn("user", user_text, user_packet), Turn("assistant", reply, reply_packet)]
         return TurnResult(reply, prompt_tokens, flushed, user_packet, reply_packet, cites,
-                          completion, finish, bool(cancelled))
+                          completion, finish, bool(cancelled), self.generation, self.speaker)
 
-    def _generate(self, messages: list[dict], max_tokens: int, temperature: float, stop, on_token):
+    def _generate(self, messages: list[dict], max_tokens: int, sampling: Sampling, stop, on_token):
         """The reply: (text, ended at a stop string, why it was cut off or None)."""
         if not on_token and not stop:
-            return self.engine.chat(messages, max_tokens, temperature), False, None
+            return self.engine.chat(messages, max_tokens, sampling), False, None
         cut, cancelled = StopCut(stop), None
-        pieces = self.engine.stream(messages, max_tokens, temperature)
+        pieces = self.engine.stream(messages, max_tokens, sampling)
         try:
             for piece in pieces:
                 if (out := cut.feed(piece)) and on_token:
@@ -282,7 +300,7 @@ class ChatSession:
         corpus = ",".join(mounted(self.home)) or None
         user = NewPacket(prose=user_text, role="user", session=self.session, id=new_id(),
                          generation=self.generation, corpus=corpus)
-        soul = NewPacket(prose=reply or "(no reply)", role="soul", session=self.session,
+        soul = NewPacket(prose=reply or "(no reply)", role=self.speaker, session=self.session,
                          parent=user.id, generation=self.generation, corpus=corpus,
                          meta={"prompt_tokens": prompt_tokens, "context": self.engine.context_length,
                                "retrieved": cites, "backend": self.engine.name, **(extra or {})})
@@ -297,24 +315,38 @@ class ChatSession:
 
     # -- the pressure protocol -----------------------------------------------------------
     def pressure(self) -> int:
-        """Rewrite the notebook from the window, enforce its size, flush, resume."""
-        version, rewrite = self._rewrite_notebook("pressure: window flushed")
+        """Rewrite the notebook from the window (checked), flush, resume."""
+        import time
+
+        started = time.monotonic()
+        self._say(f"window at {self.fill():.0%}: rewriting the notebook from {len(self.window)} turns, "
+                  "then flushing the window…")
+        version, packets, found = self._rewrite_notebook("pressure: window flushed")
         flush = NewPacket(prose=f"window flushed after {len(self.window)} turns; notebook v{version} injected",
                           role="system", session=self.session, generation=self.generation,
                           meta={"kind": "flush", "turns": len(self.window), "notebook_version": version})
-        self._log([rewrite, flush])
+        self._log([*packets, flush])
         self.window = []
+        self._say(f"notebook v{version} ({found.summary()}); window flushed in {time.monotonic() - started:.0f} s")
         return version
+
+    def fill(self) -> float:
+        """How full the window's sector is."""
+        return self.window_tokens() / self.mem.window_tokens
+
+    def _say(self, message: str) -> None:
+        """Memory work, told as it happens: to the REPL's `announce`, else the log."""
+        (self.announce or log.info)(message)
 
     def rewrite_notebook(self, guidance: str | None = None) -> int:
         """The notebook rewritten on request (a tool, an MCP client): as under pressure, from
         the window so far and the guidance given, but the window stays."""
         reason = "rewritten on request" + (f" ({guidance.strip()})" if guidance else "")
-        version, rewrite = self._rewrite_notebook(reason, guidance)
-        self._log([rewrite])
+        version, packets, _ = self._rewrite_notebook(reason, guidance)
+        self._log(packets)
         return version
 
-    def _rewrite_notebook(self, reason: str, guidance: str | None = None) -> tuple[int, NewPacket]:
+    def _rewrite_notebook(self, reason: str, guidance: str | None = None) -> tuple[int, list[NewPacket], Review]:
         self.settle()
         limit = self.mem.notebook_tokens
         memory = nb.current_all(self.soul)
@@ -328,15 +360,15 @@ class ChatSession:
                {"role": "user", "content": prompt.format(
                    limit=limit, notebook=current_notebook, window=self._quote_window(room, keeper))}]
         prompt_tokens = keeper.count_chat_tokens(ask)
-        text, notes, drafts = write_within(keeper, self.engine, ask, limit, "notebook")
-        reason += notes
-        version = nb.write(self.soul, "notebook", text, self.keeper_role, reason)
+        text, notes, drafts, found = self._checked(keeper, ask, limit, "notebook", memory["notebook"]["text"])
+        reason += notes + f"; checked: {found.summary()}"
+        version = nb.write(self.soul, "notebook", text, self.keeper_role, reason, found.as_dict())
         rewrite = NewPacket(prose=text or "(empty notebook)", role=self.keeper_role,
                             session=self.session, generation=self.generation,
                             meta={"kind": "notebook", "version": version, "reason": reason,
                                   "prompt_tokens": prompt_tokens, "context": keeper.context_length,
                                   "backend": keeper.name, **({"drafts": drafts} if drafts else {})})
-        return version, rewrite
+        return version, [rewrite, *self._evictions("notebook", version, found)], found
 
     # -- the soul's rewrite tool for its self-definition ---------------------------------
     def rewrite_self(self, guidance: str | None = None) -> int:
@@ -346,24 +378,54 @@ class ChatSession:
         self.settle()
         limit = self.mem.self_tokens
         current = nb.current(self.soul, "self")["text"]
-        prompt = SELF_PROMPT.format(current=current, limit=limit,
-                                    guidance=f" Keep this in mind: {guidance.strip()}" if guidance else "")
+        prompt = SELF_PROMPT.format(limit=limit, guidance=f" Make it say this, in your words: {guidance.strip()}."
+                                    if guidance else "")
         ask = [{"role": "system", "content": current}, {"role": "user", "content": prompt}]
         room = self.engine.context_length - limit - SELF_MARGIN - self.engine.count_chat_tokens(ask)
         if window := self._quote_window(room):
             ask[1]["content"] += "\n\nThe conversation so far:\n" + window
-        text, notes, drafts = write_within(self.engine, self.engine, ask, limit, "self-definition")
+        text, notes, drafts, found = self._checked(self.engine, ask, limit, "self-definition", current, guidance)
         if not text:
             raise InvalidInput("the soul wrote an empty self-definition; nothing changed",
                                hint="try again, perhaps with --guidance")
-        reason = "rewritten by the soul" + (f" ({guidance.strip()})" if guidance else "") + notes
-        version = nb.write(self.soul, "self", text, "soul", reason)
+        reason = ("rewritten by the soul" + (f" ({guidance.strip()})" if guidance else "") + notes
+                  + f"; checked: {found.summary()}")
+        version = nb.write(self.soul, "self", text, "soul", reason, found.as_dict())
         self._log([NewPacket(prose=text, role="soul", session=self.session, generation=self.generation,
                              meta={"kind": "self", "version": version, "reason": reason,
-                                   **({"drafts": drafts} if drafts else {})})])
+                                   **({"drafts": drafts} if drafts else {})}),
+                   *self._evictions("self", version, found)])
         return version
 
     # -- shared by both rewrites ---------------------------------------------------------
+    def _checked(self, writer, ask: list[dict], limit: int, what: str, previous: str,
+                 guidance: str | None = None) -> tuple[str, str, list[str], Review]:
+        """A proposal from `writer`, checked against the previous version (memory/review.py):
+        re-asked once when it drops lines or repeats itself, then its repeats removed (a
+        self-definition that still repeats is refused) and its dropped lines put back, the
+        oldest evicted only for room."""
+        window = [t.content for t in self.window] + ([guidance] if guidance else [])  # what may supersede
+        text, notes, drafts = write_within(writer, self.engine, ask, limit, what)
+        found = review(previous, text, window, self.embedder)
+        if found.faults():
+            again = ask + [{"role": "assistant", "content": text},
+                           {"role": "user", "content": reask_message(found, limit)}]
+            if writer.count_chat_tokens(again) + limit + REWRITE_SLACK <= writer.context_length:
+                second, more, more_drafts = write_within(writer, self.engine, again, limit, what)
+                checked = review(previous, second, window, self.embedder)
+                why = [f"dropped {len(found.dropped)}"] * bool(found.dropped) + \
+                      ["repeated itself"] * bool(found.repeated or found.echoed)
+                drafts += [text, *more_drafts]
+                if len(checked.dropped) + 2 * len(checked.repeated) <= len(found.dropped) + 2 * len(found.repeated):
+                    text, found, notes = second, checked, notes + more
+                found.reasked = why
+        return settle(text, found, what, previous, limit, self.engine), notes, drafts, found
+
+    def _evictions(self, kind: str, version: int, found: Review) -> list[NewPacket]:
+        """Every line a rewrite evicted for room, as a packet the log's search finds."""
+        return [NewPacket(prose=line, role="system", session=self.session, generation=self.generation,
+                          meta={"kind": "evicted", "from": kind, "version": version}) for line in found.evicted]
+
     def _quote_window(self, room: int, counter=None) -> str:
         """As much of the window as `room` tokens (of `counter`'s tokenizer, by default the
         soul's) hold, newest turns first."""

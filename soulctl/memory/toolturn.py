@@ -49,7 +49,7 @@ def tool_turn(chat, user_text: str, vector: np.ndarray, messages: list[dict], pr
         if room < mem.reply_tokens:
             break
         content, calls = engine.chat_tools(messages, offered, min(max(mem.reply_tokens, CALL_TOKENS), room),
-                                           tool_choice=choice)
+                                           sampling=chat.sampling, tool_choice=choice)
         if not calls:
             reply = content
             break
@@ -70,7 +70,7 @@ def tool_turn(chat, user_text: str, vector: np.ndarray, messages: list[dict], pr
         log.warning("the soul called tools %d rounds in a row: answering now", MAX_TOOL_ROUNDS)
     prompt_tokens = engine.count_chat_tokens(messages)
     if reply is None:
-        reply = engine.chat(messages, mem.reply_tokens)
+        reply = engine.chat(messages, mem.reply_tokens, chat.sampling)
     chat.last_prompt = messages
     soul = NewPacket(prose=reply or "(no reply)", role="soul", session=chat.session, parent=user.id,
                      generation=chat.generation, corpus=corpus,

@@ -37,9 +37,11 @@ async def chat_completions(request: Request):
                 model=served.soul_id)
 
     def turn(on_token=None):
-        chat = served.sessions.get(session)
+        chat = served.chat_for(session)  # on the engine's worker: the generation served now
+        headers.update(answered_headers(chat))
+        base["model"] = chat.generation or served.soul_id
         return chat.turn(args["text"], on_token=on_token, max_tokens=args["max_tokens"],
-                         temperature=args["temperature"], stop=args["stop"])
+                         sampling=chat.sampling.but(**args["sampling"]), stop=args["stop"])
 
     if args["stream"]:
         return await stream_turn(served.slot, turn, headers, Chunks(base, session, args["include_usage"]))
@@ -54,6 +56,15 @@ async def chat_completions(request: Request):
         "choices": [{"index": 0, "message": {"role": "assistant", "content": result.reply},
                      "finish_reason": finish(result)}],
         "usage": usage(result), "soul": soul_fields(session, result)}, headers=headers)
+
+
+GENERATION_HEADER = "X-Soul-Generation"
+SPEAKER_HEADER = "X-Soul-Answered-By"
+
+
+def answered_headers(chat) -> dict:
+    """Who answers this turn: the generation, and soul or majordomo."""
+    return {GENERATION_HEADER: chat.generation or chat.speaker, SPEAKER_HEADER: chat.speaker}
 
 
 class Chunks:
@@ -110,12 +121,34 @@ def chat_args(body: dict, soul_names: set[str]) -> dict:
         raise BadRequest("'stop' must be a string or a list of at most 4 non-empty strings", "stop")
     name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
     limit = field(body, name, int, check=lambda v: v >= 1, why="a positive integer")
-    temperature = field(body, "temperature", (int, float), 0.0, lambda v: 0 <= v <= 2, "a number from 0 to 2")
     stream = field(body, "stream", bool, False, why="true or false")
     options = field(body, "stream_options", dict, {}, why="an object")
     include_usage = field(options, "include_usage", bool, False, why="true or false")
-    return dict(text=text.strip(), stop=stop, max_tokens=limit, temperature=float(temperature),
+    return dict(text=text.strip(), stop=stop, max_tokens=limit, sampling=sampling_args(body),
                 stream=stream, include_usage=include_usage)
+
+
+# A request's sampling fields over the role's settings (soul.yaml): OpenAI's names, and
+# llama.cpp's server's extensions; a backend without one refuses it by name.
+SAMPLING_FIELDS = {
+    "temperature": ((int, float), lambda v: 0 <= v <= 2, "a number from 0 to 2"),
+    "top_p": ((int, float), lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "frequency_penalty": ((int, float), lambda v: -2 <= v <= 2, "a number from -2 to 2"),
+    "presence_penalty": ((int, float), lambda v: -2 <= v <= 2, "a number from -2 to 2"),
+    "seed": (int, lambda v: v >= 0, "a non-negative integer"),
+    "top_k": (int, lambda v: v >= 0, "a non-negative integer"),
+    "min_p": ((int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "repeat_penalty": ((int, float), lambda v: 1 <= v <= 2, "a number from 1 to 2"),
+}
+
+
+def sampling_args(body: dict) -> dict:
+    out = {}
+    for name, (kind, check, why) in SAMPLING_FIELDS.items():
+        value = field(body, name, kind, check=check, why=why)
+        if value is not None:
+            out[name] = value if name in ("seed", "top_k") else float(value)
+    return out
 
 
 def finish(result) -> str:
@@ -129,4 +162,5 @@ def usage(result) -> dict:
 
 def soul_fields(session: str, result) -> dict:
     return {"session": session, "user_id": result.user_id, "reply_id": result.reply_id,
-            "retrieved": result.retrieved, "flushed": result.flushed}
+            "retrieved": result.retrieved, "flushed": result.flushed, "generation": result.generation,
+            "answered_by": result.speaker}

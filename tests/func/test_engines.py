@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import socket
 import subprocess
 import sys
@@ -17,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import BASE_ENV, refused, soulctl
+from terminal import Terminal
 
 PROMPT = [{"role": "system", "content": "You are a helpful assistant."},
           {"role": "user", "content": "What is a river?"}]
@@ -181,63 +180,42 @@ def test_backend_errors_name_the_fix(home, tmp_path):
 def test_repl_streams_and_takes_slash_commands(home):
     """The conversation on a real terminal (a pty): streamed replies and slash commands; a
     slash command's mistake does not end the conversation."""
-    master, slave = pty.openpty()
     standin = Path(__file__).resolve().parent / "standin"  # a stand-in `claude` for /hands
-    env = {**BASE_ENV, "TERM": "dumb", "PATH": f"{standin}{os.pathsep}{BASE_ENV.get('PATH', '')}"}
-    proc = subprocess.Popen([sys.executable, "-m", "soulctl", "chat", "--session", "tty", "--home", str(home)],
-                            stdin=slave, stdout=slave, stderr=slave, env=env, cwd=home, close_fds=True)
-    os.close(slave)
-    seen, pos = b"", 0
-
-    def read_until(marker: bytes, timeout: float = 180) -> None:
-        """Read the terminal until `marker` appears after the previous match."""
-        nonlocal seen, pos
-        deadline = time.time() + timeout
-        while seen.find(marker, pos) < 0:
-            ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.time()))
-            if not ready:
-                raise AssertionError(f"no {marker!r} in {seen[-2000:]!r}")
-            try:
-                seen += os.read(master, 4096)
-            except OSError:
-                raise AssertionError(f"terminal closed before {marker!r}: {seen[-2000:]!r}")
-        pos = seen.find(marker, pos) + len(marker)
-
+    data = yaml.safe_load((home / "soul.yaml").read_text())
+    data["memory"]["self_tokens"] = 128  # a short self-definition to rewrite
+    (home / "soul.yaml").write_text(yaml.safe_dump(data))
+    term = Terminal("chat", "--session", "tty", "--home", home, cwd=home,
+                    env={"PATH": f"{standin}{os.pathsep}{BASE_ENV.get('PATH', '')}"})
     try:
-        read_until(b"you> ")
-        os.write(master, b"What is a river?\n")
-        read_until(b"soul> ")
-        read_until(b"you> ")
-        reply = seen.split(b"soul> ")[-1].split(b"you> ")[0].decode().strip()
-        assert reply, seen
-        os.write(master, b"/resonate 0.9\n")
-        read_until(b"marked the last reply at 0.9")
+        term.expect(b"you> ")
+        term.send(b"What is a river?\n")
+        reply = term.reply()
+        assert reply, term.seen
+        term.send(b"/resonate 0.9\n")
+        term.expect(b"marked the last reply at 0.9")
         # mistakes print their one line and the conversation goes on
-        os.write(master, b"/mount nosuch\n")
-        read_until(b"error: ")
-        read_until(b"nosuch")
-        os.write(master, b"/resonate abc\n")
-        read_until(b"error: /resonate takes a score in [0, 1], not 'abc'")
-        os.write(master, b"/bogus\n")
-        read_until(b"error: unknown command /bogus")
-        os.write(master, b"Name one river.\n")
-        read_until(b"soul> ")
-        read_until(b"you> ")
-        assert seen.split(b"soul> ")[-1].split(b"you> ")[0].strip(), seen
-        os.write(master, b"/notebook\n")
-        read_until(b"(empty)")
-        os.write(master, b"/flush\n")
-        read_until(b"window flushed")
-        os.write(master, b"/self You are patient.\n")
-        read_until(b"written by the soul")
-        os.write(master, b"/hands Write HANDS.md\n")
-        read_until(b"Done: wrote HANDS.md for packet")
-        read_until(b"you> ")
-        os.write(master, b"/quit\n")
-        assert proc.wait(timeout=60) == 0
+        term.send(b"/mount nosuch\n")
+        term.expect(b"error: ")
+        term.expect(b"nosuch")
+        term.send(b"/resonate abc\n")
+        term.expect(b"error: /resonate takes a score in [0, 1], not 'abc'")
+        term.send(b"/bogus\n")
+        term.expect(b"error: unknown command /bogus")
+        term.send(b"Name one river.\n")
+        assert term.reply(), term.seen
+        term.send(b"/notebook\n")
+        term.expect(b"(empty)")
+        term.send(b"/flush\n")
+        term.expect(b"window flushed")
+        term.send(b"/self You are patient.\n")
+        term.expect(b"written by the soul")
+        term.send(b"/hands Write HANDS.md\n")
+        term.expect(b"Done: wrote HANDS.md for packet")
+        term.expect(b"you> ")
+        term.send(b"/quit\n")
+        assert term.close() == 0
     finally:
-        proc.kill()
-        os.close(master)
+        term.close()
     rows = soulctl("log", "ls", "--session", "tty", "--json", "--home", home).json_lines()
     kinds = [(r["role"], (r["meta"] or {}).get("kind")) for r in reversed(rows)]
     assert kinds[:2] == [("user", None), ("soul", None)]

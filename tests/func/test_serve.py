@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -23,58 +21,9 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
 from tests.conftest import BASE_ENV, REPO, copy_home, refused, soulctl
+from tests.func.serving import Served, error_of, http
 
 TOKEN = "0123456789abcdef0123456789abcdef"
-
-
-class Served:
-    """`soulctl serve` in a subprocess on a free port, up once it prints its address."""
-
-    def __init__(self, home: Path, *args: str, log: Path):
-        self.log = log
-        self.proc = subprocess.Popen([sys.executable, "-m", "soulctl", "serve", "--home", str(home), "--port", "0",
-                                      *args], stdout=subprocess.PIPE, stderr=open(log, "w"), env=BASE_ENV,
-                                     cwd=REPO, text=True)
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            if found := re.search(r"at http://127\.0\.0\.1:(\d+)/v1", log.read_text()):
-                self.port = int(found.group(1))
-                self.url = f"http://127.0.0.1:{self.port}"
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        self.proc.kill()
-        pytest.fail(f"serve did not start: {log.read_text()[-2000:]}")
-
-    def stop(self, sig=signal.SIGTERM, timeout: float = 120) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
-
-
-def http(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-         read_timeout: float = 120) -> tuple[int, dict, bytes]:
-    """One raw HTTP/1.1 exchange: (status, headers, body)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)
-    head = {"Host": f"127.0.0.1:{port}", "Connection": "close", **(headers or {})}
-    if body is not None and "Content-Length" not in head and "Transfer-Encoding" not in head:
-        head["Content-Length"] = str(len(body))
-    sock.sendall((f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head.items())
-                  + "\r\n").encode() + (body or b""))
-    raw = b""
-    while chunk := sock.recv(65536):
-        raw += chunk
-    sock.close()
-    top, _, rest = raw.partition(b"\r\n\r\n")
-    lines = top.decode().split("\r\n")
-    status = int(lines[0].split()[1])
-    got = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    return status, got, rest
-
-
-def error_of(status_body) -> dict:
-    return json.loads(status_body[2])["error"]
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +78,12 @@ def test_openai_client_turn_is_a_chat_turn(server, served_home):
     again = client.chat.completions.create(model="soul", user="served-1", max_tokens=8,
                                            messages=[{"role": "user", "content": "And again?"}])
     assert again.usage.prompt_tokens > reply.usage.prompt_tokens
+    # sampling from the request over soul.yaml's: OpenAI's fields, and llama.cpp's extensions
+    sampled = client.chat.completions.create(
+        model="soul", user="served-2", max_tokens=8, temperature=1.1, top_p=0.8, seed=3,
+        frequency_penalty=0.2, presence_penalty=0.1, extra_body={"top_k": 20, "min_p": 0.1, "repeat_penalty": 1.2},
+        messages=[{"role": "user", "content": "Name a bird."}])
+    assert sampled.choices[0].message.content
     assert len(packets(served_home, "served-1")) == 4
 
 
@@ -191,6 +146,9 @@ def test_errors_in_openai_shape(server):
     assert bad[0] == 400 and "not valid JSON" in error_of(bad)["message"]
     for body, param in ((b'{"messages": []}', "messages"),
                         (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}', "temperature"),
+                        (b'{"messages": [{"role": "user", "content": "hi"}], "top_p": 5}', "top_p"),
+                        (b'{"messages": [{"role": "user", "content": "hi"}], "seed": -1}', "seed"),
+                        (b'{"messages": [{"role": "user", "content": "hi"}], "presence_penalty": 3}', "presence_penalty"),
                         (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}', "max_tokens"),
                         (b'{"messages": [{"role": "user", "content": "hi"}], "n": 2}', "n"),
                         (b'{"messages": [{"role": "user", "content": "hi"}], "stop": [1]}', "stop"),

@@ -28,10 +28,14 @@ class Buffer:
     def plan(self, cycle: Cycle) -> dict:
         from soulctl.evolve.buffer import learned_ids
 
+        from soulctl.evolve.buffer import census, census_line
+
         recipe = cycle.soul.recipe("resonate")
+        counts = census(cycle.soul.home, cycle.soul.store, recipe.threshold, include_learned=cycle.include_learned)
         return {"threshold": recipe.threshold, "min_examples": recipe.min_examples,
                 "rehearsal": recipe.rehearsal,
-                "learned_moments": 0 if cycle.include_learned else len(learned_ids(cycle.soul.home))}
+                "learned_moments": 0 if cycle.include_learned else len(learned_ids(cycle.soul.home)),
+                "census": counts, "moments": census_line(counts)}
 
     def run(self, cycle: Cycle) -> dict:
         from soulctl.evolve.buffer import NothingNew, build_buffer

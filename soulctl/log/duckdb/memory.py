@@ -4,6 +4,7 @@ that every memory write (from any process) renews."""
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import uuid
 from typing import Sequence
@@ -18,10 +19,13 @@ class MemoryVersions:
         with self._read() as con:
             if con is None or "0005_memory_versions" in self._pending(con):
                 return []
-            rows = con.execute("SELECT version, ts, author, reason, text FROM memory_versions "
-                               "WHERE kind = ? ORDER BY version", [kind]).fetchall()
-        return [{"kind": kind, "version": r[0], "ts": r[1].replace(tzinfo=_dt.timezone.utc).isoformat(),
-                 "author": r[2], "reason": r[3], "text": r[4]} for r in rows]
+            rows = con.execute(f"SELECT version, ts, author, reason, text, {self._review(con)} "
+                               "FROM memory_versions WHERE kind = ? ORDER BY version", [kind]).fetchall()
+        return [_version(kind, *r) for r in rows]
+
+    def _review(self, con) -> str:
+        """The review column, or NULL in a read-only home an older soulctl wrote."""
+        return "NULL" if "0006_memory_review" in self._pending(con) else "review"
 
     def memory_latest(self, kinds: Sequence[str]) -> dict[str, dict]:
         """The newest version of each kind that has one, in one read; cached until the memory
@@ -35,23 +39,24 @@ class MemoryVersions:
                 return {}
             stamp = self._memory_stamp(create=True)
             rows = con.execute(
-                "SELECT kind, version, ts, author, reason, text FROM memory_versions "
+                f"SELECT kind, version, ts, author, reason, text, {self._review(con)} FROM memory_versions "
                 "WHERE kind IN (SELECT unnest(?)) QUALIFY row_number() OVER "
                 "(PARTITION BY kind ORDER BY version DESC) = 1", [list(kinds)]).fetchall()
-        latest = {r[0]: {"kind": r[0], "version": r[1], "ts": r[2].replace(tzinfo=_dt.timezone.utc).isoformat(),
-                         "author": r[3], "reason": r[4], "text": r[5]} for r in rows}
+        latest = {r[0]: _version(*r) for r in rows}
         self._memory_cache = ((stamp, key), latest) if stamp is not None else None
         return {kind: dict(v) for kind, v in latest.items()}
 
-    def memory_add(self, kind: str, text: str, author: str, reason: str | None) -> int:
+    def memory_add(self, kind: str, text: str, author: str, reason: str | None,
+                   review: dict | None = None) -> int:
         with self._write() as con:
             # renewed first, under the exclusive lock: a failed insert then costs other
             # processes one extra read, where a stamp left old would leave them stale
             self._restamp_memory()
             version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM memory_versions "
                                   "WHERE kind = ?", [kind]).fetchone()[0]
-            con.execute("INSERT INTO memory_versions VALUES (?, ?, ?, ?, ?, ?)",
-                        [kind, version, utcnow().replace(tzinfo=None), author, reason, text])
+            con.execute("INSERT INTO memory_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [kind, version, utcnow().replace(tzinfo=None), author, reason, text,
+                         json.dumps(review) if review else None])
         return int(version)
 
     def _memory_stamp(self, create: bool = False) -> str | None:
@@ -80,3 +85,9 @@ class MemoryVersions:
         tmp.write_text(uuid.uuid4().hex)
         os.replace(tmp, self.stamp_path)
         self._memory_cache = None
+
+
+def _version(kind, version, ts, author, reason, text, review) -> dict:
+    return {"kind": kind, "version": int(version), "ts": ts.replace(tzinfo=_dt.timezone.utc).isoformat(),
+            "author": author, "reason": reason, "text": text,
+            "review": json.loads(review) if isinstance(review, str) else review}

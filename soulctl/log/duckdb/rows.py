@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from soulctl.log.packets import Filters, Packet
+from soulctl.log.duckdb.schema import MARK_RANK
 from soulctl.log.rows import COLUMNS, SELECT, naive_utc, packet_from_row
 
 
@@ -56,7 +57,7 @@ def fetch_by_seq(con, seqs: list[int]) -> dict[int, Packet]:
     if not rows:
         return {}
     marks = dict(con.execute(
-        "SELECT packet_id, (arg_max(score, ts), arg_max(source, ts)) FROM resonance_marks "
+        f"SELECT packet_id, (arg_max(score, {MARK_RANK}), arg_max(source, {MARK_RANK})) FROM resonance_marks "
         "WHERE source IN ('mark', 'combined', 'import') AND packet_id IN (SELECT unnest(?)) "
         "GROUP BY packet_id", [[r[0] for r in rows]]).fetchall())
     at = COLUMNS.index("resonance")

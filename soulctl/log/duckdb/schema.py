@@ -45,6 +45,11 @@ LOG_VIEW = """
                FROM resonance_marks WHERE source IN ('mark', 'combined', 'import')
                GROUP BY packet_id) m ON m.packet_id = p.id;
 """
+# an explicit mark wins over any computed score, whenever either was made; among the same
+# kind, the newest
+MARK_RANK = "((source = 'mark')::INTEGER, ts)"
+MARKS_WIN_VIEW = LOG_VIEW.replace("arg_max(score, ts)", f"arg_max(score, {MARK_RANK})").replace(
+    "arg_max(source, ts)", f"arg_max(source, {MARK_RANK})")
 
 MIGRATIONS: list[tuple[str, Callable[[int], str]]] = [
     ("0001_packets", lambda dim: packets_table(dim) + """
@@ -80,6 +85,9 @@ MIGRATIONS: list[tuple[str, Callable[[int], str]]] = [
             PRIMARY KEY (kind, version)
         );
     """),
+    # a checked rewrite's review: what it kept, superseded, restored, evicted (memory/review.py)
+    ("0006_memory_review", lambda dim: "ALTER TABLE memory_versions ADD COLUMN review VARCHAR;"),
+    ("0007_marks_win", lambda dim: MARKS_WIN_VIEW),
 ]
 
 

@@ -55,12 +55,31 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
     def _read(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
         if self.path.with_name(self.path.name + ".wal").exists():
             self._recover()
+        if not self._migrated and self._upgrade():
+            self._migrated = True
         with store_lock(self.lock_path, exclusive=False):
             if not self.path.exists():
                 yield None
                 return
             with attached(self.path, read_only=True) as con:
                 yield con
+
+    def _upgrade(self) -> bool:
+        """A log written by an older soulctl gets this one's migrations before its first read
+        (where the home can be written; a read-only one is read as it is). True when the
+        schema is current."""
+        if not self.path.exists():
+            return False
+        with store_lock(self.lock_path, exclusive=False):
+            with attached(self.path, read_only=True) as con:
+                stale = schema.pending(con)
+        if not stale or "0001_packets" in stale:
+            return not stale
+        try:
+            with self._write():
+                return True
+        except CannotWrite:
+            return False
 
     def _recover(self) -> None:
         """A writer was killed: replay its write-ahead log once, so readers see whole packets.

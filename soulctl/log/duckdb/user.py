@@ -128,8 +128,8 @@ class UserQueries:
         with self._read() as con:
             if con is None or "0005_memory_versions" in self._pending(con):
                 return []
-            return con.execute("SELECT kind, version, ts, author, reason, text FROM memory_versions "
-                               "ORDER BY kind, version").fetchall()
+            return con.execute(f"SELECT kind, version, ts, author, reason, text, {self._review(con)} "
+                               "FROM memory_versions ORDER BY kind, version").fetchall()
 
     def load_raw(self, rows: list[dict], vectors: np.ndarray, marks: list[tuple] | None = None,
                  memory: list[tuple] | None = None) -> None:
@@ -155,8 +155,8 @@ class UserQueries:
                     self._restamp_memory()
                     con.execute("DELETE FROM memory_versions")
                     if memory:
-                        con.executemany("INSERT INTO memory_versions VALUES (?, ?, ?, ?, ?, ?)",
-                                        [list(m) for m in memory])
+                        con.executemany("INSERT INTO memory_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                        [_raw_memory_row(m) for m in memory])
                 con.execute("COMMIT")
             except _duckdb.ConstraintException:
                 rollback(con)
@@ -210,3 +210,14 @@ def check_read_only(query: str) -> None:
     if len(statements) > 1:
         raise InvalidInput(f"log sql runs one statement at a time; got {len(statements)}",
                            hint="run each statement on its own")
+
+
+def _raw_memory_row(row) -> list:
+    """A memory version as another store (or an older soulctl) gave it: the review as JSON
+    text, absent before reviews were kept."""
+    import json
+
+    row = list(row) + [None] * (7 - len(row))
+    if row[6] is not None and not isinstance(row[6], str):
+        row[6] = json.dumps(row[6])
+    return row

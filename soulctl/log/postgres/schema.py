@@ -19,6 +19,10 @@ LOG_VIEW = """
                        ORDER BY r.ts DESC, r.n DESC LIMIT 1) m ON true;
 """
 
+# an explicit mark wins over any computed score, whenever either was made
+MARKS_WIN_VIEW = "CREATE OR REPLACE" + LOG_VIEW.removeprefix("\n    CREATE").replace(
+    "ORDER BY r.ts DESC", "ORDER BY r.source = 'mark' DESC, r.ts DESC")
+
 HNSW = ("CREATE INDEX IF NOT EXISTS packets_hnsw ON packets USING hnsw (embedding vector_cosine_ops) "
         "WITH (m = 16, ef_construction = 64)")
 
@@ -91,6 +95,8 @@ MIGRATIONS: list[tuple[str, Callable[[int], str]]] = [
           END IF;
         END $$;
     """),
+    ("0007_memory_review", lambda dim: "ALTER TABLE memory_versions ADD COLUMN review jsonb;"),
+    ("0008_marks_win", lambda dim: MARKS_WIN_VIEW),
 ]
 
 

@@ -100,6 +100,9 @@ class PostgresStore(UserQueries, Store):
             return True
         con = self.con()
         pending = schema.pending(con)
+        if pending and "0001_packets" not in pending:  # an older soulctl's log: upgraded in place
+            schema.apply(con, 0)  # only the first migration needs the dimension
+            pending = schema.pending(con)
         self._ready = not pending
         return self._ready
 

@@ -141,25 +141,29 @@ class UserQueries:
         if not self._has_tables():
             return []
         return [_version(kind, *r) for r in self._fetch(
-            "SELECT version, ts, author, reason, text FROM memory_versions WHERE kind = %s ORDER BY version",
+            "SELECT version, ts, author, reason, text, review FROM memory_versions WHERE kind = %s ORDER BY version",
             [kind])]
 
     def memory_latest(self, kinds) -> dict[str, dict]:
         if not self._has_tables():
             return {}
-        rows = self._fetch("SELECT DISTINCT ON (kind) kind, version, ts, author, reason, text FROM memory_versions "
+        rows = self._fetch("SELECT DISTINCT ON (kind) kind, version, ts, author, reason, text, review FROM memory_versions "
                            "WHERE kind = ANY(%s) ORDER BY kind, version DESC", [list(kinds)])
         return {r[0]: _version(*r) for r in rows}
 
-    def memory_add(self, kind: str, text: str, author: str, reason: str | None) -> int:
+    def memory_add(self, kind: str, text: str, author: str, reason: str | None,
+                   review: dict | None = None) -> int:
+        from psycopg.types.json import Jsonb
+
         self._migrate(None)
         con = self.con()
         with con.transaction():
             con.execute("SELECT pg_advisory_xact_lock(hashtext('soulctl_memory'))")
             version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM memory_versions WHERE kind = %s",
                                   [kind]).fetchone()[0]
-            con.execute("INSERT INTO memory_versions VALUES (%s, %s, %s, %s, %s, %s)",
-                        [kind, version, utcnow().replace(tzinfo=None), author, reason, text])
+            con.execute("INSERT INTO memory_versions VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                        [kind, version, utcnow().replace(tzinfo=None), author, reason, text,
+                         Jsonb(review) if review else None])
         return int(version)
 
     # -- raw rows, for `store migrate` ----------------------------------------------------
@@ -182,7 +186,8 @@ class UserQueries:
     def raw_memory(self) -> list[tuple]:
         if not self._has_tables():
             return []
-        return self._fetch("SELECT kind, version, ts, author, reason, text FROM memory_versions ORDER BY kind, version")
+        return self._fetch("SELECT kind, version, ts, author, reason, text, review FROM memory_versions "
+                           "ORDER BY kind, version")
 
     def load_raw(self, rows: list[dict], vectors: np.ndarray, marks: list[tuple] | None = None,
                  memory: list[tuple] | None = None) -> None:
@@ -206,7 +211,8 @@ class UserQueries:
             if memory is not None:
                 con.execute("DELETE FROM memory_versions")
                 with con.cursor() as cur:
-                    cur.executemany("INSERT INTO memory_versions VALUES (%s, %s, %s, %s, %s, %s)", memory)
+                    cur.executemany("INSERT INTO memory_versions VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                                    [_raw_memory_row(m) for m in memory])
 
     def info(self) -> dict:
         if not self._has_tables():
@@ -273,6 +279,17 @@ def _json_text(value):
     return json.dumps(value, ensure_ascii=False) if value is not None and not isinstance(value, str) else value
 
 
-def _version(kind, version, ts, author, reason, text) -> dict:
+def _version(kind, version, ts, author, reason, text, review=None) -> dict:
     return {"kind": kind, "version": int(version), "ts": ts.replace(tzinfo=_dt.timezone.utc).isoformat(),
-            "author": author, "reason": reason, "text": text}
+            "author": author, "reason": reason, "text": text, "review": review}
+
+
+def _raw_memory_row(row) -> tuple:
+    """A memory version as another store gave it: the review as jsonb (JSON text from DuckDB)."""
+    import json
+
+    from psycopg.types.json import Jsonb
+
+    row = list(row) + [None] * (7 - len(row))
+    review = json.loads(row[6]) if isinstance(row[6], str) else row[6]
+    return (*row[:6], Jsonb(review) if review else None)
