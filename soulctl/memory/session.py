@@ -71,6 +71,8 @@ class TurnResult:
     partial: bool = False  # the reply was cut off (its reader left); logged as such
     generation: str | None = None  # the generation that answered
     speaker: str = "soul"  # soul, or majordomo while the soul's weights are released
+    instructions: dict | None = None  # what a client's instructions became (serve: soul.instructions)
+    tools: dict | None = None  # what became of a client's tools (serve: soul.tools)
 
 
 class ChatSession:
@@ -106,6 +108,7 @@ class ChatSession:
         self.generation = engine.generation
         self.last_prompt: list[dict] = []
         self.announce = None  # a callable told of memory work as it happens (the REPL's status)
+        self.instructions: str | None = None  # a client's, for one turn (instruct)
 
     # -- the window, rebuilt from the log ------------------------------------------------
     def _rebuild_window(self) -> list[Turn]:
@@ -124,6 +127,8 @@ class ChatSession:
         memory = nb.current_all(self.soul)
         self_text, notebook = memory["self"]["text"], memory["notebook"]["text"]
         parts = [self_text, "# Notebook\n" + (notebook or "(empty)")]
+        if self.instructions:
+            parts.append("# The client's instructions\n" + self.instructions)
         if retrieved:
             parts.append("# Retrieved\n" + retrieved)
         return "\n\n".join(parts)
@@ -139,7 +144,7 @@ class ChatSession:
     def _retrieved(self, query: str, vector: np.ndarray | None = None) -> tuple[str, list[str]]:
         from soulctl.corpus.mounts import mounted, render_hit, retrieve
 
-        budget = self.mem.retrieved_tokens
+        budget = self.mem.retrieved_tokens - (self._count(self.instructions) if self.instructions else 0)
         blocks, cites = [], []
         if budget and mounted(self.home):
             hits = retrieve(self.home, query, self.embedder, budget // 2 if self.retrieve_log else budget,
@@ -176,6 +181,23 @@ class ChatSession:
                 self._counts.clear()
             n = self._counts[text] = self.engine.count_tokens(text)
         return n
+
+    def instruct(self, text: str | None) -> dict | None:
+        """A client's instructions (a system message, `instructions`) for the next turn: placed
+        after the notebook under "# The client's instructions", never in place of the
+        self-definition, within half the retrieved sector (trimmed, with a note, when over);
+        what was used, for the response to say."""
+        from soulctl.memory.rewrite import trim_to_tokens
+
+        self.instructions = None
+        if not text or not text.strip():
+            return None
+        limit = self.mem.retrieved_tokens // 2
+        size = self.engine.count_tokens(text.strip())
+        kept = text.strip() if size <= limit else trim_to_tokens(self.engine, text.strip(), limit)
+        self.instructions = kept or None
+        return {"placed": "after the notebook" if kept else "nowhere: memory.retrieved_tokens is 0",
+                "tokens": self._count(kept) if kept else 0, "trimmed_from": size if size > limit else None}
 
     def assemble(self, user_text: str, vector: np.ndarray | None = None) -> tuple[list[dict], int, list[str]]:
         """The request: sectors in order, and its token count with the serving model's own

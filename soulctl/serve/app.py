@@ -18,7 +18,7 @@ def create_app(soul: Soul, options: ServeOptions):
     from fastapi import FastAPI
     from starlette.exceptions import HTTPException
 
-    from soulctl.serve import chat, embeddings, models
+    from soulctl.serve import chat, embeddings, models, responses
     from soulctl.serve.errors import error_response
     from soulctl.serve.gate import Gate
 
@@ -55,7 +55,7 @@ def create_app(soul: Soul, options: ServeOptions):
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         return error_response(exc.status_code, str(exc.detail), kind, headers=getattr(exc, "headers", None))
 
-    for surface in (chat, embeddings, models):
+    for surface in (chat, embeddings, models, responses):
         app.include_router(surface.router)
     if mcp_server is not None:
         from soulctl.serve.mcp import http_routes
@@ -68,7 +68,7 @@ def create_app(soul: Soul, options: ServeOptions):
                            allow_headers=["Authorization", "Content-Type", SESSION_HEADER, "Mcp-Session-Id",
                                           "Mcp-Protocol-Version"],
                            expose_headers=[SESSION_HEADER, "Mcp-Session-Id"])
-    gate = Gate(app, options.token, options.max_body)
+    gate = Gate(app, options.token, options.max_body, access=options.say)
     gate.served = served  # for the server's signal handlers
     return gate
 

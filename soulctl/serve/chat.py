@@ -1,9 +1,11 @@
 """POST /v1/chat/completions: one Memory OS turn.
 
 The last user message of the request is the turn; the soul's self-definition, notebook,
-retrieved memory and window come from its memory, not from the request (its system and
-earlier messages are accepted and not used — the window is the session's own, rebuilt from
-the log). The session is the request's `user`, else an `X-Soul-Session` header, else a new
+retrieved memory and window come from its memory, not from the request (earlier user and
+assistant messages are accepted and not used — the window is the session's own, rebuilt from
+the log). System (and developer) messages are the client's instructions: placed after the
+notebook, within half the retrieved sector, and the response's `soul.instructions` says what
+was used. The session is the request's `user`, else an `X-Soul-Session` header, else a new
 one; the response names it in `X-Soul-Session`. Turns are logged exactly as `soulctl chat`
 logs them.
 """
@@ -40,8 +42,12 @@ async def chat_completions(request: Request):
         chat = served.chat_for(session)  # on the engine's worker: the generation served now
         headers.update(answered_headers(chat))
         base["model"] = chat.generation or served.soul_id
-        return chat.turn(args["text"], on_token=on_token, max_tokens=args["max_tokens"],
-                         sampling=chat.sampling.but(**args["sampling"]), stop=args["stop"])
+        used = chat.instruct(args["instructions"])
+        result = chat.turn(args["text"], on_token=on_token, max_tokens=args["max_tokens"],
+                           sampling=chat.sampling.but(**args["sampling"]), stop=args["stop"])
+        result.instructions = used
+        result.tools = tools_note(body.get("tools") or [], chat)
+        return result
 
     if args["stream"]:
         return await stream_turn(served.slot, turn, headers, Chunks(base, session, args["include_usage"]))
@@ -101,18 +107,23 @@ def chat_args(body: dict, soul_names: set[str]) -> dict:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise BadRequest("'messages' must be a non-empty list", "messages")
-    text = None
+    text, instructions = None, []
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise BadRequest(f"'messages[{i}]' must be an object with a 'role'", f"messages[{i}]")
         if message["role"] == "user":
             text = text_of(message.get("content"), f"messages[{i}].content")
+        elif message["role"] in ("system", "developer"):
+            instructions.append(text_of(message.get("content"), f"messages[{i}].content"))
     if text is None or not text.strip():
         raise BadRequest("'messages' holds no user message with text: the last one is the turn", "messages")
     if field(body, "n", int, 1, why="an integer") != 1:
         raise BadRequest("'n' must be 1: the soul gives one reply per turn", "n")
-    if body.get("tools") or body.get("functions"):
-        raise BadRequest("'tools' are the soul's own (see its MCP server); a request cannot add them", "tools")
+    if body.get("functions"):
+        raise BadRequest("'functions' is the old name of 'tools': send 'tools'", "functions")
+    if (body.get("tool_choice") or "auto") not in ("auto", "none"):
+        raise BadRequest("'tool_choice' must be auto or none: a client's tools are not offered to the soul yet, "
+                         "so it cannot be made to call one", "tool_choice")
     stop = body.get("stop")
     if isinstance(stop, str):
         stop = [stop]
@@ -125,7 +136,7 @@ def chat_args(body: dict, soul_names: set[str]) -> dict:
     options = field(body, "stream_options", dict, {}, why="an object")
     include_usage = field(options, "include_usage", bool, False, why="true or false")
     return dict(text=text.strip(), stop=stop, max_tokens=limit, sampling=sampling_args(body),
-                stream=stream, include_usage=include_usage)
+                stream=stream, include_usage=include_usage, instructions="\n\n".join(instructions) or None)
 
 
 # A request's sampling fields over the role's settings (soul.yaml): OpenAI's names, and
@@ -151,6 +162,15 @@ def sampling_args(body: dict) -> dict:
     return out
 
 
+def tools_note(tools: list, chat) -> dict | None:
+    """What became of a client's tools: not offered (the soul answers in text), and why."""
+    if not tools:
+        return None
+    why = ("a client's tools are not yet offered to a tool-calling engine" if chat.engine.supports_tools
+           else f"the {chat.engine.name} backend does not call tools")
+    return {"offered": False, "count": len(tools), "why": why + "; the soul answers in text"}
+
+
 def finish(result) -> str:
     return "length" if result.finish_reason == "length" else "stop"
 
@@ -163,4 +183,5 @@ def usage(result) -> dict:
 def soul_fields(session: str, result) -> dict:
     return {"session": session, "user_id": result.user_id, "reply_id": result.reply_id,
             "retrieved": result.retrieved, "flushed": result.flushed, "generation": result.generation,
-            "answered_by": result.speaker}
+            "answered_by": result.speaker, "instructions": result.instructions,
+            "tools": result.tools}

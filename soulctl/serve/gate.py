@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import time
 
 OPEN_PATHS = ("/health",)  # answered without the token: a load balancer's probe
 TOKEN_ENV = "SOULCTL_SERVE_TOKEN"
@@ -82,11 +83,33 @@ class BodyTooLarge(Exception):
 
 
 class Gate:
-    def __init__(self, app, token: str | None, max_body: int):
+    def __init__(self, app, token: str | None, max_body: int, access=None):
         self.app, self.max_body = app, max_body
         self.token = f"Bearer {token}".encode() if token else None
+        self.access = access  # told one line per request: method, path, status, ms, session, generation
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or self.access is None:
+            return await self._gate(scope, receive, send)
+        started, seen = time.perf_counter(), {}
+
+        async def noted(message):
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+                seen.update({k.decode().lower(): v.decode("latin-1") for k, v in message.get("headers", [])
+                             if k.lower() in (b"x-soul-session", b"x-soul-generation")})
+            await send(message)
+
+        try:
+            await self._gate(scope, receive, noted)
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            extra = "".join(f" {name}={seen[key]}" for name, key in (("session", "x-soul-session"),
+                                                                       ("generation", "x-soul-generation"))
+                            if key in seen)
+            self.access(f"{scope['method']} {scope['path']} {seen.get('status', '-')} {ms:.0f} ms{extra}")
+
+    async def _gate(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])

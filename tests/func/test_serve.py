@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -20,7 +22,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import BASE_ENV, REPO, copy_home, refused, soulctl
+from tests.conftest import BASE_ENV, REPO, copy_home, npm_client, refused, soulctl
 from tests.func.serving import Served, error_of, http
 
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -338,3 +340,81 @@ def test_sigterm_finishes_the_turn_in_flight(server, served_home):
     assert "stopped (SIGTERM)" in server.log.read_text()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=5)
+
+
+def test_responses_api_is_a_chat_turn(server, served_home):
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
+    first = client.responses.create(model="soul", input="Say hello to the heron.", user="resp-1",
+                                    max_output_tokens=24, instructions="Answer in one short sentence.")
+    assert first.output_text and first.status in ("completed", "incomplete") and first.usage.output_tokens > 0
+    soul = first.model_extra["soul"]
+    assert soul["session"] == "resp-1" and soul["instructions"]["placed"] == "after the notebook"
+    rows = packets(served_home, "resp-1")
+    assert [r["role"] for r in rows] == ["user", "soul"] and rows[1]["prose"] == first.output_text
+    # previous_response_id continues the same soul session; a stored response reads back
+    second = client.responses.create(model="soul", input=[{"role": "user", "content": "And again?"}],
+                                     previous_response_id=first.id, max_output_tokens=8)
+    assert second.model_extra["soul"]["session"] == "resp-1" and second.previous_response_id == first.id
+    assert len(packets(served_home, "resp-1")) == 4
+    assert client.responses.retrieve(first.id).output_text == first.output_text
+    # streamed: the documented events, the text the log keeps
+    events = list(client.responses.create(model="soul", input="Name a bird.", user="resp-2", stream=True,
+                                          max_output_tokens=12))
+    kinds = [e.type for e in events]
+    assert kinds[:4] == ["response.created", "response.in_progress", "response.output_item.added",
+                         "response.content_part.added"]
+    assert kinds[-1] in ("response.completed", "response.incomplete") and "response.output_text.done" in kinds
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text.strip() and events[-1].response.output_text.strip() == text.strip()
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert packets(served_home, "resp-2")[1]["prose"] == text.strip()
+    # what it does not honour is refused by name; nothing is logged for it
+    post = lambda body: http(server.port, "POST", "/v1/responses", json.dumps(body).encode())  # noqa: E731
+    for body, param in (({"input": "hi", "tool_choice": "required", "tools": [{"type": "function", "name": "f"}]},
+                         "tool_choice"),
+                        ({"input": "hi", "reasoning": {"effort": "high"}}, "reasoning.effort"),
+                        ({"input": "hi", "background": True}, "background"),
+                        ({"input": "hi", "text": {"format": {"type": "json_object"}}}, "text.format"),
+                        ({"input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}, "input"),
+                        ({"input": [{"type": "image_generation_call"}, "hi"]}, "input[0].type"),
+                        ({"input": ""}, "input")):
+        status, _, raw = post(body)
+        assert status == 400 and json.loads(raw)["error"]["param"] == param, raw
+    # a client's tools: accepted, not offered to an engine that cannot call them, and said so
+    status, _, raw = post({"input": "Hi there.", "max_output_tokens": 4, "tools": [
+        {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}]})
+    tools = json.loads(raw)["soul"]["tools"]
+    assert status == 200 and tools["offered"] is False and "llamacpp backend does not call tools" in tools["why"]
+    missing = post({"input": "hi", "previous_response_id": "resp_" + "0" * 32})
+    assert missing[0] == 404 and "no stored response" in error_of(missing)["message"]
+    unstored = client.responses.create(model="soul", input="Quietly.", store=False, max_output_tokens=4)
+    assert http(server.port, "GET", f"/v1/responses/{unstored.id}")[0] == 404
+    # chat completions: a system message is the client's instructions, placed and shown
+    reply = client.chat.completions.create(model="soul", user="resp-3", max_tokens=8, messages=[
+        {"role": "system", "content": "Answer as a pirate."}, {"role": "user", "content": "Hello?"}])
+    assert reply.model_extra["soul"]["instructions"]["tokens"] > 0
+
+
+def test_codex_cli_talks_to_the_soul_over_the_responses_api(server, served_home, tmp_path):
+    """The real Codex CLI (npm @openai/codex), a custom provider with the Responses wire API:
+    it sends its own tools, instructions and reasoning settings; the soul answers in text, says
+    the tools were not offered, and the turn is in the log. One access line per request."""
+    codex = npm_client("codex")
+    config = tmp_path / "codex"
+    config.mkdir()
+    (config / "config.toml").write_text(
+        'model = "soul"\nmodel_provider = "soul"\n[model_providers.soul]\nname = "soul"\n'
+        f'base_url = "{server.url}/v1"\nwire_api = "responses"\n')
+    work = tmp_path / "work"
+    work.mkdir()
+    done = subprocess.run([str(codex), "exec", "--skip-git-repo-check", "Say hello to the heron, Codex here."],
+                          cwd=work, env={**BASE_ENV, "CODEX_HOME": str(config)}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    users = soulctl("log", "ls", "--role", "user", "--json", "--home", served_home).json_lines()
+    asked = next(p for p in users if p["prose"] == "Say hello to the heron, Codex here.")
+    reply = next(p for p in soulctl("log", "ls", "--session", asked["session"], "--json", "--home",
+                                    served_home).json_lines() if p["parent"] == asked["id"])
+    assert reply["prose"].strip() and reply["prose"].strip()[:40] in done.stdout
+    log = server.log.read_text()
+    assert re.search(rf"serve: POST /v1/responses 200 \d+ ms session={asked['session']} generation=gen-0000", log), log[-2000:]
