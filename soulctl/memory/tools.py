@@ -114,6 +114,8 @@ def call(name: str, arguments: dict | str | None, ctx: ToolContext) -> dict:
     try:
         args = check_arguments(name, arguments)
         return {"result": TOOLS[name].run(ctx, **args)}
+    except BadArguments as exc:  # the arguments fit the schema but not each other: the field named
+        return {"error": exc.message, "param": exc.param}
     except SoulError as exc:
         return {"error": exc.message + (f" ({exc.hint})" if exc.hint else "")}
 
@@ -186,24 +188,74 @@ def rewrite_notebook(ctx: ToolContext, guidance: str | None = None) -> dict:
     return {"version": chat.rewrite_notebook(guidance or None)}
 
 
-@tool("add_to_log", "Write a packet (prose, embedded like every packet) into the soul's log.",
-      {"text": {"type": "string"}, "role": {"type": "string", "description": "user (default), soul, "
-       "majordomo, hands, tool or system."}, "session": {"type": "string"},
-       "meta": {"type": "object", "description": "Free-form metadata kept with the packet."}},
-      required=("text",))
-def add_to_log(ctx: ToolContext, text: str, role: str = "user", session: str | None = None,
-               meta: dict | None = None) -> dict:
+PEER_MATCH = 0.999  # a peer's vector for the log's own model must be what that model gives
+
+
+@tool("add_to_log", "Write a bifocal packet into the soul's log: its prose, and optionally the peer's own "
+      "embedding of it (with embed_model): the log's model → checked against a fresh encode and stored as "
+      "given; another model → re-embedded, the peer's vector kept in the packet's meta.",
+      {"prose": {"type": "string"}, "text": {"type": "string", "description": "The old name of prose."},
+       "role": {"type": "string", "description": "user (default), soul, majordomo, hands, tool or system."},
+       "session": {"type": "string"},
+       "meta": {"type": "object", "description": "Free-form metadata kept with the packet."},
+       "embedding": {"type": "array", "items": {"type": "number"}},
+       "embed_model": {"type": "string", "description": "The model that made `embedding`."}})
+def add_to_log(ctx: ToolContext, prose: str | None = None, text: str | None = None, role: str = "user",
+               session: str | None = None, meta: dict | None = None, embedding: list | None = None,
+               embed_model: str | None = None) -> dict:
+    import numpy as np
+
     from soulctl.log import NewPacket
-    from soulctl.log.ingest import add_packets, check_prose, check_role, current_generation
+    from soulctl.log.ingest import add_packets, check_embedder, check_prose, check_role, current_generation
     from soulctl.log.packets import new_session_id
 
+    if (prose is None) == (text is None):
+        raise BadArguments("add_to_log takes `prose` (or its old name `text`), once", "prose")
     if meta is not None and not isinstance(meta, dict):
         raise InvalidInput("meta must be a JSON object")
+    if (embedding is None) != (embed_model is None):
+        raise BadArguments("`embedding` and `embed_model` go together", "embed_model" if embedding else "embedding")
+    soul = ctx.soul
     session = session or (ctx.chat.session if ctx.chat is not None else new_session_id())
-    packet = NewPacket(prose=check_prose(text), role=check_role(role), session=session, meta=meta,
-                       generation=current_generation(ctx.soul.home))
-    written = list(add_packets(ctx.soul.store, ctx.soul.embedder, [packet]))
-    return {"id": written[0].id, "seq": written[0].seq, "session": session}
+    packet = NewPacket(prose=check_prose(prose if prose is not None else text), role=check_role(role),
+                       session=session, meta=dict(meta or {}), generation=current_generation(soul.home))
+    check_embedder(soul.store, soul.embedder)
+    if embedding is None:
+        written = list(add_packets(soul.store, soul.embedder, [packet]))
+        return {"id": written[0].id, "seq": written[0].seq, "session": session}
+    given = np.asarray(embedding, dtype=np.float32)
+    own = soul.embedder.encode([packet.prose])[0]
+    if embed_model not in (soul.embedder.model_id, soul.embedder.model_id.split("@")[0]):
+        packet.meta["peer_embedding"] = {"embed_model": embed_model, "embedding": [float(v) for v in given]}
+        written = soul.store.add_then_index([packet], own[None, :], soul.embedder.model_id)
+        return {"id": written[0].id, "seq": written[0].seq, "session": session, "embedding": "re-embedded"}
+    if given.shape != own.shape:
+        raise BadArguments(f"`embedding` has {given.size} dimensions; {embed_model} gives {own.size}", "embedding")
+    cosine = float(given @ own / (np.linalg.norm(given) * np.linalg.norm(own) or 1.0))
+    if cosine < PEER_MATCH:
+        raise InvalidInput(f"the embedding is not {embed_model}'s for this prose (cosine {cosine:.4f} < {PEER_MATCH})")
+    written = soul.store.add_then_index([packet], given[None, :] / np.linalg.norm(given), soul.embedder.model_id)
+    return {"id": written[0].id, "seq": written[0].seq, "session": session, "embedding": "as given"}
+
+
+@tool("ask_soul", "Ask the soul: a turn through its Memory OS (self-definition, notebook, memory, the "
+      "session's window) in a named session, logged like any chat turn. Returns the reply as a bifocal packet.",
+      {"message": {"type": "string"}, "session": {"type": "string", "description": "Default: a new one."},
+       "with_embedding": {"type": "boolean", "description": "Also return the reply's embedding."}},
+      required=("message",), engine=True)
+def ask_soul(ctx: ToolContext, message: str, session: str | None = None, with_embedding: bool = False) -> dict:
+    from soulctl.log.packets import new_session_id
+
+    if ctx.chat is not None:
+        raise InvalidInput("the soul cannot ask itself: answer in this turn")
+    chat = ctx.soul.session(session or new_session_id())
+    result = chat.turn(message)
+    out = {"prose": result.reply, "id": result.reply_id, "user_id": result.user_id, "session": chat.session,
+           "generation": result.generation, "answered_by": result.speaker, "retrieved": result.retrieved}
+    if with_embedding:
+        out["embedding"] = [float(v) for v in ctx.soul.embedder.encode([result.reply])[0]]
+        out["embed_model"] = ctx.soul.embedder.model_id
+    return out
 
 
 @tool("search_corpus", "Search indexed corpora (the mounted ones, or those named) by meaning and keyword.",

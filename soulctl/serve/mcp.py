@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 import mcp_types as types
 
 from soulctl import __version__
+from soulctl.errors import SoulError
 from soulctl.memory import tools as registry
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ def build_server(soul: Soul, run: Runner, hidden: frozenset[str] = frozenset()):
         tool = registry.TOOLS[name]
         context = registry.ToolContext(soul)
         outcome = await run(lambda: registry.call(name, arguments, context), tool.engine)
+        if "param" in outcome:
+            raise MCPError(INVALID_PARAMS, outcome["error"], {"param": outcome["param"]})
         failed = "error" in outcome
         text = outcome["error"] if failed else json.dumps(outcome["result"], ensure_ascii=False, default=str)
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
@@ -62,8 +65,78 @@ def build_server(soul: Soul, run: Runner, hidden: frozenset[str] = frozenset()):
                                         json.dumps(outcome, default=str)),
                                     is_error=failed)
 
+    async def list_resources(ctx, params) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=[
+            types.Resource(uri=uri, name=name, description=what, mime_type=mime)
+            for uri, (name, what, mime) in RESOURCES.items()])
+
+    async def list_templates(ctx, params) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=[types.ResourceTemplate(
+            uri_template="soul://packet/{id}", name="packet", mime_type="application/json",
+            description="A packet of the log by id (or unique prefix): prose, ids, meta; the embedding too.")])
+
+    async def read_resource(ctx, params) -> types.ReadResourceResult:
+        uri = str(params.uri)
+        try:
+            text, mime = await run(lambda: read(soul, uri), False)
+        except SoulError as exc:
+            raise MCPError(INVALID_PARAMS, exc.message, {"uri": uri}) from None
+        return types.ReadResourceResult(contents=[types.TextResourceContents(uri=uri, mime_type=mime, text=text)])
+
+    async def list_prompts(ctx, params) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=[types.Prompt(
+            name="consult-the-soul", description=CONSULT_WHAT,
+            arguments=[types.PromptArgument(name="task", description="What you are about to do.", required=True)])])
+
+    async def get_prompt(ctx, params) -> types.GetPromptResult:
+        if params.name != "consult-the-soul":
+            raise MCPError(INVALID_PARAMS, f"no prompt {params.name!r} (prompts: consult-the-soul)", {"param": "name"})
+        task = (params.arguments or {}).get("task")
+        if not task:
+            raise MCPError(INVALID_PARAMS, "consult-the-soul needs `task`", {"param": "task"})
+        return types.GetPromptResult(description=CONSULT_WHAT, messages=[types.PromptMessage(
+            role="user", content=types.TextContent(type="text", text=CONSULT.format(task=task)))])
+
     return Server("soul", version=__version__, instructions=INSTRUCTIONS,
-                  on_list_tools=list_tools, on_call_tool=call_tool)
+                  on_list_tools=list_tools, on_call_tool=call_tool, on_list_resources=list_resources,
+                  on_list_resource_templates=list_templates, on_read_resource=read_resource,
+                  on_list_prompts=list_prompts, on_get_prompt=get_prompt)
+
+
+RESOURCES = {
+    "soul://notebook": ("notebook", "The soul's notebook, current version (it rewrites it itself).", "text/markdown"),
+    "soul://self": ("self-definition", "The soul's self-definition, current version.", "text/markdown"),
+    "soul://lineage": ("lineage", "The generation served now and its lineage: anchor, layers, merges.",
+                       "application/json"),
+}
+CONSULT_WHAT = "Consult the soul before acting: what it knows, remembers and wants about a task."
+CONSULT = ("Before you act on this task, consult the soul whose hands you are.\n\nTask: {task}\n\n"
+           "1. Ask it with the ask_soul tool what it knows and wants about the task.\n"
+           "2. Search its memory (search_memory) for what was said about it before.\n"
+           "3. Act within what it said; when done, report back with add_to_log (role hands).")
+
+
+def read(soul: Soul, uri: str) -> tuple[str, str]:
+    """A resource's text and type."""
+    from soulctl.errors import NotFound
+    from soulctl.memory import notebook as nb
+
+    if uri in ("soul://notebook", "soul://self"):
+        return nb.current(soul, "self" if uri == "soul://self" else "notebook")["text"], "text/markdown"
+    if uri == "soul://lineage":
+        from dataclasses import asdict
+
+        from soulctl.generations import current, read_lineage
+
+        gid = current(soul.home)
+        if gid is None:
+            raise NotFound("no current generation", hint="soulctl init")
+        lineage = read_lineage(soul.home, gid)
+        return json.dumps({"generation": gid, **asdict(lineage)}, default=str), "application/json"
+    if uri.startswith("soul://packet/"):
+        packet = soul.store.get(uri.removeprefix("soul://packet/"))
+        return json.dumps(packet.as_dict(), default=str, ensure_ascii=False), "application/json"
+    raise NotFound(f"no resource {uri} (soul://notebook, soul://self, soul://lineage, soul://packet/ID)")
 
 
 def hidden_tools(config, transport: str, token: str | None = None) -> frozenset[str]:

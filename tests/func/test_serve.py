@@ -418,3 +418,73 @@ def test_codex_cli_talks_to_the_soul_over_the_responses_api(server, served_home,
     assert reply["prose"].strip() and reply["prose"].strip()[:40] in done.stdout
     log = server.log.read_text()
     assert re.search(rf"serve: POST /v1/responses 200 \d+ ms session={asked['session']} generation=gen-0000", log), log[-2000:]
+
+
+def test_mcp_as_a_colleague(served_home):
+    """ask_soul, resources, a prompt and a peer's bifocal packet, with the Python mcp client over
+    stdio; then the same server through the official inspector's CLI."""
+    stdio = StdioServerParameters(command=sys.executable, args=["-m", "soulctl", "mcp", "--home", str(served_home)],
+                                  env=BASE_ENV, cwd=str(REPO))
+
+    async def exercise() -> dict:
+        got = {}
+        async with Client(stdio) as client:
+            got["resources"] = [str(r.uri) for r in (await client.list_resources()).resources]
+            got["templates"] = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
+            got["self"] = (await client.read_resource("soul://self")).contents[0].text
+            got["lineage"] = json.loads((await client.read_resource("soul://lineage")).contents[0].text)
+            got["prompts"] = [p.name for p in (await client.list_prompts()).prompts]
+            got["prompt"] = (await client.get_prompt("consult-the-soul", {"task": "rename the repo"})).messages[0]
+            asked = await client.call_tool("ask_soul", {"message": "Say hello to the heron.", "session": "mcp-ask",
+                                                        "with_embedding": True})
+            got["asked"] = asked.structured_content["result"]
+            got["packet"] = json.loads((await client.read_resource(f"soul://packet/{got['asked']['id']}")).contents[0].text)
+            vector, model = got["asked"]["embedding"], got["asked"]["embed_model"]
+            prose = got["asked"]["prose"]
+            peer = "The peer saw a heron at the weir at dawn."
+            got["same"] = (await client.call_tool("add_to_log", {"prose": prose, "embedding": vector,
+                                                                 "embed_model": model, "session": "peer"})).structured_content
+            got["wrong"] = await client.call_tool("add_to_log", {"prose": peer, "embedding": vector, "embed_model": model})
+            got["other"] = (await client.call_tool("add_to_log", {"prose": peer, "embedding": [0.5, 0.5],
+                                                                  "embed_model": "peer-model-2d", "session": "peer"})
+                            ).structured_content
+            try:
+                await client.call_tool("add_to_log", {"role": "user"})
+            except MCPError as exc:
+                got["neither"] = (exc.code, exc.message)
+        return got
+
+    got = asyncio.run(exercise())
+    assert {"soul://notebook", "soul://self", "soul://lineage"} <= set(got["resources"])
+    assert got["templates"] == ["soul://packet/{id}"] and "soul of this machine" in got["self"]
+    assert got["lineage"]["generation"] == "gen-0000" and got["prompts"] == ["consult-the-soul"]
+    assert "rename the repo" in got["prompt"].content.text and "ask_soul" in got["prompt"].content.text
+    asked = got["asked"]
+    assert asked["prose"] and asked["session"] == "mcp-ask" and len(asked["embedding"]) == 384
+    assert got["packet"]["id"] == asked["id"] and got["packet"]["prose"] == asked["prose"]
+    logged = soulctl("log", "ls", "--session", "mcp-ask", "--json", "--home", served_home).json_lines()
+    assert [p["role"] for p in logged] == ["soul", "user"] and logged[0]["id"] == asked["id"]
+    assert got["same"]["result"]["embedding"] == "as given"
+    assert got["wrong"].is_error and "not all-MiniLM-L6-v2" in got["wrong"].content[0].text
+    assert got["other"]["result"]["embedding"] == "re-embedded"
+    assert got["neither"][0] == -32602 and "prose" in got["neither"][1]
+    shown = soulctl("log", "show", got["other"]["result"]["id"], "--json", "--home", served_home).json()
+    assert shown["meta"]["peer_embedding"] == {"embed_model": "peer-model-2d", "embedding": [0.5, 0.5]}
+    hits = soulctl("log", "search", "heron at the weir at dawn", "-k", "3", "--json", "--home", served_home).json_lines()
+    assert got["other"]["result"]["id"] in [h["id"] for h in hits]
+    # the official inspector, in CLI mode, against the same stdio server
+    inspector = npm_client("mcp-inspector")
+    base = [str(inspector), "--cli", sys.executable, "-m", "soulctl", "mcp", "--home", str(served_home)]
+
+    def inspect(*args: str) -> dict:
+        done = subprocess.run([*base, *args], env=BASE_ENV, cwd=REPO, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    assert "soul://notebook" in [r["uri"] for r in inspect("--method", "resources/list")["resources"]]
+    assert inspect("--method", "prompts/list")["prompts"][0]["name"] == "consult-the-soul"
+    read = inspect("--method", "resources/read", "--uri", "soul://self")
+    assert "soul of this machine" in read["contents"][0]["text"]
+    called = inspect("--method", "tools/call", "--tool-name", "ask_soul", "--tool-arg", "message=Name a bird.",
+                     "--tool-arg", "session=inspected")
+    assert json.loads(called["content"][0]["text"])["session"] == "inspected"
