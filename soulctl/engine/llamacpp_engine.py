@@ -65,10 +65,19 @@ class LlamaCppEngine(Engine):
         # no reset(): llama-cpp-python keeps the KV cache of the longest prefix shared with the
         # last prompt, so the self-definition and notebook (first in every prompt) are not re-read
         s = sampling or GREEDY
+        grammar = None
+        if s.json is not None:  # JSON by grammar: any JSON value for {}, else the schema's shape
+            import json
+
+            from llama_cpp import LlamaGrammar
+            from llama_cpp.llama_grammar import JSON_GBNF
+
+            grammar = (LlamaGrammar.from_json_schema(json.dumps(s.json), verbose=False) if s.json
+                       else LlamaGrammar.from_string(JSON_GBNF, verbose=False))
         return self.llm.create_completion(
             tokens, max_tokens=max_tokens, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
             min_p=s.min_p, repeat_penalty=s.repeat_penalty, frequency_penalty=s.frequency_penalty,
-            presence_penalty=s.presence_penalty, stop=[self.eos_text], stream=stream, seed=s.seed)
+            presence_penalty=s.presence_penalty, stop=[self.eos_text], stream=stream, seed=s.seed, grammar=grammar)
 
     def chat(self, messages: list[dict], max_tokens: int = 256, sampling: Sampling | None = None) -> str:
         return self._completion(messages, max_tokens, sampling, False)["choices"][0]["text"].strip()

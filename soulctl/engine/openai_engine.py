@@ -162,7 +162,10 @@ class OpenAIEngine(Engine):
                 "temperature": s.temperature, "stream": stream}
         # the rest only when set: the OpenAI names, then llama-server's extensions
         for name, value in s.as_dict().items():
-            if name != "temperature" and value != NEUTRAL[name]:
+            if name == "json" and value is not None:
+                body["response_format"] = ({"type": "json_schema", "json_schema": {"name": "reply", "schema": value}}
+                                           if value else {"type": "json_object"})
+            elif name not in ("temperature", "json") and value != NEUTRAL[name]:
                 body[name] = value
         return body
 

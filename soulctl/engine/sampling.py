@@ -14,10 +14,11 @@ from soulctl.errors import InvalidInput
 
 # Every field a backend may map, and what it means when left at its neutral value.
 NEUTRAL = {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0,
-           "frequency_penalty": 0.0, "presence_penalty": 0.0, "seed": None}
+           "frequency_penalty": 0.0, "presence_penalty": 0.0, "seed": None, "json": None}
 # The backends that do not have a field refuse a request that sets it (never ignore it).
-UNSUPPORTED = {"transformers": ("frequency_penalty", "presence_penalty"),
-               "mlx": ("frequency_penalty", "presence_penalty")}
+UNSUPPORTED = {"transformers": ("frequency_penalty", "presence_penalty", "json"),
+               "mlx": ("frequency_penalty", "presence_penalty", "json")}
+NAMES = {"json": "response_format (JSON output)"}  # a field's name where it came from
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Sampling:
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
     seed: int | None = None  # None: a fresh draw per reply
+    json: dict | None = None  # constrain the reply to JSON: {} any object, else a JSON schema
 
     def but(self, **changes) -> Sampling:
         """These settings with `changes` that are not None."""
@@ -46,8 +48,8 @@ class Sampling:
         """Refuse, by name, a setting this backend cannot apply."""
         for name in UNSUPPORTED.get(backend, ()):
             if getattr(self, name) != NEUTRAL[name]:
-                raise InvalidInput(f"{name} is not supported by the {backend} backend",
-                                   hint="use repeat_penalty, or serve the soul on llamacpp or an openai URL")
+                raise InvalidInput(f"{NAMES.get(name, name)} is not supported by the {backend} backend",
+                                   hint="serve the soul on llamacpp (grammars) or an openai URL")
         return self
 
 
@@ -58,4 +60,4 @@ FIELDS = tuple(f.name for f in fields(Sampling))
 def of_role(spec) -> Sampling:
     """A role's sampling from soul.yaml (home.config.SamplingConfig)."""
     cfg = spec.sampling
-    return Sampling(**{name: getattr(cfg, name) for name in FIELDS})
+    return Sampling(**{name: getattr(cfg, name) for name in FIELDS if name != "json"})

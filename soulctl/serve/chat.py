@@ -135,7 +135,9 @@ def chat_args(body: dict, soul_names: set[str]) -> dict:
     stream = field(body, "stream", bool, False, why="true or false")
     options = field(body, "stream_options", dict, {}, why="an object")
     include_usage = field(options, "include_usage", bool, False, why="true or false")
-    return dict(text=text.strip(), stop=stop, max_tokens=limit, sampling=sampling_args(body),
+    fmt = field(body, "response_format", dict, why="an object")
+    return dict(text=text.strip(), stop=stop, max_tokens=limit,
+                sampling={**sampling_args(body), **json_format(fmt, "response_format")},
                 stream=stream, include_usage=include_usage, instructions="\n\n".join(instructions) or None)
 
 
@@ -151,6 +153,22 @@ SAMPLING_FIELDS = {
     "min_p": ((int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "repeat_penalty": ((int, float), lambda v: 1 <= v <= 2, "a number from 1 to 2"),
 }
+
+
+def json_format(fmt: dict | None, where: str) -> dict:
+    """`response_format` (chat) or `text.format` (responses) as the sampling's `json`: nothing
+    for text, {} for a JSON object, the schema for a JSON schema; honoured by a grammar where
+    the engine has one, refused by name where it has not."""
+    if not fmt or fmt.get("type") == "text":
+        return {}
+    if fmt.get("type") == "json_object":
+        return {"json": {}}
+    if fmt.get("type") == "json_schema":
+        schema = fmt.get("schema", (fmt.get("json_schema") or {}).get("schema"))
+        if not isinstance(schema, dict) or not schema:
+            raise BadRequest(f"'{where}' of type json_schema needs a schema object", where)
+        return {"json": schema}
+    raise BadRequest(f"'{where}.type' must be text, json_object or json_schema", f"{where}.type")
 
 
 def sampling_args(body: dict) -> dict:

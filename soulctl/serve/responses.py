@@ -23,7 +23,7 @@ import uuid
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
-from soulctl.serve.chat import answered_headers, sampling_args, soul_fields, tools_note
+from soulctl.serve.chat import answered_headers, json_format, sampling_args, soul_fields, tools_note
 from soulctl.serve.context import SESSION_HEADER
 from soulctl.serve.errors import BadRequest, failure, field, text_of
 from soulctl.serve.streaming import sse, stream_turn
@@ -56,7 +56,7 @@ async def create(request: Request):
               "max_output_tokens": args["max_tokens"], "store": args["store"], "metadata": args["metadata"],
               "temperature": args["sampling"].get("temperature"), "top_p": args["sampling"].get("top_p"),
               "tools": args["tools"], "tool_choice": args["tool_choice"], "parallel_tool_calls": False, "truncation": "disabled",
-              "text": {"format": {"type": "text"}}, "error": None, "incomplete_details": None}
+              "text": {"format": args["format"]}, "error": None, "incomplete_details": None}
 
     def turn(on_token=None):
         chat = served.chat_for(session)
@@ -114,9 +114,9 @@ def response_args(body: dict, soul_names: set[str]) -> dict:
                          f"{', '.join(sorted(soul_names))} (see /v1/models)", "model", status=404)
     text, instructions = _input(body.get("input"))
     given = field(body, "instructions", str, why="a string")
-    fmt = (field(body, "text", dict, {}, why="an object").get("format") or {"type": "text"})
-    if not isinstance(fmt, dict) or fmt.get("type") != "text":
-        raise BadRequest("'text.format' other than text is not supported by this engine yet", "text.format")
+    fmt = field(body, "text", dict, {}, why="an object").get("format")
+    if fmt is not None and not isinstance(fmt, dict):
+        raise BadRequest("'text.format' must be an object", "text.format")
     field(body, "parallel_tool_calls", bool, False, why="true or false")
     if field(body, "truncation", str, "disabled", why="a string") not in ("disabled", "auto"):
         raise BadRequest("'truncation' must be disabled or auto (the Memory OS never overflows)", "truncation")
@@ -126,7 +126,8 @@ def response_args(body: dict, soul_names: set[str]) -> dict:
                 previous=previous, store=field(body, "store", bool, True, why="true or false"),
                 max_tokens=field(body, "max_output_tokens", int, check=lambda v: v >= 1, why="a positive integer"),
                 stream=field(body, "stream", bool, False, why="true or false"), metadata=metadata,
-                sampling=sampling_args(body), tools=tools, tool_choice=choice)
+                sampling={**sampling_args(body), **json_format(fmt, "text.format")}, tools=tools,
+                tool_choice=choice, format=fmt or {"type": "text"})
 
 
 def _input(items) -> tuple[str, list[str]]:

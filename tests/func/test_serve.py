@@ -374,7 +374,8 @@ def test_responses_api_is_a_chat_turn(server, served_home):
                          "tool_choice"),
                         ({"input": "hi", "reasoning": {"effort": "high"}}, "reasoning.effort"),
                         ({"input": "hi", "background": True}, "background"),
-                        ({"input": "hi", "text": {"format": {"type": "json_object"}}}, "text.format"),
+                        ({"input": "hi", "text": {"format": {"type": "yaml"}}}, "text.format.type"),
+                        ({"input": "hi", "text": {"format": {"type": "json_schema"}}}, "text.format"),
                         ({"input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}, "input"),
                         ({"input": [{"type": "image_generation_call"}, "hi"]}, "input[0].type"),
                         ({"input": ""}, "input")):
@@ -389,6 +390,15 @@ def test_responses_api_is_a_chat_turn(server, served_home):
     assert missing[0] == 404 and "no stored response" in error_of(missing)["message"]
     unstored = client.responses.create(model="soul", input="Quietly.", store=False, max_output_tokens=4)
     assert http(server.port, "GET", f"/v1/responses/{unstored.id}")[0] == 404
+    # JSON output, honoured by llama.cpp's grammar in both dialects
+    schema = {"type": "object", "properties": {"bird": {"type": "string", "maxLength": 12}}, "required": ["bird"]}
+    shaped = client.responses.create(model="soul", input="Name a bird.", max_output_tokens=48, text={
+        "format": {"type": "json_schema", "name": "bird", "schema": schema}})
+    assert set(json.loads(shaped.output_text)) == {"bird"} and shaped.text.format.type == "json_schema"
+    chat_json = client.chat.completions.create(
+        model="soul", max_tokens=48, messages=[{"role": "user", "content": "Name a bird, as JSON."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "bird", "schema": schema}})
+    assert isinstance(json.loads(chat_json.choices[0].message.content)["bird"], str)
     # chat completions: a system message is the client's instructions, placed and shown
     reply = client.chat.completions.create(model="soul", user="resp-3", max_tokens=8, messages=[
         {"role": "system", "content": "Answer as a pirate."}, {"role": "user", "content": "Hello?"}])

@@ -192,6 +192,9 @@ def test_sampling_fields_a_backend_lacks_are_refused_by_name():
     Sampling(frequency_penalty=0.5).check("llamacpp")
     with pytest.raises(InvalidInput, match="frequency_penalty is not supported by the transformers backend"):
         Sampling(frequency_penalty=0.5).check("transformers")
+    Sampling(json={}).check("llamacpp")  # JSON output by grammar
+    with pytest.raises(InvalidInput, match=r"response_format \(JSON output\) is not supported by the mlx backend"):
+        Sampling(json={}).check("mlx")
 
 
 # -- resonance -----------------------------------------------------------------------------
