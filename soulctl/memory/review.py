@@ -75,6 +75,15 @@ def lines_of(text: str) -> list[str]:
     return out
 
 
+def specifics(line: str) -> set[str]:
+    """The words a paraphrase must keep: numbers and names (capitalised past the first word).
+    MiniLM puts "my dentist is Varga" next to "my dentist is Okafor"; a line is held only
+    when its specifics are in the proposal too."""
+    words = _WORD.findall(line)
+    return {w.lower() for i, w in enumerate(words)
+            if any(c.isdigit() for c in w) or (i > 0 and w[0].isupper() and w != "I")}
+
+
 def echoes(text: str) -> list[str]:
     """The prompt's framing, or lines of the quoted conversation, copied into the text."""
     low = text.lower()
@@ -121,10 +130,11 @@ def review(previous: str, proposal: str, window: list[str], embedder) -> Review:
     near = new @ turns.T if len(after) and len(turns) else np.zeros((len(after), 1), np.float32)
     grounded = near.max(axis=1) if len(turns) else np.zeros(len(after))
     ground = near.argmax(axis=1) if len(turns) else np.zeros(len(after), dtype=int)
+    words = set(flat.split())
     for i, line in enumerate(before):
         best = int(np.argmax(sims[i])) if sims.shape[1] else -1
         score = float(sims[i, best]) if best >= 0 else 0.0
-        if held[i] or score >= COVERED:
+        if held[i] or (score >= COVERED and specifics(line) <= words):
             result.kept += 1
         elif score >= RELATED and grounded[best] >= GROUNDED and (
                 CHANGE.search(after[best]) or CHANGE.search(window[ground[best]])):

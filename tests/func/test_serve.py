@@ -320,28 +320,6 @@ def test_eight_clients_and_a_client_killed_mid_stream(server, served_home):
     assert rows.code == 0 and rows.json_lines()[0]["n"] == statuses.count(200) + 1, rows
 
 
-def test_sigterm_finishes_the_turn_in_flight(server, served_home):
-    """Last in this module: it stops the server."""
-    results = {}
-
-    def request():
-        results["answer"] = http(server.port, "POST", "/v1/chat/completions", json.dumps(
-            {"messages": [{"role": "user", "content": "One more thing before you go."}], "max_tokens": 24,
-             "user": "at-stop"}).encode(), read_timeout=300)
-
-    thread = threading.Thread(target=request)
-    thread.start()
-    time.sleep(1.0)  # the request is in
-    assert server.stop(signal.SIGTERM) == 0
-    thread.join(60)
-    assert results["answer"][0] == 200
-    logged = packets(served_home, "at-stop")
-    assert [p["role"] for p in logged] == ["user", "soul"]
-    assert "stopped (SIGTERM)" in server.log.read_text()
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", server.port), timeout=5)
-
-
 def test_responses_api_is_a_chat_turn(server, served_home):
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
     first = client.responses.create(model="soul", input="Say hello to the heron.", user="resp-1",
@@ -498,3 +476,25 @@ def test_mcp_as_a_colleague(served_home):
     called = inspect("--method", "tools/call", "--tool-name", "ask_soul", "--tool-arg", "message=Name a bird.",
                      "--tool-arg", "session=inspected")
     assert json.loads(called["content"][0]["text"])["session"] == "inspected"
+
+
+def test_sigterm_finishes_the_turn_in_flight(server, served_home):
+    """Last in this module: it stops the server."""
+    results = {}
+
+    def request():
+        results["answer"] = http(server.port, "POST", "/v1/chat/completions", json.dumps(
+            {"messages": [{"role": "user", "content": "One more thing before you go."}], "max_tokens": 24,
+             "user": "at-stop"}).encode(), read_timeout=300)
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    time.sleep(1.0)  # the request is in
+    assert server.stop(signal.SIGTERM) == 0
+    thread.join(60)
+    assert results["answer"][0] == 200
+    logged = packets(served_home, "at-stop")
+    assert [p["role"] for p in logged] == ["user", "soul"]
+    assert "stopped (SIGTERM)" in server.log.read_text()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=5)
