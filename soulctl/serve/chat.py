@@ -39,14 +39,8 @@ async def chat_completions(request: Request):
                 model=served.soul_id)
 
     def turn(on_token=None):
-        chat = served.chat_for(session)  # on the engine's worker: the generation served now
-        headers.update(answered_headers(chat))
-        base["model"] = chat.generation or served.soul_id
-        used = chat.instruct(args["instructions"])
-        result = chat.turn(args["text"], on_token=on_token, max_tokens=args["max_tokens"],
-                           sampling=chat.sampling.but(**args["sampling"]), stop=args["stop"])
-        result.instructions = used
-        result.tools = tools_note(body.get("tools") or [], chat)
+        result = served_turn(served, session, args, headers, body.get("tools") or [], on_token)
+        base["model"] = result.generation or served.soul_id
         return result
 
     if args["stream"]:
@@ -62,6 +56,19 @@ async def chat_completions(request: Request):
         "choices": [{"index": 0, "message": {"role": "assistant", "content": result.reply},
                      "finish_reason": finish(result)}],
         "usage": usage(result), "soul": soul_fields(session, result)}, headers=headers)
+
+
+def served_turn(served, session: str, args: dict, headers: dict, tools: list, on_token=None):
+    """One turn of a request, on the engine's worker (the generation served now): the client's
+    instructions placed, its sampling over the role's, what became of its tools noted; the
+    headers name who answered. Shared by every dialect."""
+    chat = served.chat_for(session)
+    headers.update(answered_headers(chat))
+    used = chat.instruct(args["instructions"])
+    result = chat.turn(args["text"], on_token=on_token, max_tokens=args["max_tokens"],
+                       sampling=chat.sampling.but(**args["sampling"]), stop=args.get("stop"))
+    result.instructions, result.tools = used, tools_note(tools, chat)
+    return result
 
 
 GENERATION_HEADER = "X-Soul-Generation"

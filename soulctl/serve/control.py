@@ -60,12 +60,7 @@ def ask(home: Home, request: dict, timeout: float = 30.0) -> dict | None:
     try:
         sock.connect(state["socket"])
         sock.sendall(json.dumps(request).encode() + b"\n")
-        raw = b""
-        while not raw.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            raw += chunk
+        raw = _read_line(sock)
         return json.loads(raw) if raw.strip() else None
     except (OSError, ValueError):
         return None
@@ -108,12 +103,9 @@ class ControlServer:
     def _serve(self, conn: socket.socket) -> None:
         with conn:
             try:
-                raw = b""
-                while not raw.endswith(b"\n"):
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    raw += chunk
+                raw = _read_line(conn)
+                if not raw.endswith(b"\n"):
+                    return  # the client left before its request was whole
                 request = json.loads(raw)
                 reply = self.handle(request if isinstance(request, dict) else {})
             except Exception as exc:  # a bad request must not stop the channel
@@ -135,3 +127,14 @@ class ControlServer:
         except (OSError, ValueError):
             pass
         self.path.unlink(missing_ok=True)
+
+
+def _read_line(sock: socket.socket) -> bytes:
+    """One newline-ended message (shorter when the other side closes first)."""
+    raw = b""
+    while not raw.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        raw += chunk
+    return raw

@@ -23,7 +23,7 @@ import uuid
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
-from soulctl.serve.chat import answered_headers, json_format, sampling_args, soul_fields, tools_note
+from soulctl.serve.chat import json_format, sampling_args, served_turn, soul_fields
 from soulctl.serve.context import SESSION_HEADER
 from soulctl.serve.errors import BadRequest, failure, field, text_of
 from soulctl.serve.streaming import sse, stream_turn
@@ -59,14 +59,8 @@ async def create(request: Request):
               "text": {"format": args["format"]}, "error": None, "incomplete_details": None}
 
     def turn(on_token=None):
-        chat = served.chat_for(session)
-        headers.update(answered_headers(chat))
-        record["model"] = chat.generation or served.soul_id
-        used = chat.instruct(args["instructions"])
-        result = chat.turn(args["text"], on_token=on_token, max_tokens=args["max_tokens"],
-                           sampling=chat.sampling.but(**args["sampling"]))
-        result.instructions = used
-        result.tools = tools_note(args["tools"], chat)
+        result = served_turn(served, session, args, headers, args["tools"], on_token)
+        record["model"] = result.generation or served.soul_id
         return result
 
     if args["stream"]:
