@@ -184,3 +184,27 @@ def settle(text: str, found: Review, what: str, previous: str, limit: int, count
                               hint="try again with --guidance, or write it: soulctl notebook set --self")
         text = without_repeats(text)
     return restore(text, found, previous, limit, counter)
+
+
+def checked(writer, counter, embedder, ask: list[dict], limit: int, what: str, previous: str,
+            window: list[str]) -> tuple[str, str, list[str], Review]:
+    """A proposal from `writer` (counted by `counter`, the serving model), checked against the
+    previous version: re-asked once when it drops lines or repeats itself, then settled.
+    Returns (text, notes for the reason, drafts kept for the log, the review)."""
+    from soulctl.memory.rewrite import REWRITE_SLACK, write_within
+
+    text, notes, drafts = write_within(writer, counter, ask, limit, what)
+    found = review(previous, text, window, embedder)
+    if found.faults():
+        again = ask + [{"role": "assistant", "content": text},
+                       {"role": "user", "content": reask_message(found, limit)}]
+        if writer.count_chat_tokens(again) + limit + REWRITE_SLACK <= writer.context_length:
+            second, more, more_drafts = write_within(writer, counter, again, limit, what)
+            rechecked = review(previous, second, window, embedder)
+            why = [f"dropped {len(found.dropped)}"] * bool(found.dropped) + \
+                  ["repeated itself"] * bool(found.repeated or found.echoed)
+            drafts += [text, *more_drafts]
+            if len(rechecked.dropped) + 2 * len(rechecked.repeated) <= len(found.dropped) + 2 * len(found.repeated):
+                text, found, notes = second, rechecked, notes + more
+            found.reasked = why
+    return settle(text, found, what, previous, limit, counter), notes, drafts, found

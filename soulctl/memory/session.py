@@ -22,8 +22,7 @@ from soulctl.errors import CheckFailed, ConfigError, InvalidInput
 from soulctl.log import NewPacket
 from soulctl.log.packets import env_session, new_id, new_session_id
 from soulctl.memory import notebook as nb
-from soulctl.memory.review import Review, reask_message, review, settle
-from soulctl.memory.rewrite import REWRITE_SLACK, write_within
+from soulctl.memory.review import Review, checked
 from soulctl.prose import norm
 from soulctl.memory.stream import StopCut, TurnCancelled
 
@@ -422,26 +421,8 @@ class ChatSession:
     # -- shared by both rewrites ---------------------------------------------------------
     def _checked(self, writer, ask: list[dict], limit: int, what: str, previous: str,
                  guidance: str | None = None) -> tuple[str, str, list[str], Review]:
-        """A proposal from `writer`, checked against the previous version (memory/review.py):
-        re-asked once when it drops lines or repeats itself, then its repeats removed (a
-        self-definition that still repeats is refused) and its dropped lines put back, the
-        oldest evicted only for room."""
         window = [t.content for t in self.window] + ([guidance] if guidance else [])  # what may supersede
-        text, notes, drafts = write_within(writer, self.engine, ask, limit, what)
-        found = review(previous, text, window, self.embedder)
-        if found.faults():
-            again = ask + [{"role": "assistant", "content": text},
-                           {"role": "user", "content": reask_message(found, limit)}]
-            if writer.count_chat_tokens(again) + limit + REWRITE_SLACK <= writer.context_length:
-                second, more, more_drafts = write_within(writer, self.engine, again, limit, what)
-                checked = review(previous, second, window, self.embedder)
-                why = [f"dropped {len(found.dropped)}"] * bool(found.dropped) + \
-                      ["repeated itself"] * bool(found.repeated or found.echoed)
-                drafts += [text, *more_drafts]
-                if len(checked.dropped) + 2 * len(checked.repeated) <= len(found.dropped) + 2 * len(found.repeated):
-                    text, found, notes = second, checked, notes + more
-                found.reasked = why
-        return settle(text, found, what, previous, limit, self.engine), notes, drafts, found
+        return checked(writer, self.engine, self.embedder, ask, limit, what, previous, window)
 
     def _evictions(self, kind: str, version: int, found: Review) -> list[NewPacket]:
         """Every line a rewrite evicted for room, as a packet the log's search finds."""
