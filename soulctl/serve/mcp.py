@@ -35,6 +35,15 @@ def build_server(soul: Soul, run: Runner, hidden: frozenset[str] = frozenset()):
     listed nor callable here (see exposed). Arguments that do not fit a tool's schema are a
     JSON-RPC error -32602 naming the argument; a tool's own refusal is an error result."""
     from mcp.server import Server
+
+    list_tools, call_tool = _tool_handlers(soul, run, hidden)
+    handlers = _colleague_handlers(soul, run)
+    return Server("soul", version=__version__, instructions=INSTRUCTIONS,
+                  on_list_tools=list_tools, on_call_tool=call_tool, **handlers)
+
+
+def _tool_handlers(soul: Soul, run: Runner, hidden: frozenset[str]):
+    """tools/list and tools/call: the registry's tools less the hidden ones."""
     from mcp.shared.exceptions import MCPError
     from mcp_types import INVALID_PARAMS
 
@@ -64,6 +73,15 @@ def build_server(soul: Soul, run: Runner, hidden: frozenset[str] = frozenset()):
                                     structured_content=None if failed else json.loads(
                                         json.dumps(outcome, default=str)),
                                     is_error=failed)
+
+    return list_tools, call_tool
+
+
+def _colleague_handlers(soul: Soul, run: Runner) -> dict:
+    """What makes the soul a colleague beyond its tools: resources (notebook, self-definition,
+    lineage, packets by id) and the consult-the-soul prompt, as Server keyword arguments."""
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import INVALID_PARAMS
 
     async def list_resources(ctx, params) -> types.ListResourcesResult:
         return types.ListResourcesResult(resources=[
@@ -97,10 +115,8 @@ def build_server(soul: Soul, run: Runner, hidden: frozenset[str] = frozenset()):
         return types.GetPromptResult(description=CONSULT_WHAT, messages=[types.PromptMessage(
             role="user", content=types.TextContent(type="text", text=CONSULT.format(task=task)))])
 
-    return Server("soul", version=__version__, instructions=INSTRUCTIONS,
-                  on_list_tools=list_tools, on_call_tool=call_tool, on_list_resources=list_resources,
-                  on_list_resource_templates=list_templates, on_read_resource=read_resource,
-                  on_list_prompts=list_prompts, on_get_prompt=get_prompt)
+    return dict(on_list_resources=list_resources, on_list_resource_templates=list_templates,
+                on_read_resource=read_resource, on_list_prompts=list_prompts, on_get_prompt=get_prompt)
 
 
 RESOURCES = {

@@ -169,3 +169,21 @@ def test_backend_names_stay_in_their_backends():
             if hit:
                 wrong.append(f"{rel}:{node.lineno}: {hit}")
     assert wrong == [], "\n".join(wrong)
+
+
+def test_rooms_stay_small():
+    """Issue 23's measure: no function over 60 lines in serve/ and evolve/, no command module
+    over 200 lines — the seams where the next routes and steps land stay readable."""
+    wrong = []
+    for folder in ("serve", "evolve"):
+        for path in sorted((PACKAGE / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    length = node.end_lineno - node.lineno + 1
+                    if length > 60:
+                        wrong.append(f"{path.relative_to(PACKAGE)}: {node.name} is {length} lines")
+    for path in sorted((PACKAGE / "commands").glob("*.py")):
+        length = len(path.read_text().splitlines())
+        if length > 200:
+            wrong.append(f"{path.relative_to(PACKAGE)} is {length} lines")
+    assert wrong == [], "\n".join(wrong)
