@@ -109,9 +109,13 @@ def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
     kept, covered = _dedup(meta, vecs, chosen, resonant, learned, recipe.dedup_cosine)
     lines, ids, unprompted = _examples(meta, kept, recipe.context_turns)
     if not lines:
-        raise NothingNew(f"no example to learn from: the {len(unprompted)} new resonant "
-                         f"{role} repl{'y' if len(unprompted) == 1 else 'ies'} answer no user turn",
-                         hint="talk more first")
+        one = len(unprompted) == 1
+        alone = (f"the {len(unprompted)} new resonant {role} repl{'y' if one else 'ies'} "
+                 f"answer{'s' if one else ''} no user turn")
+        if done := sum(meta[i]["id"] in learned for i in resonant):
+            raise NothingNew(f"nothing new: {done} {role} packets at or above {threshold} were learned by "
+                             f"the current generation, and {alone}", hint="talk more first")
+        raise NothingNew(f"no example to learn from: {alone}", hint="talk more first")
     record = {"threshold": threshold, "dedup_cosine": recipe.dedup_cosine, "cluster": cluster,
               "census": counts,
               "context_turns": recipe.context_turns, "dropped_duplicates": len(covered), "covered_ids": covered,

@@ -58,13 +58,21 @@ def test_a_cycle_learns_only_new_moments_then_has_nothing_to_do(talked, tmp_path
     assert plan.code == 0 and plan.json()["status"] == "plan" and plan.json()["unscored"] == 16, plan
     assert not list((home / "data").glob("buffers/*")) and current(home) == "gen-0000"  # nothing written
 
+    # a reply that opens its session (a morning greeting), marked as resonant as can be: the
+    # night still succeeds, and the greeting is left out of the buffer, counted
+    greeting = soulctl("--home", home, "--json", "log", "add", "Good morning. The herons are back.",
+                       "--role", "soul", "--session", "morning").json()["id"]
+    assert soulctl("--home", home, "resonate", "mark", greeting, "1.0").code == 0
+
     first = evolve(home)
     assert first.code == 0, first
     r = first.json()
     assert r["status"] == "accepted" and r["generation"] == "gen-0001" and current(home) == "gen-0001"
     assert r["examples"] >= 4 and r["loss"][1] < r["loss"][0]
     assert set(r["timings"]) >= {"score", "buffer", "dream", "merge", "check", "total"}
-    learned = set(json.loads((home / "data" / "buffers" / f"{r['buffer']}.json").read_text())["log_ids"])
+    kept = json.loads((home / "data" / "buffers" / f"{r['buffer']}.json").read_text())
+    learned = set(kept["log_ids"])
+    assert greeting not in learned and kept["dropped_unprompted"] == 1, kept
 
     again = evolve(home)  # everything resonant was learned: nothing to do, nothing changes
     assert again.code == 0 and again.json()["status"] == "nothing-new", again
