@@ -18,15 +18,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from soulctl.engine.sampling import Sampling, of_role
-from soulctl.errors import CheckFailed, ConfigError, InvalidInput
+from soulctl.errors import CheckFailed, InvalidInput
 from soulctl.log import NewPacket
 from soulctl.log.packets import env_session, new_id, new_session_id
 from soulctl.memory import notebook as nb
+from soulctl.memory.retrieval import retrieved_sector
 from soulctl.memory.review import Review, checked
-from soulctl.prose import norm
+from soulctl.memory.sectors import check_fits_alone, check_sectors, too_big
 from soulctl.memory.stream import StopCut, TurnCancelled
 
 if TYPE_CHECKING:
+    from soulctl.memory.toolturn import ClientTools
     from soulctl.soul import Soul
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,6 @@ log = logging.getLogger(__name__)
 MESSAGE_FRAMING = 4  # tokens a chat template adds around each message (role markers, ends)
 NOTEBOOK_MARGIN = 64  # tokens kept free in a notebook rewrite request for the chat template
 SELF_MARGIN = 96  # the same for a self-definition rewrite, which quotes more around the window
-LOG_HITS = 6  # log packets weighed for the retrieved sector each turn
 
 REWRITE_PROMPT = (
     "Your context window is nearly full and is about to be flushed. Rewrite your notebook: keep "
@@ -72,6 +73,7 @@ class TurnResult:
     speaker: str = "soul"  # soul, or majordomo while the soul's weights are released
     instructions: dict | None = None  # what a client's instructions became (serve: soul.instructions)
     tools: dict | None = None  # what became of a client's tools (serve: soul.tools)
+    calls: list[dict] = field(default_factory=list)  # a client's tools to call, the turn waiting for them
 
 
 class ChatSession:
@@ -108,6 +110,7 @@ class ChatSession:
         self.last_prompt: list[dict] = []
         self.announce = None  # a callable told of memory work as it happens (the REPL's status)
         self.instructions: str | None = None  # a client's, for one turn (instruct)
+        self.waiting = None  # (tool turn, user text) while a client's calls are out
 
     # -- the window, rebuilt from the log ------------------------------------------------
     def _rebuild_window(self) -> list[Turn]:
@@ -140,41 +143,8 @@ class ChatSession:
             total += t.tokens + MESSAGE_FRAMING
         return total
 
-    def _retrieved(self, query: str, vector: np.ndarray | None = None) -> tuple[str, list[str]]:
-        from soulctl.corpus.mounts import mounted, render_hit, retrieve
-
-        budget = self.mem.retrieved_tokens - (self._count(self.instructions) if self.instructions else 0)
-        blocks, cites = [], []
-        if budget and mounted(self.home):
-            hits = retrieve(self.home, query, self.embedder, budget // 2 if self.retrieve_log else budget,
-                            self._count, self.wardrobe, query_vector=vector)
-            for hit in hits:
-                blocks.append(render_hit(hit))
-                cites.append(f"{hit.corpus}:{hit.cite}")
-        if budget and self.retrieve_log:
-            from soulctl.log.search import restates, search
-
-            used = sum(self._count(b) for b in blocks)
-            # what the window already holds costs tokens twice: skipped, by id and by text
-            in_window = {t.packet_id for t in self.window} | {norm(t.content) for t in self.window}
-            try:
-                found = search(self.store, self.embedder, query, LOG_HITS, query_vector=vector, answers=True)
-            except InvalidInput:
-                found = []
-            for r in found:
-                if (r.packet.id in in_window or norm(r.packet.prose) in in_window
-                        or (r.packet.meta or {}).get("kind") == "flush" or restates(query, r.packet)):
-                    continue
-                text = f"[log {r.packet.ts.date()} {r.packet.role}] {r.packet.prose}\n"
-                cost = self._count(text)
-                if used + cost > budget:
-                    continue
-                blocks.append(text)
-                cites.append(f"log:{r.packet.id}")
-                used += cost
-        return "\n".join(blocks), cites
-
-    def _count(self, text: str) -> int:
+    def count(self, text: str) -> int:
+        """Tokens of `text` on the serving model (remembered: retrieved texts recur)."""
         if (n := self._counts.get(text)) is None:
             if len(self._counts) > 4096:
                 self._counts.clear()
@@ -196,12 +166,12 @@ class ChatSession:
         kept = text.strip() if size <= limit else trim_to_tokens(self.engine, text.strip(), limit)
         self.instructions = kept or None
         return {"placed": "after the notebook" if kept else "nowhere: memory.retrieved_tokens is 0",
-                "tokens": self._count(kept) if kept else 0, "trimmed_from": size if size > limit else None}
+                "tokens": self.count(kept) if kept else 0, "trimmed_from": size if size > limit else None}
 
     def assemble(self, user_text: str, vector: np.ndarray | None = None) -> tuple[list[dict], int, list[str]]:
         """The request: sectors in order, and its token count with the serving model's own
         chat template — the number the context check is made on."""
-        retrieved, cites = self._retrieved(user_text, vector)
+        retrieved, cites = retrieved_sector(self, user_text, vector)
         messages = [{"role": "system", "content": self.system_text(retrieved)}]
         messages += [{"role": t.role, "content": t.content} for t in self.window]
         messages.append({"role": "user", "content": user_text})
@@ -209,9 +179,12 @@ class ChatSession:
 
     # -- a turn --------------------------------------------------------------------------
     def turn(self, user_text: str, on_token=None, use_tools: tuple = (), max_tokens: int | None = None,
-             sampling: Sampling | None = None, stop: list[str] | None = None) -> TurnResult:
+             sampling: Sampling | None = None, stop: list[str] | None = None,
+             client_tools: ClientTools | None = None) -> TurnResult:
         """One exchange. With tools (a model that calls them), the soul may call them first —
-        `use_tools` names tools it must call, in order, before it decides for itself.
+        `use_tools` names tools it must call, in order, before it decides for itself. A
+        client's tools are offered beside the soul's own; a call to one ends the turn for now
+        (`calls` in the result) until `answer_calls` brings its results.
 
         `max_tokens` is capped at the reply sector (the context check reserves that much);
         `sampling` replaces the role's settings for this turn (`self.sampling.but(...)`);
@@ -229,7 +202,7 @@ class ChatSession:
             raise InvalidInput(f"no tool {unknown[0]!r}", hint=f"tools: {', '.join(TOOLS)}")
         self.settle()
         limit = self.engine.context_length - self.mem.reply_tokens
-        self._check_fits_alone(user_text, limit)  # before the pressure protocol changes anything
+        check_fits_alone(self, user_text, limit)  # before the pressure protocol changes anything
         flushed = False
         vector = self.embedder.encode([user_text])[0]  # one embedding: retrieval and the packet
         need = self.window_tokens([Turn("user", user_text)])
@@ -245,18 +218,18 @@ class ChatSession:
             flushed = True
             messages, prompt_tokens, cites = self.assemble(user_text, vector)
         if prompt_tokens > limit:
-            raise self._too_big(user_text, prompt_tokens, limit)
+            raise too_big(self, user_text, prompt_tokens, limit)
         self.last_prompt = messages
-        if self.tools or use_tools:
-            from soulctl.memory.toolturn import tool_turn
-
-            reply, prompt_tokens, user_packet, reply_packet = tool_turn(
-                self, user_text, vector, messages, prompt_tokens, cites, list(use_tools))
-            self.window += [Turn("user", user_text, user_packet), Turn("assistant", reply, reply_packet)]
-            return TurnResult(reply, prompt_tokens, flushed, user_packet, reply_packet, cites,
-                              generation=self.generation, speaker=self.speaker)
+        self.waiting = None  # a new user turn leaves calls a client never answered
         budget = min(max_tokens or self.max_reply or self.mem.reply_tokens, self.mem.reply_tokens)
         sampling = (sampling or self.sampling).check(self.engine.name)
+        client = client_tools if client_tools and client_tools.functions and self.engine.supports_tools else None
+        if self.tools or use_tools or client:
+            from soulctl.memory import toolturn
+
+            state = toolturn.start(self, user_text, vector, messages, cites, list(use_tools), client, budget,
+                                   sampling)
+            return self._tool_result(state, user_text, toolturn.advance(self, state), flushed, on_token)
         reply, stopped, cancelled = self._generate(messages, budget, sampling, stop, on_token)
         completion = self.engine.count_tokens(reply)
         finish = "cancelled" if cancelled else "stop" if stopped or completion < budget else "length"
@@ -265,6 +238,36 @@ class ChatSession:
         self.window += [Turn("user", user_text, user_packet), Turn("assistant", reply, reply_packet)]
         return TurnResult(reply, prompt_tokens, flushed, user_packet, reply_packet, cites,
                           completion, finish, bool(cancelled), self.generation, self.speaker)
+
+    def answer_calls(self, results: dict[str, str], client_tools: ClientTools | None = None,
+                     on_token=None) -> TurnResult:
+        """The client's results for the calls of the turn that waits for them (call id ->
+        result text); the turn goes on from there, offered the tools of the request that
+        brought them."""
+        from soulctl.memory import toolturn
+
+        if self.waiting is None:
+            raise InvalidInput(f"no tool call waits for a result in session {self.session!r}",
+                               hint="a call is answered in the request after the one that made it, before "
+                                    "the next user message (a restarted or switched server forgets it)")
+        state, user_text = self.waiting
+        outcome = toolturn.resume(self, state, results, client_tools)  # checks the ids before anything is logged
+        self.waiting = None
+        return self._tool_result(state, user_text, outcome, False, on_token)
+
+    def _tool_result(self, state, user_text: str, outcome, flushed: bool, on_token) -> TurnResult:
+        """A tool turn's outcome: waiting for a client's calls, or its reply (in the window)."""
+        result = TurnResult(outcome.reply, outcome.prompt_tokens, flushed, state.user_id, outcome.reply_id,
+                            state.cites, self.engine.count_tokens(outcome.reply) if outcome.reply else 0,
+                            generation=self.generation, speaker=self.speaker)
+        if outcome.calls:
+            self.waiting = (state, user_text)
+            result.calls, result.finish_reason = outcome.calls, "tool_calls"
+            return result
+        if on_token and outcome.reply:
+            on_token(outcome.reply)  # made whole (the tool rounds do not stream): one piece
+        self.window += [Turn("user", user_text, state.user_id), Turn("assistant", outcome.reply, outcome.reply_id)]
+        return result
 
     def _generate(self, messages: list[dict], max_tokens: int, sampling: Sampling, stop, on_token):
         """The reply: (text, ended at a stop string, why it was cut off or None)."""
@@ -287,31 +290,6 @@ class ChatSession:
             if close := getattr(pieces, "close", None):
                 close()  # stops the model: a generator closed early ends its generation
         return cut.text.strip(), cut.stopped, cancelled
-
-    def _check_fits_alone(self, user_text: str, limit: int) -> None:
-        """The message with the self-definition and the notebook alone (no window, nothing
-        retrieved) must fit, or no flush could make room: refused before anything changes."""
-        alone = [{"role": "system", "content": self.system_text()}, {"role": "user", "content": user_text}]
-        if (need := self.engine.count_chat_tokens(alone)) > limit:
-            raise self._too_big(user_text, need, limit)
-
-    def _too_big(self, user_text: str, need: int, limit: int) -> InvalidInput:
-        """The refusal of a turn that cannot fit, naming the sector that is too big."""
-        memory = nb.current_all(self.soul)
-        sizes = {kind: self._count(memory[kind]["text"]) for kind in ("self", "notebook")}
-        if sizes["self"] > self.mem.self_tokens:
-            return InvalidInput(f"the self-definition is {sizes['self']} tokens, over its sector of "
-                                f"{self.mem.self_tokens}: the prompt needs {need} of the {limit} the context "
-                                "leaves after the reply", hint="shorten it: soulctl notebook rewrite --self, "
-                                "or soulctl notebook set --self")
-        if sizes["notebook"] > self.mem.notebook_tokens:
-            return InvalidInput(f"the notebook is {sizes['notebook']} tokens, over its sector of "
-                                f"{self.mem.notebook_tokens}: the prompt needs {need} of the {limit} the "
-                                "context leaves after the reply", hint="shorten it: soulctl notebook set")
-        return InvalidInput(f"the message is {self.engine.count_tokens(user_text)} tokens: with the "
-                            f"self-definition ({sizes['self']}) and the notebook ({sizes['notebook']}) the "
-                            f"prompt needs {need} of the {limit} the context leaves after the reply",
-                            hint="send a shorter message")
 
     def _log_turn(self, user_text: str, vector: np.ndarray, reply: str, prompt_tokens: int,
                   cites: list[str], extra: dict | None = None) -> tuple[str, str]:
@@ -446,19 +424,6 @@ class ChatSession:
         from soulctl.log.ingest import add_packets
 
         list(add_packets(self.store, self.embedder, packets))
-
-
-SECTORS = ("self_tokens", "notebook_tokens", "retrieved_tokens", "window_tokens", "reply_tokens")
-
-
-def check_sectors(mem, context_length: int) -> None:
-    """The Memory OS sectors, each at its largest, must fit the model's context together."""
-    sizes = {name: getattr(mem, name) for name in SECTORS}
-    if (total := sum(sizes.values())) > context_length:
-        parts = " + ".join(f"{name.removesuffix('_tokens')} {size}" for name, size in sizes.items())
-        raise ConfigError(f"the Memory OS sectors need {total} tokens ({parts}) but the model's "
-                          f"context is {context_length}",
-                          hint="lower memory.* in soul.yaml, or raise roles.soul.context")
 
 
 def open_session(soul: Soul, session: str | None = None, strict: bool = False, warn=None,

@@ -3,7 +3,7 @@
 The last user message of the request is the turn; the soul's self-definition, notebook,
 retrieved memory and window come from its memory, not from the request (earlier user and
 assistant messages are accepted and not used — the window is the session's own, rebuilt from
-the log). System (and developer) messages are the client's instructions: placed after the
+the log). A client's tools and the results of their calls: serve/tools.py. System (and developer) messages are the client's instructions: placed after the
 notebook, within half the retrieved sector, and the response's `soul.instructions` says what
 was used. The session is the request's `user`, else an `X-Soul-Session` header, else a new
 one; the response names it in `X-Soul-Session`. Turns are logged exactly as `soulctl chat`
@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from soulctl.serve.context import SESSION_HEADER
 from soulctl.serve.errors import BadRequest, failure, field, text_of
 from soulctl.serve.streaming import sse, stream_turn
+from soulctl.serve.tools import chat_offer, chat_results, check_choice, note
 
 router = APIRouter()
 
@@ -31,7 +32,7 @@ async def chat_completions(request: Request):
     try:
         body = await served.read_json(request)
         args = chat_args(body, served.soul_names())
-        session = served.session_of(request, body)
+        session = served.session_of(request, body, calls=args["results"])
     except Exception as exc:
         return failure(exc)
     headers = {SESSION_HEADER: session}
@@ -39,7 +40,7 @@ async def chat_completions(request: Request):
                 model=served.soul_id)
 
     def turn(on_token=None):
-        result = served_turn(served, session, args, headers, body.get("tools") or [], on_token)
+        result = served_turn(served, session, args, headers, on_token)
         base["model"] = result.generation or served.soul_id
         return result
 
@@ -53,21 +54,29 @@ async def chat_completions(request: Request):
         return response
     return JSONResponse({
         **base, "object": "chat.completion",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.reply},
-                     "finish_reason": finish(result)}],
+        "choices": [{"index": 0, "message": message(result), "finish_reason": finish(result)}],
         "usage": usage(result), "soul": soul_fields(session, result)}, headers=headers)
 
 
-def served_turn(served, session: str, args: dict, headers: dict, tools: list, on_token=None):
+def served_turn(served, session: str, args: dict, headers: dict, on_token=None):
     """One turn of a request, on the engine's worker (the generation served now): the client's
-    instructions placed, its sampling over the role's, what became of its tools noted; the
-    headers name who answered. Shared by every dialect."""
+    instructions placed, its sampling over the role's, its tools offered where the engine
+    calls tools (or the results of their calls continuing the turn that made them), what
+    became of them noted; the headers name who answered. Shared by every dialect."""
     chat = served.chat_for(session)
     headers.update(answered_headers(chat))
-    used = chat.instruct(args["instructions"])
-    result = chat.turn(args["text"], on_token=on_token, max_tokens=args["max_tokens"],
-                       sampling=chat.sampling.but(**args["sampling"]), stop=args.get("stop"))
-    result.instructions, result.tools = used, tools_note(tools, chat)
+    offer = args["tools"]
+    check_choice(offer, chat.engine)
+    if args["results"]:
+        result = chat.answer_calls(args["results"], offer.client, on_token)
+    else:
+        used = chat.instruct(args["instructions"])
+        result = chat.turn(args["text"], on_token=on_token, max_tokens=args["max_tokens"],
+                           sampling=chat.sampling.but(**args["sampling"]), stop=args.get("stop"),
+                           client_tools=offer.client)
+        result.instructions = used
+    result.tools = note(offer, chat.engine)
+    served.remember_calls(session, result.calls)
     return result
 
 
@@ -96,6 +105,10 @@ class Chunks:
         yield self._chunk({"content": text})
 
     def closing(self, result):
+        if result.calls:
+            if result.reply:  # said before its calls (not streamed: the tool rounds are made whole)
+                yield self._chunk({"content": result.reply})
+            yield self._chunk({"tool_calls": [{"index": i, **call} for i, call in enumerate(tool_calls(result))]})
         yield self._chunk({}, finish(result), soul=soul_fields(self.session, result))
         if self.include_usage:
             yield sse({**self.base, "choices": [], "usage": usage(result)})
@@ -126,11 +139,6 @@ def chat_args(body: dict, soul_names: set[str]) -> dict:
         raise BadRequest("'messages' holds no user message with text: the last one is the turn", "messages")
     if field(body, "n", int, 1, why="an integer") != 1:
         raise BadRequest("'n' must be 1: the soul gives one reply per turn", "n")
-    if body.get("functions"):
-        raise BadRequest("'functions' is the old name of 'tools': send 'tools'", "functions")
-    if (body.get("tool_choice") or "auto") not in ("auto", "none"):
-        raise BadRequest("'tool_choice' must be auto or none: a client's tools are not offered to the soul yet, "
-                         "so it cannot be made to call one", "tool_choice")
     stop = body.get("stop")
     if isinstance(stop, str):
         stop = [stop]
@@ -145,7 +153,8 @@ def chat_args(body: dict, soul_names: set[str]) -> dict:
     fmt = field(body, "response_format", dict, why="an object")
     return dict(text=text.strip(), stop=stop, max_tokens=limit,
                 sampling={**sampling_args(body), **json_format(fmt, "response_format")},
-                stream=stream, include_usage=include_usage, instructions="\n\n".join(instructions) or None)
+                stream=stream, include_usage=include_usage, instructions="\n\n".join(instructions) or None,
+                tools=chat_offer(body), results=chat_results(messages))
 
 
 # A request's sampling fields over the role's settings (soul.yaml): OpenAI's names, and
@@ -187,17 +196,20 @@ def sampling_args(body: dict) -> dict:
     return out
 
 
-def tools_note(tools: list, chat) -> dict | None:
-    """What became of a client's tools: not offered (the soul answers in text), and why."""
-    if not tools:
-        return None
-    why = ("a client's tools are not yet offered to a tool-calling engine" if chat.engine.supports_tools
-           else f"the {chat.engine.name} backend does not call tools")
-    return {"offered": False, "count": len(tools), "why": why + "; the soul answers in text"}
+def message(result) -> dict:
+    """The assistant message of a chat completion: the reply, or the client's calls to make."""
+    if result.calls:
+        return {"role": "assistant", "content": result.reply or None, "tool_calls": tool_calls(result)}
+    return {"role": "assistant", "content": result.reply}
+
+
+def tool_calls(result) -> list[dict]:
+    return [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in result.calls]
 
 
 def finish(result) -> str:
-    return "length" if result.finish_reason == "length" else "stop"
+    return result.finish_reason if result.finish_reason in ("length", "tool_calls") else "stop"
 
 
 def usage(result) -> dict:

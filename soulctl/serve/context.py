@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 SESSION_HEADER = "X-Soul-Session"
 MAX_SESSIONS = 64  # conversations kept open (their windows); older ones reopen from the log
+MAX_CALLS = 1024  # a client's calls remembered, to find the session its results continue
 
 
 class Sessions:
@@ -68,6 +69,7 @@ class Served:
         self.majordomo = Sessions(soul, "majordomo") if self.has_majordomo else None
         self.generation = soul.engine("soul").generation  # the generation served
         self.follower = None  # set by the app: who keeps `generation` on `current`
+        self.calls: OrderedDict[str, str] = OrderedDict()  # a client's call id -> its session
 
     @property
     def engine(self):
@@ -157,14 +159,28 @@ class Served:
             raise BadRequest("the body must be a JSON object")
         return body
 
-    def session_of(self, request: Request, body: dict, field_name: str = "user") -> str:
-        """The request's session: its `user`, else the X-Soul-Session header, else a new one."""
+    def remember_calls(self, session: str, calls: list[dict]) -> None:
+        for call in calls:
+            self.calls[call["id"]] = session
+        while len(self.calls) > MAX_CALLS:
+            self.calls.popitem(last=False)
+
+    def session_of(self, request: Request, body: dict, field_name: str = "user", calls=(),
+                   calls_field: str = "messages") -> str:
+        """The request's session: its `user`, else the X-Soul-Session header, else — for the
+        results of a client's calls — the session that made them, else a new one."""
         user = field(body, field_name, str, why="a string")
         header = request.headers.get(SESSION_HEADER)
         if user:
             return check_session(user, field_name)
         if header:
             return check_session(header, SESSION_HEADER)
+        if calls:
+            if (known := next((self.calls[c] for c in calls if c in self.calls), None)) is None:
+                raise BadRequest(f"the tool result for {next(iter(calls))!r} answers no call this server made "
+                                 "(or one it has forgotten: a restart or a generation switch ends a waiting "
+                                 "turn); send the user message again", calls_field)
+            return known
         from soulctl.log.packets import new_session_id
 
         return new_session_id()

@@ -40,6 +40,9 @@ class Follower:
         self._stop = threading.Event()
         self.lease: dict | None = None  # while released: holder, reason, until
         self.switches = 0
+        # a model served elsewhere (backend: openai, a model we cannot name) is that server's
+        # to change: following `current` would reload the same thing over and over
+        self.follows = served.generation is not None
 
     # -- the watcher ------------------------------------------------------------------------
     def start(self) -> None:
@@ -58,7 +61,7 @@ class Follower:
                         self.say(f"the lease of {self.lease['reason']} (pid {self.lease['holder']}) lapsed: "
                                  "loading the soul again")
                         self.restore(lapsed=True)
-                elif current(self.home) not in (None, self.served.generation):
+                elif self.follows and current(self.home) not in (None, self.served.generation):
                     self.follow()
             except Exception as exc:  # keep watching; the next look tries again
                 log.warning("following current failed: %s", exc)
@@ -94,6 +97,9 @@ class Follower:
 
         with self._lock:
             target, was = current(self.home), self.served.generation
+            if not self.follows:
+                return {"generation": was, "switched": False, "released": False,
+                        "why": "the soul's model is served elsewhere (its server chooses what it serves)"}
             if self.lease is not None or target in (None, was):
                 return {"generation": was, "switched": False, "released": self.lease is not None}
             started = time.perf_counter()

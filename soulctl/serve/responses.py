@@ -27,6 +27,7 @@ from soulctl.serve.chat import json_format, sampling_args, served_turn, soul_fie
 from soulctl.serve.context import SESSION_HEADER
 from soulctl.serve.errors import BadRequest, failure, field, text_of
 from soulctl.serve.streaming import sse, stream_turn
+from soulctl.serve.tools import responses_offer, responses_results
 
 router = APIRouter()
 
@@ -46,7 +47,7 @@ async def create(request: Request):
         body = await served.read_json(request)
         args = response_args(body, served.soul_names())
         session = (_stored(served, args["previous"])["soul"]["session"] if args["previous"]
-                   else served.session_of(request, body))
+                   else served.session_of(request, body, calls=args["results"], calls_field="input"))
     except Exception as exc:
         return failure(exc)
     headers = {SESSION_HEADER: session}
@@ -55,11 +56,12 @@ async def create(request: Request):
               "instructions": args["instructions"], "previous_response_id": args["previous"],
               "max_output_tokens": args["max_tokens"], "store": args["store"], "metadata": args["metadata"],
               "temperature": args["sampling"].get("temperature"), "top_p": args["sampling"].get("top_p"),
-              "tools": args["tools"], "tool_choice": args["tool_choice"], "parallel_tool_calls": False, "truncation": "disabled",
+              "tools": body.get("tools") or [], "tool_choice": body.get("tool_choice") or "auto",
+              "parallel_tool_calls": False, "truncation": "disabled",
               "text": {"format": args["format"]}, "error": None, "incomplete_details": None}
 
     def turn(on_token=None):
-        result = served_turn(served, session, args, headers, args["tools"], on_token)
+        result = served_turn(served, session, args, headers, on_token)
         record["model"] = result.generation or served.soul_id
         return result
 
@@ -85,11 +87,6 @@ async def read(request: Request, response_id: str):
 def response_args(body: dict, soul_names: set[str]) -> dict:
     if unknown := sorted(set(body) - ACCEPTED):
         raise BadRequest(f"'{unknown[0]}' is not supported by the soul's Responses API", unknown[0])
-    tools = field(body, "tools", list, [], why="a list")
-    choice = body.get("tool_choice") or "auto"
-    if choice not in ("auto", "none"):
-        raise BadRequest("'tool_choice' must be auto or none: a client's tools are not offered to the soul yet, "
-                         "so it cannot be made to call one", "tool_choice")
     reasoning = field(body, "reasoning", dict, {}, why="an object")
     if reasoning.get("effort") not in (None, "none", "minimal"):
         raise BadRequest("'reasoning.effort' must be none or minimal: the soul does not reason before answering",
@@ -106,7 +103,8 @@ def response_args(body: dict, soul_names: set[str]) -> dict:
     if model and model not in soul_names:
         raise BadRequest(f"model {model!r} does not exist here; the soul is served as "
                          f"{', '.join(sorted(soul_names))} (see /v1/models)", "model", status=404)
-    text, instructions = _input(body.get("input"))
+    results = responses_results(body.get("input"))
+    text, instructions = _input(body.get("input"), bool(results))
     given = field(body, "instructions", str, why="a string")
     fmt = field(body, "text", dict, {}, why="an object").get("format")
     if fmt is not None and not isinstance(fmt, dict):
@@ -120,12 +118,13 @@ def response_args(body: dict, soul_names: set[str]) -> dict:
                 previous=previous, store=field(body, "store", bool, True, why="true or false"),
                 max_tokens=field(body, "max_output_tokens", int, check=lambda v: v >= 1, why="a positive integer"),
                 stream=field(body, "stream", bool, False, why="true or false"), metadata=metadata,
-                sampling={**sampling_args(body), **json_format(fmt, "text.format")}, tools=tools,
-                tool_choice=choice, format=fmt or {"type": "text"})
+                sampling={**sampling_args(body), **json_format(fmt, "text.format")},
+                tools=responses_offer(body), results=results, format=fmt or {"type": "text"})
 
 
-def _input(items) -> tuple[str, list[str]]:
-    """The turn (the last user message) and the instructions among the input items."""
+def _input(items, answers: bool) -> tuple[str | None, list[str]]:
+    """The turn (the last user message) and the instructions among the input items; a request
+    that `answers` a call (function_call_output items) needs no user message."""
     if isinstance(items, str):
         if not items.strip():
             raise BadRequest("'input' is empty", "input")
@@ -150,6 +149,8 @@ def _input(items) -> tuple[str, list[str]]:
             instructions.append(text_of(item.get("content"), f"{where}.content"))
         elif role != "assistant":
             raise BadRequest(f"'{where}.role' must be user, assistant, system or developer", f"{where}.role")
+    if answers and text is None:
+        return None, instructions
     if text is None or not text.strip():
         raise BadRequest("'input' holds no user message with text: the last one is the turn", "input")
     return text.strip(), instructions
@@ -160,7 +161,8 @@ def _finish(record: dict, session: str, result, served, item: str | None = None)
     message = {"type": "message", "id": item or "msg_" + uuid.uuid4().hex, "status": "completed", "role": "assistant",
                "content": [{"type": "output_text", "text": result.reply, "annotations": []}]}
     cut = result.finish_reason == "length"
-    record.update(status="incomplete" if cut else "completed", output=[message],
+    output = [message] if result.reply or not result.calls else []
+    record.update(status="incomplete" if cut else "completed", output=output + function_calls(result),
                   incomplete_details={"reason": "max_output_tokens"} if cut else None,
                   usage={"input_tokens": result.prompt_tokens, "output_tokens": result.completion_tokens,
                          "total_tokens": result.prompt_tokens + result.completion_tokens,
@@ -193,12 +195,19 @@ def _stored(served, response_id: str) -> dict:
     return json.loads(path.read_text())
 
 
+def function_calls(result) -> list[dict]:
+    """The client's calls to make, as function_call output items (their ids kept on the call)."""
+    return [{"type": "function_call", "id": c.setdefault("item", "fc_" + uuid.uuid4().hex), "call_id": c["id"],
+             "name": c["name"], "arguments": c["arguments"], "status": "completed"} for c in result.calls]
+
+
 class Events:
-    """The Responses stream: typed events, each with its sequence number."""
+    """The Responses stream: typed events, each with its sequence number. The message item
+    opens with the first piece of text (a turn that only calls a client's tools has none)."""
 
     def __init__(self, record: dict, session: str, served):
         self.record, self.session, self.served = record, session, served
-        self.seq, self.text = 0, ""
+        self.seq, self.text, self.open = 0, "", False
         self.item = "msg_" + uuid.uuid4().hex
 
     def _event(self, kind: str, **payload) -> str:
@@ -212,26 +221,45 @@ class Events:
         return {"type": "message", "id": self.item, "status": status, "role": "assistant",
                 "content": [] if text is None else [self._part(text)]}
 
+    def _open_message(self):
+        if not self.open:
+            self.open = True
+            yield self._event("response.output_item.added", output_index=0, item=self._message("in_progress", None))
+            yield self._event("response.content_part.added", item_id=self.item, output_index=0, content_index=0,
+                              part=self._part(""))
+
     def opening(self):
         yield self._event("response.created", response=dict(self.record))
         yield self._event("response.in_progress", response=dict(self.record))
-        yield self._event("response.output_item.added", output_index=0, item=self._message("in_progress", None))
-        yield self._event("response.content_part.added", item_id=self.item, output_index=0, content_index=0,
-                          part=self._part(""))
 
     def piece(self, text: str):
+        yield from self._open_message()
         self.text += text
         yield self._event("response.output_text.delta", item_id=self.item, output_index=0, content_index=0,
                           delta=text, logprobs=[])
 
     def closing(self, result):
         record = _finish(self.record, self.session, result, self.served, self.item)
-        text = result.reply
-        yield self._event("response.output_text.done", item_id=self.item, output_index=0, content_index=0,
-                          text=text, logprobs=[])
-        yield self._event("response.content_part.done", item_id=self.item, output_index=0, content_index=0,
-                          part=self._part(text))
-        yield self._event("response.output_item.done", output_index=0, item=record["output"][0])
+        message = bool(result.reply) or not result.calls  # as _finish puts it first in the output
+        if message:
+            text = result.reply
+            if not self.text and text:  # said before its calls, not streamed
+                yield from self.piece(text)
+            yield from self._open_message()
+            yield self._event("response.output_text.done", item_id=self.item, output_index=0, content_index=0,
+                              text=text, logprobs=[])
+            yield self._event("response.content_part.done", item_id=self.item, output_index=0, content_index=0,
+                              part=self._part(text))
+            yield self._event("response.output_item.done", output_index=0, item=record["output"][0])
+        first = 1 if message else 0
+        for index, item in enumerate(record["output"][first:], first):
+            yield self._event("response.output_item.added", output_index=index, item={**item, "arguments": "",
+                                                                                       "status": "in_progress"})
+            yield self._event("response.function_call_arguments.delta", item_id=item["id"], output_index=index,
+                              delta=item["arguments"])
+            yield self._event("response.function_call_arguments.done", item_id=item["id"], output_index=index,
+                              arguments=item["arguments"])
+            yield self._event("response.output_item.done", output_index=index, item=item)
         done = "response.incomplete" if record["status"] == "incomplete" else "response.completed"
         yield self._event(done, response=record)
 
@@ -239,4 +267,3 @@ class Events:
         failed = {**self.record, "status": "failed", "error": {"code": "server_error",
                                                                 "message": error.get("error", {}).get("message", "")}}
         yield self._event("response.failed", response=failed)
-

@@ -119,7 +119,12 @@ def test_the_server_follows_current_between_turns(grown, tmp_path):
             while time.time() < deadline and models(server.port)["id"] != move:
                 time.sleep(0.2)
             assert models(server.port)["id"] == move
-        switches = [p for p in logged(home, "serve") if p["meta"]["serve"]["kind"] == "switch"]
+        deadline = time.time() + 30  # the switch's packet is written just after the new model answers
+        while True:
+            switches = [p for p in logged(home, "serve") if p["meta"]["serve"]["kind"] == "switch"]
+            if len(switches) >= 3 or time.time() > deadline:
+                break
+            time.sleep(0.2)
         assert [s["meta"]["serve"]["generation"] for s in switches] == ["gen-0000", "gen-0001", "gen-0000"]
         assert turn(server.port, "last")[0] == 200  # a switch reopens sessions on the new engine
         status = soulctl("status", "--json", "--home", home).json()

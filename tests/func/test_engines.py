@@ -299,3 +299,88 @@ def test_a_tool_calling_turn_on_a_real_server(home, tmp_path_factory):
         assert call["parent"] == user["id"] and answer["parent"] == call["id"]
     assert rows[6]["meta"]["ok"] is True and "Done: wrote HANDS.md" in rows[6]["prose"]
     assert (home / "HANDS.md").is_file()
+
+
+WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+def test_a_clients_tools_round_trip_through_serve(home, tmp_path_factory, tmp_path):
+    """`soulctl serve` on a tool-calling engine (the soul's model behind llama_cpp.server's
+    chatml-function-calling): a client's function is offered, the soul's call comes back to
+    the client (chat completions: tool_calls; responses: a function_call item, streamed too),
+    the result sent in the next request continues the same turn, and the log holds the call,
+    its result and the reply, linked. The soul's own tools never reach the client."""
+    import openai
+    from serving import Served, error_of, http
+
+    url, proc = start_llama_server(tmp_path_factory, "--chat_format", "chatml-function-calling")
+    server = None
+    try:
+        set_role(home, backend="openai", url=url, context=2048, tools=False)
+        data = yaml.safe_load((home / "soul.yaml").read_text())
+        data["memory"].update(self_tokens=256, notebook_tokens=256, retrieved_tokens=256, window_tokens=768,
+                              reply_tokens=64)
+        (home / "soul.yaml").write_text(yaml.safe_dump(data))
+        server = Served(home, log=tmp_path / "serve.log")
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
+        # chat completions: the call comes back, then its result continues the turn (no session
+        # named: the call's id finds it)
+        question = {"role": "user", "content": "What is the weather in Lisbon?"}
+        tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather now in a city.",
+                                                   "parameters": WEATHER}}]
+        first = client.chat.completions.with_raw_response.create(
+            model="soul", messages=[question], tools=tools, max_tokens=48,
+            tool_choice={"type": "function", "function": {"name": "get_weather"}})
+        asked = first.parse()
+        session = first.headers["x-soul-session"]
+        call = asked.choices[0].message.tool_calls[0]
+        assert asked.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather"
+        assert isinstance(json.loads(call.function.arguments), dict) and call.id.startswith("call_")
+        assert asked.model_extra["soul"]["tools"] == {"count": 1, "offered": True, "names": ["get_weather"]}
+        answered = client.chat.completions.with_raw_response.create(
+            model="soul", tools=tools, tool_choice="none", max_tokens=32, messages=[
+                question, asked.choices[0].message.model_dump(exclude_none=True),
+                {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 21 C, a west wind."}])
+        reply = answered.parse()
+        assert answered.headers["x-soul-session"] == session and reply.choices[0].finish_reason in ("stop", "length")
+        assert reply.choices[0].message.content.strip() and not reply.choices[0].message.tool_calls
+        # the same result again answers nothing now: 400 naming it, nothing logged
+        again = http(server.port, "POST", "/v1/chat/completions", json.dumps({
+            "user": session, "messages": [question, {"role": "assistant", "tool_calls": [
+                {"id": call.id, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": call.id, "content": "x"}]}).encode())
+        assert again[0] == 400 and "no tool call waits for a result" in error_of(again)["message"], again
+        # responses, streamed: a function_call item, then function_call_output with previous_response_id
+        stream = client.responses.create(model="soul", input="Weather in Oslo, please?", stream=True,
+                                         max_output_tokens=48, tools=[
+                                             {"type": "function", "name": "get_weather", "parameters": WEATHER}],
+                                         tool_choice={"type": "function", "name": "get_weather"})
+        events = list(stream)
+        kinds = [e.type for e in events]
+        assert "response.function_call_arguments.done" in kinds and "response.output_text.delta" not in kinds
+        made = events[-1].response
+        assert events[-1].type == "response.completed" and [o.type for o in made.output] == ["function_call"]
+        assert [e.sequence_number for e in events] == list(range(len(events)))
+        fc = made.output[0]
+        followed = client.responses.create(model="soul", previous_response_id=made.id, max_output_tokens=32,
+                                           tool_choice="none", input=[{"type": "function_call_output",
+                                                                       "call_id": fc.call_id,
+                                                                       "output": "Snow, -3 C."}])
+        assert followed.output_text.strip() and followed.model_extra["soul"]["session"] == \
+            made.model_extra["soul"]["session"]
+        oslo = made.model_extra["soul"]["session"]
+    finally:
+        if server is not None:
+            server.stop()
+        stop(proc)
+    # a model served elsewhere is not "followed": no reload (which forgot the waiting calls)
+    assert "current moved" not in (tmp_path / "serve.log").read_text()
+    for name, (tool, result) in ((session, ("get_weather", "Sunny, 21 C")), (oslo, ("get_weather", "Snow, -3 C"))):
+        rows = soulctl("log", "ls", "--session", name, "--reverse", "-n", "0", "--json", "--home", home).json_lines()
+        kinds = [(r["role"], (r["meta"] or {}).get("kind"), (r["meta"] or {}).get("client")) for r in rows]
+        assert kinds == [("user", None, None), ("soul", "tool-call", True), ("tool", "tool-result", True),
+                         ("soul", None, None)], kinds
+        user, asked_row, result_row, reply_row = rows
+        assert asked_row["parent"] == user["id"] and result_row["parent"] == asked_row["id"]
+        assert result in result_row["prose"] and asked_row["meta"]["tool"] == tool
+        assert reply_row["parent"] == user["id"] and reply_row["meta"]["tools_called"] == [tool]
