@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -28,9 +29,7 @@ def ls(
     from soulctl.generations import generation_ids, summary
 
     home = state.home()
-    ids = list(reversed(generation_ids(home)))[:limit]
-    rows = (summary(home, gid) for gid in ids)
-    state.out.rows(rows, [
+    state.out.rows((summary(home, gid) for gid in list(reversed(generation_ids(home)))[:limit]), [
         Column("id"), Column("parent", fmt=lambda v: v or "-"), Column("created_at", "created"),
         Column("layers", align="right"), Column("drift", fmt=_drift, align="right"),
         Column("marks", fmt=lambda v: ",".join(v or [])),
@@ -116,24 +115,42 @@ def _render_verify(r: dict) -> str:
 def diff(
     a: Annotated[str, typer.Argument(help="From this generation.")],
     b: Annotated[str, typer.Argument(help="To this one.")] = "current",
+    behaviour: Annotated[bool, typer.Option("--behaviour", help="Also answer the same prompts with both.")] = False,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Prompts, one per line (default: "
+                                                     "recipes/probes.txt).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed of the first prompt (then +1 each).")] = 0,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Tokens per answer.")] = 48,
 ) -> None:
-    """Lineage difference and per-module relative weight deltas ‖B − A‖ / ‖A‖."""
+    """Lineage difference and per-module relative weight deltas ‖B − A‖ / ‖A‖; with
+    --behaviour, each prompt answered by both (same sampling, same seed) and its loss under each."""
     from soulctl.generations.history import diff as run
 
-    result = run(state.home(), a, b)
+    home = state.home()
+    result = run(home, a, b)
+    if behaviour:
+        from soulctl.evolve.behaviour import compare, read_prompts
 
-    def human(d: dict) -> str:
-        lines = [f"{d['a']} → {d['b']}",
-                 f"layers added:   {', '.join(d['layers_added']) or '-'}",
-                 f"layers removed: {', '.join(d['layers_removed']) or '-'}"]
-        for key, change in d["changed"].items():
-            lines.append(f"{key}: {change['a']} → {change['b']}")
-        lines.append(f"weights: overall {d['weights']['overall']:.6f}")
-        for module, value in d["weights"]["modules"].items():
-            lines.append(f"  {module:14s} {value:.6f}")
-        return "\n".join(lines)
+        asked = read_prompts(home, prompts)
+        with state.out.progress_bars() as progress:
+            result["behaviour"] = compare(home, a, b, asked, seed, max_tokens, progress)
+    state.out.record(result, human=_render_diff, id_key="b")
 
-    state.out.record(result, human=human, id_key="b")
+
+def _render_diff(d: dict) -> str:
+    lines = [f"{d['a']} → {d['b']}", f"layers added:   {', '.join(d['layers_added']) or '-'}",
+             f"layers removed: {', '.join(d['layers_removed']) or '-'}"]
+    lines += [f"{key}: {change['a']} → {change['b']}" for key, change in d["changed"].items()]
+    lines.append(f"weights: overall {d['weights']['overall']:.6f}")
+    lines += [f"  {module:14s} {value:.6f}" for module, value in d["weights"]["modules"].items()]
+    if seen := d.get("behaviour"):
+        for i, row in enumerate(seen["prompts"], 1):
+            lines += [f"\n[{i}] {row['prompt']}", f"  {d['a']} ({row['a']['loss']:.3f}): {row['a']['answer']}",
+                      f"  {d['b']} ({row['b']['loss']:.3f}): {row['b']['answer']}"
+                      + ("" if row["changed"] else "  (same)")]
+        s = seen["summary"]
+        lines.append(f"\n{s['changed']} of {s['prompts']} answers changed; mean loss change "
+                     f"{s['mean_loss_change']:+.4f} nats/token (seed {seen['seed']})")
+    return "\n".join(lines)
 
 
 @app.command("use")

@@ -14,6 +14,7 @@ from soulctl.errors import CheckFailed, InvalidInput, NotFound
 from soulctl.generations import (
     build_generation,
     current,
+    dropped_files,
     generation_ids,
     next_id,
     now_iso,
@@ -58,7 +59,7 @@ def plan_merge(home: Home, adapter_ids: list[str], recipe: MergeRecipe,
     parent_layers = [Layer(**l) for l in read_lineage(home, parent).layers]
     if not adapter_ids:
         raise InvalidInput("no adapter to merge", hint="train one with `soulctl dream`, or name it")
-    new_layers, loaded = [], []
+    new_layers = []
     present = {l.adapter for l in parent_layers}
     for adapter_id in adapter_ids:
         adapter = load_adapter(home, adapter_id)
@@ -71,8 +72,10 @@ def plan_merge(home: Home, adapter_ids: list[str], recipe: MergeRecipe,
                                 adapter.meta.get("base_generation")))
     layers = parent_layers + new_layers
     check_recipe(recipe, layers)
-    plan, loaded = resolve_plan(home, parent, anchor, layers, recipe)
-    return plan, loaded
+    if recipe.folds and dropped_files(home, parent):
+        raise NotFound(f"{parent} has no weights (dropped by gc): a {recipe.method} merge starts from them",
+                       hint=f"soulctl gen materialize {parent}")
+    return resolve_plan(home, parent, anchor, layers, recipe, new_from=len(parent_layers))
 
 
 def newest_unmerged(home: Home) -> str:
@@ -106,7 +109,8 @@ def merge(soul: Soul, adapter_ids: list[str], recipe: MergeRecipe, density: floa
     }
 
     def write(tmp: Path) -> None:
-        lineage["drift"] = write_merged(plan, adapters, anchor_dir, tmp, progress)
+        parent_dir = home.generations / plan.parent if plan.recipe.folds else None
+        lineage["drift"] = write_merged(plan, adapters, anchor_dir, tmp, progress, parent_dir)
 
     build_generation(home, gid, write, lineage, progress)
     result = verify(home, gid)

@@ -93,8 +93,9 @@ def gc(home: Home, keep: int) -> list[str]:
     return done
 
 
-def rebuild(home: Home, gid: str, out: Path, progress=None) -> None:
-    """Write `gid`'s model files into `out` from its lineage alone."""
+def rebuild(home: Home, gid: str, out: Path, progress=None, parent_dir: Path | None = None) -> None:
+    """Write `gid`'s model files into `out` from its lineage alone (a fold's from its parent's
+    weights: `parent_dir`, else the parent's own, else the chain replayed — see replay)."""
     from soulctl.generations.ties import Layer, MergeRecipe, resolve_plan, write_merged
 
     lineage = read_lineage(home, gid)
@@ -115,8 +116,53 @@ def rebuild(home: Home, gid: str, out: Path, progress=None) -> None:
     anchor = lineage.anchor
     if dropped_files(home, anchor):
         raise NotFound(f"the anchor {anchor} has no weights", hint=f"soulctl gen materialize {anchor}")
-    plan, adapters = resolve_plan(home, lineage.parent, anchor, layers, recipe)
-    write_merged(plan, adapters, home.generations / anchor, out, progress)
+    new_from = len(read_lineage(home, lineage.parent).layers) if recipe.folds else 0
+    plan, adapters = resolve_plan(home, lineage.parent, anchor, layers, recipe, new_from)
+    if not recipe.folds:
+        write_merged(plan, adapters, home.generations / anchor, out, progress)
+        return
+    scratch = None
+    if parent_dir is None:
+        parent_dir = scratch = replay(home, lineage.parent, progress)
+    try:
+        write_merged(plan, adapters, home.generations / anchor, out, progress, parent_dir)
+    finally:
+        if scratch is not None and scratch != home.generations / lineage.parent:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def replay(home: Home, gid: str, progress=None) -> Path:
+    """`gid`'s weights: its own directory, or — dropped by gc — rebuilt into a scratch
+    directory by replaying the chain forward from the nearest ancestor that has weights (or
+    needs none of its parent's), keeping at most two rebuilt generations on disk at a time."""
+    from soulctl.generations.ties import MergeRecipe
+
+    chain = []
+    while dropped_files(home, gid):
+        chain.append(gid)
+        lineage = read_lineage(home, gid)
+        if not lineage.layers or not MergeRecipe(**lineage.recipe).folds:
+            break  # rebuilt from the anchor (or the base model) alone
+        gid = lineage.parent
+    else:
+        if not chain:
+            return home.generations / gid
+    previous: Path | None = None
+    for step in reversed(chain):
+        scratch = home.generations / f".tmp-replay-{step}-{os.getpid()}"
+        scratch.mkdir()
+        try:
+            parent = read_lineage(home, step).parent
+            rebuild(home, step, scratch, progress,
+                    parent_dir=previous or (home.generations / parent if parent else None))
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        finally:
+            if previous is not None:
+                shutil.rmtree(previous, ignore_errors=True)
+        previous = scratch
+    return previous
 
 
 def materialize(home: Home, ref: str, progress=None) -> dict:

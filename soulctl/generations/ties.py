@@ -1,6 +1,7 @@
 """A generation as a pure function of its lineage: the anchor plus its adapter layers, folded
-by TIES (DESIGN §6). `merge` (evolve/) plans a new generation and `gen materialize` rebuilds
-one from its lineage; both compute it here.
+by TIES (DESIGN §6), or — O(1) in history — its parent's weights plus the night's layer
+(`method: fold` or `magmax`; see fold.py). `merge` (evolve/) plans a new generation and `gen
+materialize` rebuilds one from its lineage; both compute it here.
 
 For each tensor an adapter touches, every layer's delta ΔW = scale·B·A is trimmed to its
 density by magnitude, weighted, signs are elected by the weighted sum, agreeing entries are
@@ -37,10 +38,20 @@ class LayerDefaults(_Strict):
 
 
 class MergeRecipe(_Strict):
-    method: Literal["ties"] = "ties"
+    # ties: every layer re-folded onto the anchor each night (cost grows with history);
+    # fold / magmax: the parent's weights plus the new layers (cost flat in history)
+    method: Literal["ties", "fold", "magmax"] = "ties"
     anchor_weight: float = Field(0.7, ge=0, lt=1)
     layer: LayerDefaults = Field(default_factory=LayerDefaults)
     normalize: bool = False  # mergekit's default is true: a lone layer's weight then cancels
+    # fold / magmax: no touched tensor moves further than this from the anchor, relative to the
+    # anchor's own norm (‖W − A‖ ≤ reach·‖A‖); over it, the accumulated change is scaled back
+    reach: float | None = Field(None, gt=0)
+
+    @property
+    def folds(self) -> bool:
+        """Whether a generation is made from its parent's weights (not from the anchor alone)."""
+        return self.method != "ties"
 
     @property
     def lam(self) -> float:
@@ -110,8 +121,9 @@ class MergePlan:
     anchor: str
     layers: list[Layer]
     recipe: MergeRecipe
-    targets: dict[str, list[int]]  # tensor name → indexes of the layers that touch it
+    targets: dict[str, list[int]]  # tensor name → indexes of the layers this merge folds in
     mergekit_yaml: str
+    new_from: int = 0  # the layers before this index are the parent's (a fold reads its weights)
 
     def as_dict(self) -> dict:
         return {"parent": self.parent, "anchor": self.anchor,
@@ -121,12 +133,17 @@ class MergePlan:
 
 
 def resolve_plan(home: Home, parent: str | None, anchor: str, layers: list[Layer],
-                 recipe: MergeRecipe) -> tuple[MergePlan, list[AdapterLayer]]:
+                 recipe: MergeRecipe, new_from: int = 0) -> tuple[MergePlan, list[AdapterLayer | None]]:
+    """The plan and the adapters it reads: every layer for TIES; for a fold only the layers
+    from `new_from` on (the parent's weights hold the others)."""
     anchor_dir = home.generations / anchor
     shapes = anchor_shapes(anchor_dir)
-    loaded = [load_adapter(home, layer.adapter, expect_sha=layer.sha256) for layer in layers]
+    first = new_from if recipe.folds else 0
+    loaded = [None] * first + [load_adapter(home, layer.adapter, expect_sha=layer.sha256) for layer in layers[first:]]
     targets: dict[str, list[int]] = {}
     for i, adapter in enumerate(loaded):
+        if adapter is None:
+            continue
         for name, (a_shape, b_shape) in adapter.shapes.items():
             if name not in shapes:
                 raise InvalidInput(f"adapter {adapter.id} was trained on another architecture: "
@@ -138,8 +155,10 @@ def resolve_plan(home: Home, parent: str | None, anchor: str, layers: list[Layer
                                    f"{name} is {tuple(want)} in {anchor}, "
                                    f"the adapter makes {(b_shape[0], a_shape[1])}")
             targets.setdefault(name, []).append(i)
+    base_dir = home.generations / parent if recipe.folds and parent else anchor_dir
     plan = MergePlan(parent, anchor, layers, recipe, targets,
-                     mergekit_yaml(anchor_dir, [home.adapters / l.adapter for l in layers], layers, recipe))
+                     mergekit_yaml(base_dir, [home.adapters / l.adapter for l in layers[first:]], layers[first:],
+                                   recipe), first)
     return plan, loaded
 
 
@@ -171,13 +190,14 @@ def mergekit_yaml(anchor_dir: Path, adapter_dirs: list[Path], layers: list[Layer
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def write_merged(plan: MergePlan, adapters: list[AdapterLayer], anchor_dir: Path, out: Path,
-                 progress=None) -> dict:
-    """Stream the merged model into `out`; return the drift measured on the way."""
-    import torch
-
-    dtypes = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
-    for path in sorted(anchor_dir.iterdir()):
+def write_merged(plan: MergePlan, adapters: list, anchor_dir: Path, out: Path, progress=None,
+                 parent_dir: Path | None = None) -> dict:
+    """Stream the merged model into `out`; return the drift from the anchor measured on the
+    way. A fold reads its parent's weights from `parent_dir` (same layout as the anchor's).
+    With `out` None nothing is written (the drift a merge would cause)."""
+    if plan.recipe.folds and parent_dir is None:
+        raise InvalidInput(f"a {plan.recipe.method} merge reads its parent's weights: none given")
+    for path in sorted(anchor_dir.iterdir()) if out is not None else ():
         if path.is_file() and path.suffix != ".safetensors" and path.name != "lineage.json":
             shutil.copyfile(path, out / path.name)
     sums: dict[str, list[float]] = {}  # module type → [Σ‖ΔW‖², Σ‖W‖²]
@@ -188,57 +208,80 @@ def write_merged(plan: MergePlan, adapters: list[AdapterLayer], anchor_dir: Path
             header, data_start = safetensors_layout(src)
             order = sorted((k for k in header if k != "__metadata__"),
                            key=lambda k: header[k]["data_offsets"][0])
-            with open(src, "rb") as fin, open(out / src.name, "wb") as fout:
-                fout.write(fin.read(data_start))  # same header: same layout as the anchor
-                for name in order:
-                    begin, end = header[name]["data_offsets"]
-                    fin.seek(data_start + begin)
-                    raw = fin.read(end - begin)
-                    kind = module_type(name)
-                    if name in plan.targets:  # from the bytes just read: no mapping of the file
-                        # stays resident, so memory holds about one tensor whatever the model's size
-                        base = torch.frombuffer(bytearray(raw), dtype=dtypes[header[name]["dtype"]]) \
-                            .reshape(header[name]["shape"])
-                        idx = plan.targets[name]
-                        deltas = [adapters[i].delta(name) for i in idx]
-                        mixed = ties_delta(deltas, [plan.layers[i].density for i in idx],
-                                           [plan.layers[i].weight for i in idx],
-                                           plan.recipe.normalize, plan.recipe.lam)
-                        merged = (base.float() + mixed).to(base.dtype)
-                        if not torch.isfinite(merged).all():
-                            raise CheckFailed(f"merge produced NaN/Inf in {name}; nothing was written",
-                                              hint="check the adapters with `soulctl gen verify`")
-                        raw_new = merged.contiguous().view(torch.uint8).numpy().tobytes()
-                        assert len(raw_new) == len(raw)
-                        diff = (merged.float() - base.float())
-                        acc = sums.setdefault(kind, [0.0, 0.0])
-                        acc[0] += float((diff * diff).sum())
-                        acc[1] += float((base.float() ** 2).sum())
-                        raw = raw_new
-                    else:
-                        acc = sums.setdefault(kind, [0.0, 0.0])
-                        acc[1] += sq_norm(raw, header[name]["dtype"])
-                    fout.write(raw)
-                    task.advance(1)
+            prev_file = open(parent_dir / src.name, "rb") if plan.recipe.folds else None
+            try:
+                with open(src, "rb") as fin, (open(out / src.name, "wb") if out is not None else _Discard()) as fout:
+                    fout.write(fin.read(data_start))  # same header: same layout as the anchor
+                    for name in order:
+                        begin, end = header[name]["data_offsets"]
+                        fin.seek(data_start + begin)
+                        raw = fin.read(end - begin)  # the bytes just read: no mapping stays resident
+                        prev = raw
+                        if prev_file is not None:
+                            prev_file.seek(data_start + begin)
+                            prev = prev_file.read(end - begin)
+                        fout.write(_merged_bytes(plan, adapters, name, header[name], raw, prev, sums))
+                        task.advance(1)
+            finally:
+                if prev_file is not None:
+                    prev_file.close()
     return drift_from_sums(sums)
 
 
-def predict_drift(plan: MergePlan, adapters: list[AdapterLayer], home: Home) -> dict:
-    """The drift the merge would cause, computed from the deltas without writing anything."""
-    from safetensors import safe_open
+class _Discard:
+    def __enter__(self):
+        return self
 
-    sums: dict[str, list[float]] = {}
-    for src in sorted((home.generations / plan.anchor).glob("*.safetensors")):
-        with safe_open(str(src), framework="pt") as st:
-            for name in st.keys():
-                base = st.get_tensor(name).float()
-                acc = sums.setdefault(module_type(name), [0.0, 0.0])
-                acc[1] += float((base * base).sum())
-                if name in plan.targets:
-                    idx = plan.targets[name]
-                    mixed = ties_delta([adapters[i].delta(name) for i in idx],
-                                       [plan.layers[i].density for i in idx],
-                                       [plan.layers[i].weight for i in idx],
-                                       plan.recipe.normalize, plan.recipe.lam)
-                    acc[0] += float((mixed * mixed).sum())
-    return drift_from_sums(sums)
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
+
+
+def _tensor(raw: bytes, info: dict):
+    import torch
+
+    return torch.frombuffer(bytearray(raw), dtype=getattr(torch, DTYPES[info["dtype"]])).reshape(info["shape"])
+
+
+def _merged_bytes(plan: MergePlan, adapters: list, name: str, info: dict, raw: bytes, prev: bytes,
+                  sums: dict) -> bytes:
+    """One tensor of the new generation (`raw` the anchor's bytes, `prev` the parent's), its
+    drift from the anchor added to `sums`. Memory holds a few copies of one tensor."""
+    import torch
+
+    acc = sums.setdefault(module_type(name), [0.0, 0.0])
+    if name not in plan.targets and prev == raw:  # untouched: the anchor's bytes
+        acc[1] += sq_norm(raw, info["dtype"])
+        return raw
+    base = _tensor(raw, info)
+    if name in plan.targets:
+        idx = plan.targets[name]
+        mixed = ties_delta([adapters[i].delta(name) for i in idx], [plan.layers[i].density for i in idx],
+                           [plan.layers[i].weight for i in idx], plan.recipe.normalize, plan.recipe.lam)
+        if plan.recipe.folds:
+            from soulctl.generations.fold import fold
+
+            mixed = fold(plan.recipe, base.float(), _tensor(prev, info).float(), mixed)
+        merged = (base.float() + mixed).to(base.dtype)
+    else:  # a fold: a tensor an earlier night changed and this one does not
+        merged = _tensor(prev, info)
+    if not torch.isfinite(merged).all():
+        raise CheckFailed(f"merge produced NaN/Inf in {name}; nothing was written",
+                          hint="check the adapters with `soulctl gen verify`")
+    diff = merged.float() - base.float()
+    acc[0] += float((diff * diff).sum())
+    acc[1] += float((base.float() ** 2).sum())
+    out = merged.contiguous().view(torch.uint8).numpy().tobytes()
+    assert len(out) == len(raw)
+    return out
+
+
+def predict_drift(plan: MergePlan, adapters: list, home: Home) -> dict:
+    """The drift the merge would cause, computed as the merge does, writing nothing."""
+    parent_dir = home.generations / plan.parent if plan.recipe.folds and plan.parent else None
+    return write_merged(plan, adapters, home.generations / plan.anchor, None, parent_dir=parent_dir)

@@ -293,3 +293,43 @@ def test_llama_cpp_serves_a_new_generation_converted_once(evolved, tmp_path):
     before = gguf.stat().st_mtime_ns
     assert soulctl("chat", "--home", home, input="And a lake?\n").code == 0
     assert gguf.stat().st_mtime_ns == before  # converted once
+
+
+def test_gen_diff_behaviour_answers_the_same_prompts_with_both(evolved, tmp_path):
+    """The same prompts, the same seed: what the new generation says differently, and how
+    natural each finds the prompt (its loss), with a summary; bad prompt files refused."""
+    home = evolved[0]
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Who are you?\n\nWhat do you do at night?\nWhat is your anchor?\n")
+    args = ("gen", "diff", "gen-0000", "gen-0001", "--behaviour", "--prompts", str(prompts), "--max-tokens", "16")
+    d = soulctl(*args, "--json", "--home", home).json()
+    seen = d["behaviour"]
+    assert [r["prompt"] for r in seen["prompts"]] == ["Who are you?", "What do you do at night?",
+                                                      "What is your anchor?"]
+    for row in seen["prompts"]:
+        assert row["a"]["answer"] and row["b"]["answer"] and row["a"]["loss"] > 0 and row["b"]["loss"] > 0
+        assert row["loss_change"] == pytest.approx(row["b"]["loss"] - row["a"]["loss"], abs=1e-5)
+        assert row["changed"] == (row["a"]["answer"] != row["b"]["answer"])
+    summary = seen["summary"]
+    assert summary["prompts"] == 3 and summary["changed"] == sum(r["changed"] for r in seen["prompts"])
+    # the dream taught these very questions: the new generation finds them more natural
+    assert summary["mean_loss_change"] < 0
+    assert d["weights"]["overall"] > 0 and seen["seed"] == 0
+    # one generation against itself, same seed: the same answers, no loss change
+    same = soulctl("gen", "diff", "gen-0001", "gen-0001", "--behaviour", "--prompts", str(prompts),
+                   "--max-tokens", "16", "--json", "--home", home).json()["behaviour"]
+    assert same["summary"]["changed"] == 0 and same["summary"]["mean_loss_change"] == 0
+    assert [r["b"]["answer"] for r in same["prompts"]] == [r["b"]["answer"] for r in seen["prompts"]]
+    human = soulctl(*args, "--home", home)
+    assert human.code == 0 and "answers changed; mean loss change" in human.stdout, human
+    assert "[1] Who are you?" in human.stdout
+    # the probe set by default
+    default = soulctl("gen", "diff", "gen-0000", "gen-0001", "--behaviour", "--max-tokens", "4", "--json",
+                      "--home", home).json()["behaviour"]
+    probes = (home / "recipes" / "probes.txt").read_text().splitlines()
+    assert default["summary"]["prompts"] == len([line for line in probes if line.strip()]) > 0
+    (tmp_path / "empty.txt").write_text("\n\n")
+    refused(soulctl("gen", "diff", "gen-0000", "gen-0001", "--behaviour", "--prompts", str(tmp_path / "empty.txt"),
+                    "--home", home), 5, "holds no prompt")
+    refused(soulctl("gen", "diff", "gen-0000", "gen-0001", "--behaviour", "--prompts", str(tmp_path / "nope.txt"),
+                    "--home", home), 3, "no prompts file")
