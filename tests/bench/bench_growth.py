@@ -1,18 +1,21 @@
-"""The nightly habit, ten nights in a row, on the embedded SmolLM2 (issue: `evolve` as one safe
-step). Each night one new scripted conversation is logged, its soul replies are marked, and
-`soulctl evolve` runs as a whole process. Printed per cycle: buffer size, whether the buffer
-holds only that night's replies, wall time, drift from the anchor, probe loss Δ, absorption
-(buffer perplexity below the parent's), loss before/after. Then the checks on generation 10:
-MLP and embedding tensors bit-identical to the anchor, and `gen gc` + `gen materialize`
-reproducing its sha256.
+"""A year of nights, compressed: the nightly habit night after night on the embedded SmolLM2,
+once per merge method, the same conversations for each (issue: growth that doesn't fade, a
+merge whose cost is flat in history). Each night one new scripted conversation is logged, its
+soul replies are marked, and `soulctl evolve` runs as a whole process.
 
-Targets: every buffer holds only its night's replies; the last cycle's wall time within 1.3×
-the first's; every generation absorbs its buffer (absorption > 0) with the probe loss within
-recipes/anchor.yaml's bound.
+Printed per night and method: buffer size, whether it holds only that night's replies,
+absorption (the new generation's loss on its own night's buffer below its parent's), probe
+loss Δ against the anchor, weight drift, the cycle's wall time and its merge step's. After the
+nights, per method: the merge of night 2 and of the last night re-run in fresh processes (wall
+time and peak RSS of that process alone), MLP and embedding tensors against the anchor, and
+`gen gc` + `gen materialize` of the last generation against its sha256. Then the comparison.
 
-Run: .venv/bin/python tests/bench/bench_growth.py [--cycles 10] [--epochs 1] [--keep DIR]
-(the dream recipe's epochs are set to --epochs for every cycle alike, to keep ten cycles
-within ~15 min on 2 cores; the first cycle and the last do the same work either way).
+Goals (the method kept): the last night's absorption ≥ 0.5× night 1's; the probe loss within
+recipes/anchor.yaml's bound every night; the last night's merge ≤ 1.3× night 2's in time and
+≤ 1.1× in peak RSS.
+
+Run: .venv/bin/python tests/bench/bench_growth.py [--nights 30] [--methods ties,fold]
+     [--reach 0.02] [--replies 25] [--epochs 1] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -88,8 +91,8 @@ def set_recipe(home: Path, name: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def night(home: Path, n: int) -> tuple[dict, set[str]]:
-    rows = conversation(n)
+def night(home: Path, n: int, replies: int = 25) -> tuple[dict, set[str]]:
+    rows = conversation(n, replies)
     added = must(soulctl(home, "--json", "log", "add", "--jsonl", input="".join(json.dumps(r) + "\n" for r in rows)))
     ids = [json.loads(line) for line in added.stdout.splitlines()]
     soul_ids = {p["id"] for p in ids if p["role"] == "soul"}
@@ -124,71 +127,108 @@ def untouched_identical(home: Path, gid: str) -> tuple[int, int]:
     return compared, differing
 
 
+def measured(home: Path, *args: str) -> tuple[float, float]:
+    """(wall s, peak RSS MiB) of one soulctl command in its own process."""
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "soulctl", "--home", str(home), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(args)} failed: {proc.stderr.read().decode()[-1500:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def remerge(home: Path, night_gen: str) -> tuple[float, float]:
+    """The merge that made `night_gen`, again, in a fresh process: its parent made current,
+    its new adapter merged into a new generation by the same recipe."""
+    from soulctl.generations import read_lineage
+    from soulctl.home import Home
+
+    lineage = read_lineage(Home(home), night_gen)
+    parent_layers = set(read_lineage(Home(home), lineage.parent).adapters)
+    new = [l["adapter"] for l in lineage.layers if l["adapter"] not in parent_layers]
+    must(soulctl(home, "gen", "use", lineage.parent, "--no-wait"))
+    return measured(home, "merge", *new)
+
+
+def run_method(root: Path, method: str, args) -> dict:
+    home = root / method / "home"
+    must(soulctl(home, "init", str(home)))
+    set_recipe(home, "dream", "epochs: 3", f"epochs: {args.epochs}")
+    set_recipe(home, "merge", "method: ties", f"method: {method}")
+    if method != "ties" and args.reach:
+        path = home / "recipes" / "merge.yaml"
+        path.write_text(path.read_text() + f"reach: {args.reach}\n")
+    limits = json.loads(must(soulctl(home, "--json", "evolve", "--dry-run")).stdout)["plan"]["anchor"]
+    print(f"\n== {method}" + (f" (reach {args.reach})" if method != "ties" and args.reach else ""))
+    print(f"{'night':>5} {'gen':>8} {'status':>8} {'buffer':>6} {'only new':>8} {'absorb':>8} {'probe Δ':>8} "
+          f"{'drift':>9} {'wall s':>7} {'merge s':>7}")
+    rows, learned = [], set()
+    for n in range(args.nights):
+        record, new_ids = night(home, n, args.replies)
+        buffer = json.loads((home / "data" / "buffers" / f"{record['buffer']}.json").read_text())
+        in_buffer = set(buffer["log_ids"])
+        only_new = in_buffer <= new_ids and not (in_buffer & learned)
+        learned |= in_buffer
+        rows.append({**record, "only_new": only_new, "buffer_size": len(in_buffer)})
+        print(f"{n + 1:>5} {record['generation'] or '-':>8} {record['status']:>8} {len(in_buffer):>6} "
+              f"{str(only_new):>8} {record.get('absorption') or 0:>+8.4f} {record.get('probe_loss_delta') or 0:>+8.4f} "
+              f"{record.get('drift') or 0:>9.6f} {record['wall']:>7.1f} {record['timings'].get('merge', 0):>7.1f}",
+              flush=True)
+    gens = [r["generation"] for r in rows if r["status"] == "accepted"]
+    last = gens[-1]
+    compared, differing = untouched_identical(home, last)
+    from soulctl.generations import read_lineage
+    from soulctl.generations.build import sha256_file
+    from soulctl.home import Home
+
+    hashes = read_lineage(Home(home), last).hashes
+    second, final = remerge(home, gens[1]), remerge(home, last)
+    must(soulctl(home, "gen", "use", "gen-0000", "--no-wait"))
+    must(soulctl(home, "--json", "gen", "gc", "--keep", "0"))
+    gone = not any((home / "generations" / last).glob("*.safetensors"))
+    t = time.perf_counter()
+    made = json.loads(must(soulctl(home, "--json", "gen", "materialize", last)).stdout)
+    rebuild_s = time.perf_counter() - t
+    reproduced = gone and made.get("identical", False) and all(
+        sha256_file(home / "generations" / last / rel) == sha for rel, sha in hashes.items())
+    absorb = [r.get("absorption") or 0 for r in rows]
+    summary = {"method": method, "accepted": len(gens), "nights": len(rows),
+               "only_new": all(r["only_new"] for r in rows), "absorb_first": absorb[0], "absorb_last": absorb[-1],
+               "absorb_ratio": absorb[-1] / absorb[0] if absorb[0] else float("nan"),
+               "probe_max": max(r.get("probe_loss_delta") or 0 for r in rows), "probe_bound": limits["max_probe_loss_delta"],
+               "drift_max": max(r.get("drift") or 0 for r in rows), "drift_bound": limits["max_drift"],
+               "merge_2": second, "merge_last": final, "untouched": (compared, differing),
+               "reproduced": reproduced, "rebuild_s": rebuild_s}
+    print(f"merge in a fresh process: night 2 {second[0]:.1f} s / {second[1]:.0f} MiB, night {len(rows)} "
+          f"{final[0]:.1f} s / {final[1]:.0f} MiB ({final[0] / second[0]:.2f}x time, {final[1] / second[1]:.2f}x RSS)")
+    print(f"{last}: {compared} MLP/embedding tensors compared with the anchor, {differing} differ; gc + "
+          f"materialize {last} ({rebuild_s:.1f} s) reproduces its sha256: {reproduced}")
+    return summary
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--cycles", type=int, default=10)
+    ap.add_argument("--nights", "--cycles", type=int, default=30)
+    ap.add_argument("--methods", default="ties,fold", help="comma-separated merge methods, each on its own home")
+    ap.add_argument("--reach", type=float, default=0.02, help="the fold methods' reach (0: none)")
+    ap.add_argument("--replies", type=int, default=25, help="soul replies in each night's conversation")
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--keep", type=Path, help="build the home here and keep it")
+    ap.add_argument("--keep", type=Path, help="build the homes here and keep them")
     args = ap.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-growth-"))
-    home = root / "home"
     try:
-        print(f"init {home} …", file=sys.stderr)
-        must(soulctl(home, "init", str(home)))
-        set_recipe(home, "dream", "epochs: 3", f"epochs: {args.epochs}")
-        limits = json.loads(must(soulctl(home, "--json", "evolve", "--dry-run")).stdout)["plan"]["anchor"]
-        rows, learned = [], set()
-        header = (f"{'cycle':>5} {'gen':>8} {'status':>8} {'buffer':>6} {'only new':>8} {'wall s':>7} "
-                  f"{'drift':>9} {'probe Δ':>8} {'absorb':>8} {'loss before→after':>18}  stages (s): score buffer dream merge check")
-        print(header)
-        for n in range(args.cycles):
-            record, new_ids = night(home, n)
-            buffer = json.loads((home / "data" / "buffers" / f"{record['buffer']}.json").read_text())
-            in_buffer = set(buffer["log_ids"])
-            only_new = in_buffer <= new_ids and not (in_buffer & learned)
-            learned |= in_buffer
-            rows.append({**record, "only_new": only_new, "buffer_size": len(in_buffer)})
-            loss = record.get("loss") or [float("nan")] * 2
-            print(f"{n + 1:>5} {record['generation'] or '-':>8} {record['status']:>8} {len(in_buffer):>6} "
-                  f"{str(only_new):>8} {record['wall']:>7.1f} {record.get('drift') or 0:>9.6f} "
-                  f"{record.get('probe_loss_delta') or 0:>+8.4f} {record.get('absorption') or 0:>+8.4f} "
-                  f"{loss[0]:>8.4f}→{loss[1]:<8.4f}  "
-                  + " ".join(f"{record['timings'].get(k, 0):.1f}" for k in ("score", "buffer", "dream", "merge", "check")),
-                  flush=True)
-        last = rows[-1]["generation"]
-        compared, differing = untouched_identical(home, last)
-        current = (home / "generations" / "current").resolve().name
-        from soulctl.generations import read_lineage
-        from soulctl.home import Home
-
-        hashes = read_lineage(Home(home), last).hashes
-        must(soulctl(home, "gen", "use", "gen-0000"))
-        dropped = json.loads(must(soulctl(home, "--json", "gen", "gc", "--keep", "0")).stdout)["dropped"]
-        gone = not any((home / "generations" / last).glob("*.safetensors"))
-        t = time.perf_counter()
-        made = json.loads(must(soulctl(home, "--json", "gen", "materialize", last)).stdout)
-        rebuild_s = time.perf_counter() - t
-        from soulctl.generations.build import sha256_file
-
-        reproduced = all(sha256_file(home / "generations" / last / rel) == sha
-                         for rel, sha in hashes.items())
-        must(soulctl(home, "gen", "use", current))
-
-        walls = [r["wall"] for r in rows]
-        print()
-        print(f"accepted: {sum(r['status'] == 'accepted' for r in rows)}/{len(rows)}; "
-              f"buffers only new: {all(r['only_new'] for r in rows)}; "
-              f"buffer sizes {min(r['buffer_size'] for r in rows)}–{max(r['buffer_size'] for r in rows)}")
-        print(f"wall time: first {walls[0]:.1f} s, last {walls[-1]:.1f} s, ratio {walls[-1] / walls[0]:.2f}x "
-              f"(target ≤ 1.3x); mean {sum(walls) / len(walls):.1f} s")
-        print(f"absorption > 0 in every cycle: {all((r.get('absorption') or 0) > 0 for r in rows)}; "
-              f"probe loss Δ max {max(r.get('probe_loss_delta') or 0 for r in rows):+.4f} "
-              f"(bound {limits['max_probe_loss_delta']}); drift max {max(r.get('drift') or 0 for r in rows):.6f} "
-              f"(bound {limits['max_drift']})")
-        print(f"{last}: {compared} MLP/embedding tensors compared with the anchor, {differing} differ")
-        print(f"gc dropped {len(dropped)} generations' weights "
-              f"({last}'s gone: {gone}); materialize {last} in {rebuild_s:.1f} s reproduces its sha256: "
-              f"{reproduced and made.get('identical', False)}")
+        results = [run_method(root, method, args) for method in args.methods.split(",")]
+        print(f"\n{'method':>8} {'ok':>5} {'absorb 1':>9} {'absorb N':>9} {'N/1':>6} {'probe Δ max':>11} "
+              f"{'drift max':>9} {'merge N/2 time':>14} {'RSS':>6} {'rebuilt':>8}")
+        for r in results:
+            print(f"{r['method']:>8} {r['accepted']:>2}/{r['nights']:<2} {r['absorb_first']:>+9.4f} "
+                  f"{r['absorb_last']:>+9.4f} {r['absorb_ratio']:>6.2f} {r['probe_max']:>+11.4f} {r['drift_max']:>9.6f} "
+                  f"{r['merge_last'][0] / r['merge_2'][0]:>14.2f} {r['merge_last'][1] / r['merge_2'][1]:>6.2f} "
+                  f"{str(r['reproduced']):>8}")
+        print(f"goals: N/1 absorption ≥ 0.5; probe Δ ≤ {results[0]['probe_bound']} every night; "
+              "merge N/2 ≤ 1.3x time, ≤ 1.1x RSS; untouched tensors identical; rebuilt to its sha256")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
