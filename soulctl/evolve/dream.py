@@ -197,6 +197,8 @@ def _save(peft_model, model_dir: Path, staged: Path) -> None:
     config_path = staged / "adapter_config.json"
     config = json.loads(config_path.read_text())
     config["base_model_name_or_path"] = model_dir.name
+    if isinstance(config.get("target_modules"), list):  # peft keeps a set: its order follows the hash seed
+        config["target_modules"] = sorted(config["target_modules"])
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 

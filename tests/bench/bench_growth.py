@@ -160,7 +160,7 @@ def run_method(root: Path, method: str, args) -> dict:
     if method != "ties" and args.reach:
         path = home / "recipes" / "merge.yaml"
         path.write_text(path.read_text() + f"reach: {args.reach}\n")
-    limits = json.loads(must(soulctl(home, "--json", "evolve", "--dry-run")).stdout)["plan"]["anchor"]
+    limits = json.loads(must(soulctl(home, "--json", "evolve", "--dry-run")).stdout)["plan"]["check"]
     print(f"\n== {method}" + (f" (reach {args.reach})" if method != "ties" and args.reach else ""))
     print(f"{'night':>5} {'gen':>8} {'status':>8} {'buffer':>6} {'only new':>8} {'absorb':>8} {'probe Δ':>8} "
           f"{'drift':>9} {'wall s':>7} {'merge s':>7}")

@@ -64,6 +64,20 @@ def test_dream_lowers_the_loss_with_attention_only_lora(evolved):
         assert not [k for k in st.keys() if "mlp" in k]
 
 
+def test_a_dream_is_bit_reproducible_on_one_machine(evolved, tmp_path):
+    """The same buffer, base, recipe and seed: the same adapter bytes, hence the same id — in
+    another process, with another string-hash seed (peft keeps target_modules as a set) and
+    one thread instead of the machine's."""
+    src, buffer, dream, _ = evolved
+    home = copy_home(src, tmp_path / "home")
+    shutil.rmtree(home / "data" / "adapters" / dream["id"])
+    assert soulctl("gen", "use", "gen-0000", "--home", home).code == 0  # the base it was dreamt on
+    again = soulctl("dream", buffer["path"], "--epochs", "1", "--json", "--home", home, process=True,
+                    env={"PYTHONHASHSEED": "12345", "OMP_NUM_THREADS": "1"}, timeout=900)
+    assert again.code == 0, again
+    assert again.json()["id"] == dream["id"] and again.json()["loss_after"] == dream["loss_after"]
+
+
 def test_merge_makes_a_verified_generation_with_untouched_tensors_bit_identical(evolved):
     home, _, dream, merge = evolved
     assert merge["id"] == "gen-0001" and merge["parent"] == "gen-0000"
