@@ -264,17 +264,23 @@ def test_the_majordomo_keeps_the_notebook_under_pressure(home, llama_server):
     assert all(p.meta["backend"] == "llamacpp" for p in replies)
 
 
+def serve_from(home: Path, url: str, tools: bool) -> None:
+    """The soul's role on a tool-calling server at `url` (2048 context, sectors to fit it);
+    `tools`: whether the soul offers its own."""
+    set_role(home, backend="openai", url=url, context=2048, tools=tools)
+    data = yaml.safe_load((home / "soul.yaml").read_text())
+    data["memory"].update(self_tokens=256, notebook_tokens=256, retrieved_tokens=256, window_tokens=768,
+                          reply_tokens=64)
+    (home / "soul.yaml").write_text(yaml.safe_dump(data))
+
+
 def test_a_tool_calling_turn_on_a_real_server(home, tmp_path_factory):
     """The soul's model behind llama_cpp.server with a chat handler that emits tool calls: the
     soul calls search_memory, then invoke_agent (the stand-in agent), then answers; the log
     holds the calls, their results and the reply in order."""
     url, proc = start_llama_server(tmp_path_factory, "--chat_format", "chatml-function-calling")
     try:
-        set_role(home, backend="openai", url=url, context=2048, tools=True)
-        data = yaml.safe_load((home / "soul.yaml").read_text())
-        data["memory"].update(self_tokens=256, notebook_tokens=256, retrieved_tokens=256, window_tokens=768,
-                              reply_tokens=64)
-        (home / "soul.yaml").write_text(yaml.safe_dump(data))
+        serve_from(home, url, tools=True)
         assert soulctl("log", "add", "Herons nest by the mill pond every spring.", "--session", "old",
                        "--home", home).code == 0
         standin = Path(__file__).resolve().parent / "standin"
@@ -316,11 +322,7 @@ def test_a_clients_tools_round_trip_through_serve(home, tmp_path_factory, tmp_pa
     url, proc = start_llama_server(tmp_path_factory, "--chat_format", "chatml-function-calling")
     server = None
     try:
-        set_role(home, backend="openai", url=url, context=2048, tools=False)
-        data = yaml.safe_load((home / "soul.yaml").read_text())
-        data["memory"].update(self_tokens=256, notebook_tokens=256, retrieved_tokens=256, window_tokens=768,
-                              reply_tokens=64)
-        (home / "soul.yaml").write_text(yaml.safe_dump(data))
+        serve_from(home, url, tools=False)
         server = Served(home, log=tmp_path / "serve.log")
         client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
         # chat completions: the call comes back, then its result continues the turn (no session
