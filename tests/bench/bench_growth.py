@@ -54,8 +54,10 @@ QUESTIONS = ["What did you notice about the {t}?", "Tell me about the {t} again.
              "How did the {t} change today?"]
 
 
-def conversation(night: int, replies: int = 25) -> list[dict]:
-    """One night's talk: `replies` exchanges on one place, in one session, all distinct."""
+def templated(night: int, replies: int = 25) -> list[dict]:
+    """One night's talk in the old shape: `replies` exchanges on one place, every reply cut
+    from one sentence template (the parent soon knows the shape: absorption fades for that
+    reason alone)."""
     place, things = TOPICS[night % len(TOPICS)]
     rng = random.Random(night)
     session = f"night-{night + 1:02d}"
@@ -70,6 +72,80 @@ def conversation(night: int, replies: int = 25) -> list[dict]:
                               f"stays with me as {rng.choice(FEELINGS)}.",
                      "role": "soul", "session": session})
     return rows
+
+
+# Varied nights: each night the soul talks about a different subject, in the subject's own
+# sentences — the prose of Python's documentation for one module or language topic (on every
+# machine with this Python; no download). Shapes and vocabulary change from night to night,
+# as a year of real days would; the topics and modules alternate.
+SUBJECTS = ["topic:types", "logging", "topic:compound", "decimal", "topic:specialnames", "difflib",
+            "topic:execmodel", "threading", "topic:attribute-access", "smtplib", "topic:formatstrings",
+            "statistics", "topic:assignment", "doctest", "topic:debugger", "pathlib", "topic:import", "codecs",
+            "typing", "subprocess", "turtle", "shutil", "math", "tempfile", "inspect", "ssl", "calendar", "pdb",
+            "random", "mailbox", "traceback", "zipfile", "io", "imaplib", "posix", "bz2", "collections", "time",
+            "urllib.request", "base64"]
+ASKS = ["What do you know about {s}?", "Tell me more about {s}.", "And then, about {s}?",
+        "What else matters in {s}?", "Go on about {s}.", "What would you say next about {s}?"]
+_SKIP = (">>>", "::", "|", "   ", "{", "}", "==", "->", "`", "*")
+
+
+def _doc_text(subject: str) -> str:
+    import importlib
+    import inspect
+    import warnings
+
+    if subject.startswith("topic:"):
+        from pydoc_data.topics import topics
+        return topics[subject[6:]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = importlib.import_module(subject)
+    docs = [inspect.getdoc(module) or ""]
+    for name, obj in sorted(vars(module).items()):
+        if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+            continue
+        docs.append(inspect.getdoc(obj) or "")
+        if inspect.isclass(obj):
+            docs += [inspect.getdoc(o) or "" for n, o in sorted(vars(obj).items())
+                     if not n.startswith("_") and callable(o)]
+    return "\n\n".join(docs)
+
+
+def subject_sentences(subject: str) -> list[str]:
+    """The subject's documentation as plain sentences of 8–50 words, in order, no code."""
+    import re
+
+    out = []
+    for para in _doc_text(subject).split("\n\n"):
+        if any(mark in para for mark in _SKIP):
+            continue
+        for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(para.split())):
+            if 8 <= len(sentence.split()) <= 50 and sentence.endswith("."):
+                out.append(sentence)
+    return list(dict.fromkeys(out))
+
+
+def varied(night: int, replies: int = 25) -> list[dict]:
+    """One night's talk on its own subject: `replies` exchanges, each reply one or two of the
+    subject's sentences."""
+    if night >= len(SUBJECTS):
+        sys.exit(f"varied talk has {len(SUBJECTS)} subjects: at most {len(SUBJECTS)} nights")
+    subject = SUBJECTS[night]
+    said = subject_sentences(subject)
+    if len(said) < replies:
+        sys.exit(f"{subject}: {len(said)} sentences, fewer than {replies} replies")
+    rng = random.Random(night)
+    name = subject.removeprefix("topic:").replace("-", " ")
+    session = f"night-{night + 1:02d}"
+    rows = []
+    for i in range(replies):
+        reply = said[i] if i + replies >= len(said) or rng.random() < 0.5 else f"{said[i]} {said[replies + i]}"
+        rows.append({"prose": rng.choice(ASKS).format(s=name), "role": "user", "session": session})
+        rows.append({"prose": reply, "role": "soul", "session": session})
+    return rows
+
+
+TALK = {"varied": varied, "templated": templated}
 
 
 def soulctl(home: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
@@ -91,8 +167,8 @@ def set_recipe(home: Path, name: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def night(home: Path, n: int, replies: int = 25) -> tuple[dict, set[str]]:
-    rows = conversation(n, replies)
+def night(home: Path, n: int, replies: int = 25, talk=varied) -> tuple[dict, set[str]]:
+    rows = talk(n, replies)
     added = must(soulctl(home, "--json", "log", "add", "--jsonl", input="".join(json.dumps(r) + "\n" for r in rows)))
     ids = [json.loads(line) for line in added.stdout.splitlines()]
     soul_ids = {p["id"] for p in ids if p["role"] == "soul"}
@@ -166,7 +242,7 @@ def run_method(root: Path, method: str, args) -> dict:
           f"{'drift':>9} {'wall s':>7} {'merge s':>7}")
     rows, learned = [], set()
     for n in range(args.nights):
-        record, new_ids = night(home, n, args.replies)
+        record, new_ids = night(home, n, args.replies, TALK[args.talk])
         buffer = json.loads((home / "data" / "buffers" / f"{record['buffer']}.json").read_text())
         in_buffer = set(buffer["log_ids"])
         only_new = in_buffer <= new_ids and not (in_buffer & learned)
@@ -215,6 +291,8 @@ def main() -> None:
     ap.add_argument("--reach", type=float, default=0.02, help="the fold methods' reach (0: none)")
     ap.add_argument("--replies", type=int, default=25, help="soul replies in each night's conversation")
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--talk", choices=sorted(TALK), default="varied",
+                    help="each night a different subject's prose (varied) or one template (templated)")
     ap.add_argument("--keep", type=Path, help="build the homes here and keep them")
     args = ap.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-growth-"))
