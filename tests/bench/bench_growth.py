@@ -284,6 +284,18 @@ def run_method(root: Path, method: str, args) -> dict:
     return summary
 
 
+def compare(results: list[dict]) -> None:
+    print(f"\n{'method':>8} {'ok':>5} {'absorb 1':>9} {'absorb N':>9} {'N/1':>6} {'probe Δ max':>11} "
+          f"{'drift max':>9} {'merge N/2 time':>14} {'RSS':>6} {'rebuilt':>8}")
+    for r in results:
+        print(f"{r['method']:>8} {r['accepted']:>2}/{r['nights']:<2} {r['absorb_first']:>+9.4f} "
+              f"{r['absorb_last']:>+9.4f} {r['absorb_ratio']:>6.2f} {r['probe_max']:>+11.4f} {r['drift_max']:>9.6f} "
+              f"{r['merge_last'][0] / r['merge_2'][0]:>14.2f} {r['merge_last'][1] / r['merge_2'][1]:>6.2f} "
+              f"{str(r['reproduced']):>8}")
+    print(f"goals: N/1 absorption ≥ 0.5; probe Δ ≤ {results[0]['probe_bound']} every night; "
+          "merge N/2 ≤ 1.3x time, ≤ 1.1x RSS; untouched tensors identical; rebuilt to its sha256", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nights", "--cycles", type=int, default=30)
@@ -297,16 +309,10 @@ def main() -> None:
     args = ap.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-growth-"))
     try:
-        results = [run_method(root, method, args) for method in args.methods.split(",")]
-        print(f"\n{'method':>8} {'ok':>5} {'absorb 1':>9} {'absorb N':>9} {'N/1':>6} {'probe Δ max':>11} "
-              f"{'drift max':>9} {'merge N/2 time':>14} {'RSS':>6} {'rebuilt':>8}")
-        for r in results:
-            print(f"{r['method']:>8} {r['accepted']:>2}/{r['nights']:<2} {r['absorb_first']:>+9.4f} "
-                  f"{r['absorb_last']:>+9.4f} {r['absorb_ratio']:>6.2f} {r['probe_max']:>+11.4f} {r['drift_max']:>9.6f} "
-                  f"{r['merge_last'][0] / r['merge_2'][0]:>14.2f} {r['merge_last'][1] / r['merge_2'][1]:>6.2f} "
-                  f"{str(r['reproduced']):>8}")
-        print(f"goals: N/1 absorption ≥ 0.5; probe Δ ≤ {results[0]['probe_bound']} every night; "
-              "merge N/2 ≤ 1.3x time, ≤ 1.1x RSS; untouched tensors identical; rebuilt to its sha256")
+        results = []
+        for method in args.methods.split(","):
+            results.append(run_method(root, method, args))
+            compare(results)  # after each method, so a cut-short run still compares what it ran
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
