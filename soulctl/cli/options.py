@@ -20,10 +20,11 @@ Since = Annotated[Optional[str], typer.Option("--since", help="ISO time or age (
 Until = Annotated[Optional[str], typer.Option("--until", help="ISO time or age.")]
 Generation = Annotated[Optional[str], typer.Option("--generation", help="Spoken by this generation (gen-0003).")]
 Corpus = Annotated[Optional[str], typer.Option("--corpus", help="Corpus mounted at the time.")]
+Speaker = Annotated[Optional[str], typer.Option("--speaker", help="Said by this person (the packet's meta.speaker).")]
 MinResonance = Annotated[Optional[float], typer.Option("--min-resonance", help="Resonance at least this (0-1).", min=0, max=1)]
 
 
-def filters(role, session, since, until, generation, corpus, min_resonance):
+def filters(role, session, since, until, generation, corpus, min_resonance, speaker=None):
     """The packet filters from their flags, each checked (a role, times)."""
     from soulctl.log import Filters
     from soulctl.log.ingest import check_role, parse_time
@@ -31,7 +32,8 @@ def filters(role, session, since, until, generation, corpus, min_resonance):
     return Filters(role=check_role(role) if role else None, session=session,
                    since=parse_time(since, "--since") if since else None,
                    until=parse_time(until, "--until") if until else None,
-                   generation=generation, corpus=corpus, min_resonance=min_resonance)
+                   generation=generation, corpus=corpus, min_resonance=min_resonance,
+                   speaker=speaker or None)
 
 
 def search_mode(semantic: bool, keyword: bool) -> str:

@@ -82,11 +82,12 @@ def ls(
     n: Annotated[int, typer.Option("-n", "--max-count", help="Show at most N (0: all).")] = 20,
     role: options.Role = None, session: options.Session = None, since: options.Since = None, until: options.Until = None,
     generation: options.Generation = None, corpus: options.Corpus = None, min_resonance: options.MinResonance = None,
+    speaker: options.Speaker = None,
     reverse: Annotated[bool, typer.Option("--reverse", help="Oldest first.")] = False,
 ) -> None:
     """List packets newest first, like `git log`."""
     store = state.soul().store
-    filters = options.filters(role, session, since, until, generation, corpus, min_resonance)
+    filters = options.filters(role, session, since, until, generation, corpus, min_resonance, speaker)
     rows = (p.as_dict() for p in store.list(filters, limit=n or None, newest_first=not reverse))
     state.out.rows(rows, PACKET_COLUMNS, empty="no packets match")
 
@@ -115,6 +116,7 @@ def search(
     k: options.K = 10, semantic: options.Semantic = False, keyword: options.Keyword = False,
     role: options.Role = None, session: options.Session = None, since: options.Since = None, until: options.Until = None,
     generation: options.Generation = None, corpus: options.Corpus = None, min_resonance: options.MinResonance = None,
+    speaker: options.Speaker = None,
     answers: Annotated[bool, typer.Option("--answers", help="Rank packets that restate the query (the question asked before) below those that may answer it, as chat retrieval does.")] = False,
 ) -> None:
     """Search by meaning and by keyword, fused by reciprocal rank (the default).
@@ -132,7 +134,7 @@ def search(
     out = state.out
     soul = state.soul()
     store, embedder = soul.store, soul.embedder
-    filters = options.filters(role, session, since, until, generation, corpus, min_resonance)
+    filters = options.filters(role, session, since, until, generation, corpus, min_resonance, speaker)
     check_embedder(store, embedder)
     columns = [Column("rank", align="right"), Column("score", fmt=lambda v: f"{v:.4f}", align="right"),
                Column("id"), Column("role"), Column("session"), Column("prose", fmt=options.snippet)]

@@ -70,7 +70,7 @@ def eval_(
     session: options.Session = None,
 ) -> None:
     """How well search finds what answers your questions: recall@k and MRR, hybrid beside
-    semantic and keyword, overall and per category.
+    semantic and keyword, overall and per category (each cell: recall@k, then MRR).
 
     A question counts as found when any of its evidence packets ranks in the top k. Questions
     with an empty `evidence` list are counted as unanswerable and not scored.
@@ -112,7 +112,7 @@ def _eval_table(r: dict) -> str:
     categories = sorted({c for m in r["modes"].values() for c in m["categories"]})
     head = ["mode", f"recall@{k}", "MRR", *categories]
     rows = [[mode, _pct(m["recall"]), f"{m['mrr']:.3f}" if m["mrr"] is not None else "-",
-             *(_pct(m["categories"].get(c, {}).get("recall")) for c in categories)]
+             *(_cell(m["categories"].get(c, {})) for c in categories)]
             for mode, m in r["modes"].items()]
     counts = next(iter(r["modes"].values()))["categories"] if r["modes"] else {}
     rows.append(["questions", str(r["scored"]), "", *(str(counts.get(c, {}).get("questions", 0)) for c in categories)])
@@ -120,6 +120,13 @@ def _eval_table(r: dict) -> str:
     if r["unanswerable"]:
         lines.append(f"({r['unanswerable']} unanswerable questions not scored)")
     return "\n".join(lines)
+
+
+def _cell(figures: dict) -> str:
+    """A category's recall@k and MRR in one cell."""
+    if figures.get("recall") is None:
+        return "-"
+    return f"{_pct(figures['recall'])} {figures['mrr']:.3f}"
 
 
 def _pct(v) -> str:

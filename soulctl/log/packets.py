@@ -106,6 +106,7 @@ class Filters:
     generation: str | None = None
     corpus: str | None = None
     min_resonance: float | None = None
+    speaker: str | None = None  # meta.speaker: who said it, where several people talk
 
     def active(self) -> bool:
         return any(v is not None for v in self.__dict__.values())

@@ -46,7 +46,8 @@ def search(store: Store, embedder, query: str, k: int = 10, mode: str = "hybrid"
     want = k + ANSWERS_SLACK if answers else k
     depth = want if mode != "hybrid" else hybrid_depth(want)
     found = store.search(query_vector if mode != "keyword" else None,
-                         query if mode != "semantic" else None, want, filters or Filters(), depth)
+                         query if mode != "semantic" else None, want, filters or Filters(), depth,
+                         encode=embedder.encode if mode == "hybrid" and embedder is not None else None)
     results = [SearchResult(hit, packet) for packet, hit in found]
     if answers:
         results.sort(key=lambda r: restates(query, r.packet))  # stable: the plain order otherwise

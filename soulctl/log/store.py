@@ -92,10 +92,12 @@ class Store(ABC):
     # -- search ----------------------------------------------------------------------------
     @abstractmethod
     def search(self, vector: np.ndarray | None, text: str | None, k: int, filters: Filters,
-               depth: int | None = None) -> list[tuple[Packet, Hit]]:
-        """Rank packets by `vector` (semantic), `text` (BM25) or both (reciprocal rank fusion).
+               depth: int | None = None, encode=None) -> list[tuple[Packet, Hit]]:
+        """Rank packets by `vector` (semantic), `text` (keywords) or both: hybrid, ranked by
+        log/rank.py, shared by every backend (`encode`, the log's embedder, lets it embed the
+        question as a stage rewrites it).
 
-        A backend answers in one pass over its own indexes (FAISS + tantivy here, pgvector +
+        A backend supplies the candidates from its own indexes (FAISS + tantivy here, pgvector +
         full-text in PostgreSQL) and returns whole packets, best first.
         """
 

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,7 +28,6 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[2]
-DEVSET = REPO / "tests" / "data" / "devset"
 sys.path.insert(0, str(REPO))
 
 
@@ -49,7 +49,39 @@ def bm25_rank(docs: list[list[str]], query: list[str], k1: float = 1.2, b: float
     return np.argsort(-scores, kind="stable")
 
 
-def figures(ranked: dict[int, list[int]], gold: dict[int, set[int]], cats: dict[int, str], k: int) -> dict:
+def load(home: Path, store: str, turns: list[dict]) -> None:
+    py = sys.executable
+    subprocess.run([py, "-m", "soulctl", "init", str(home), *(["--store", store] if store != "duckdb" else [])],
+                   check=True, capture_output=True)
+    subprocess.run([py, "-m", "soulctl", "--home", str(home), "log", "add", "--jsonl"], check=True,
+                   capture_output=True, input="".join(json.dumps(t) + "\n" for t in turns).encode())
+
+
+def log_eval(home: Path, questions: list[dict], k: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as fh:
+        fh.write("".join(json.dumps(q) + "\n" for q in questions))
+    proc = subprocess.run([sys.executable, "-m", "soulctl", "--home", str(home), "--json", "log", "eval", fh.name,
+                           "-k", str(k), "--by", "dia_id"], capture_output=True, text=True)
+    os.unlink(fh.name)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr)
+    return json.loads(proc.stdout)
+
+
+def baselines(turns: list[dict], questions: list[dict], k: int, embedder) -> dict[str, dict]:
+    """BM25 and dense MiniLM over one conversation: {name: {category: [n, found, rr]}}."""
+    index = {t["meta"]["dia_id"]: i for i, t in enumerate(turns)}
+    gold = {i: {index[e] for e in q["evidence"]} for i, q in enumerate(questions) if q["evidence"]}
+    cats = {i: q["category"] for i, q in enumerate(questions)}
+    docs = [words(t["prose"]) for t in turns]
+    bm25 = {i: list(bm25_rank(docs, words(questions[i]["question"]))[:k]) for i in gold}
+    doc_vecs = embedder.encode([t["prose"] for t in turns])
+    q_vecs = embedder.encode([questions[i]["question"] for i in gold])
+    dense = {i: list(np.argsort(-(doc_vecs @ v), kind="stable")[:k]) for i, v in zip(gold, q_vecs)}
+    return {"BM25 (baseline)": counts(bm25, gold, cats, k), "dense MiniLM (baseline)": counts(dense, gold, cats, k)}
+
+
+def counts(ranked: dict[int, list[int]], gold: dict[int, set[int]], cats: dict[int, str], k: int) -> dict:
     out: dict[str, list] = {}
     for q, order in ranked.items():
         rank = next((i for i, d in enumerate(order[:k], 1) if d in gold[q]), None)
@@ -58,59 +90,77 @@ def figures(ranked: dict[int, list[int]], gold: dict[int, set[int]], cats: dict[
             row[0] += 1
             row[1] += rank is not None
             row[2] += 1 / rank if rank else 0.0
-    return {name: (found / n, rr / n) for name, (n, found, rr) in out.items()}
+    return out
+
+
+def add(total: dict, part: dict) -> None:
+    for name, row in part.items():
+        have = total.setdefault(name, [0, 0, 0.0])
+        for i in range(3):
+            have[i] += row[i]
+
+
+def from_eval(mode: dict, scored: int) -> dict:
+    """log eval's figures for one mode as {category: [n, found, rr]}."""
+    out = {"all": [scored, round(mode["recall"] * scored), mode["mrr"] * scored]}
+    for name, c in mode["categories"].items():
+        out[name] = [c["questions"], round(c["recall"] * c["questions"]), c["mrr"] * c["questions"]]
+    return out
+
+
+def table(title: str, rows: dict[str, dict], k: int) -> None:
+    categories = sorted({c for r in rows.values() for c in r if c != "all"})
+    print(f"\n{title}\n{'':30s} {'recall@' + str(k):>9s} {'MRR':>6s}  " + "  ".join(f"{c:>16s}" for c in categories))
+    for name, r in rows.items():
+        n, found, rr = r["all"]
+        cells = "  ".join(f"{100 * r[c][1] / r[c][0]:8.1f}% {r[c][2] / r[c][0]:.3f}" if r.get(c) else f"{'-':>16s}"
+                          for c in categories)
+        print(f"{name:30s} {100 * found / n:8.1f}% {rr / n:6.3f}  {cells}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-k", type=int, default=10)
-    ap.add_argument("--home")
+    ap.add_argument("--set", dest="devset", choices=("longset", "devset"), default="longset",
+                    help="longset: 8 households, one home each (default); devset: the first, 3 people in one home")
+    ap.add_argument("--stores", default="duckdb,postgres+embedded", help="comma-separated, each in its own homes")
+    ap.add_argument("--work", type=Path, help="make the homes here (default: a temporary directory)")
     args = ap.parse_args()
-    py = sys.executable
-    tmp = None
-    if args.home:
-        home = Path(args.home)
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="soulctl-bench-recall-")
-        home = Path(tmp.name) / "home"
-        subprocess.run([py, "-m", "soulctl", "init", str(home)], check=True, capture_output=True)
-        with open(DEVSET / "conversations.jsonl", "rb") as fh:
-            subprocess.run([py, "-m", "soulctl", "--home", str(home), "log", "add", "--jsonl"], stdin=fh,
-                           check=True, capture_output=True)
-    proc = subprocess.run([py, "-m", "soulctl", "--home", str(home), "--json", "log", "eval",
-                           str(DEVSET / "questions.jsonl"), "-k", str(args.k), "--by", "dia_id"],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr)
-    ours = json.loads(proc.stdout)
-
-    # The baselines, from the dev set's files and the bundled embedder alone.
+    data = REPO / "tests" / "data" / args.devset
+    turns = [json.loads(line) for line in (data / "conversations.jsonl").open()]
+    questions = [json.loads(line) for line in (data / "questions.jsonl").open()]
+    convs = sorted({t["meta"]["conv"] for t in turns}) if args.devset == "longset" else ["all"]
+    part = (lambda rows, c: [r for r in rows if c == "all" or r.get("conv", r.get("meta", {}).get("conv")) == c])
+    root = Path(tempfile.mkdtemp(prefix="soulctl-bench-recall-", dir=args.work))
     from soulctl.embed import Embedder, bundled_model_dir
 
-    turns = [json.loads(line) for line in (DEVSET / "conversations.jsonl").open()]
-    questions = [json.loads(line) for line in (DEVSET / "questions.jsonl").open()]
-    index = {t["meta"]["dia_id"]: i for i, t in enumerate(turns)}
-    gold = {i: {index[e] for e in q["evidence"]} for i, q in enumerate(questions) if q["evidence"]}
-    cats = {i: q["category"] for i, q in enumerate(questions)}
-    docs = [words(t["prose"]) for t in turns]
-    bm25 = {i: list(bm25_rank(docs, words(questions[i]["question"]))[:args.k]) for i in gold}
     embedder = Embedder(bundled_model_dir(), runtime="numpy")
-    doc_vecs = embedder.encode([t["prose"] for t in turns])
-    q_vecs = embedder.encode([questions[i]["question"] for i in gold])
-    dense = {i: list(np.argsort(-(doc_vecs @ v), kind="stable")[:args.k]) for i, v in zip(gold, q_vecs)}
-    base = {"BM25 (baseline)": figures(bm25, gold, cats, args.k), "dense MiniLM (baseline)": figures(dense, gold, cats, args.k)}
+    rows: dict[str, dict] = {}
+    try:
+        for conv in convs:
+            conv_turns, conv_questions = part(turns, conv), part(questions, conv)
+            for name, figs in baselines(conv_turns, conv_questions, args.k, embedder).items():
+                add(rows.setdefault(name, {}), figs)
+            for store in args.stores.split(","):
+                home = root / f"{conv}-{store.split('+')[0]}"
+                load(home, store, conv_turns)
+                ours = log_eval(home, conv_questions, args.k)
+                for mode, m in ours["modes"].items():
+                    add(rows.setdefault(f"{store.split('+')[0]} {mode}", {}), from_eval(m, ours["scored"]))
+                if store != "duckdb":
+                    subprocess.run([sys.executable, "-m", "soulctl", "--home", str(home), "store", "stop"],
+                                   capture_output=True)
+            print(f"{conv}: {len(conv_turns)} turns, {len(conv_questions)} questions", file=sys.stderr, flush=True)
+        unanswerable = sum(not q["evidence"] for q in questions)
+        table(f"{args.devset}: {len(turns)} turns in {len(convs)} home(s), {len(questions)} questions "
+              f"({unanswerable} adversarial: no evidence, not scored); each cell recall@{args.k} and MRR", rows, args.k)
+        retrieval_overhead(root / f"{convs[0]}-duckdb", questions, embedder)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
-    categories = sorted({c for c in cats.values()})
-    head = f"{'':26s} {'recall@' + str(args.k):>9s} {'MRR':>6s}  " + "  ".join(f"{c:>11s}" for c in categories)
-    print(f"dev set: {len(turns)} turns, {len(questions)} questions ({ours['scored']} scored)\n{head}")
-    for mode, m in ours["modes"].items():
-        cells = "  ".join(f"{100 * m['categories'][c]['recall']:10.1f}%" for c in categories)
-        print(f"{'soulctl ' + mode:26s} {100 * m['recall']:8.1f}% {m['mrr']:6.3f}  {cells}")
-    for name, f in base.items():
-        cells = "  ".join(f"{100 * f[c][0]:10.1f}%" for c in categories)
-        print(f"{name:26s} {100 * f['all'][0]:8.1f}% {f['all'][1]:6.3f}  {cells}")
 
-    # A chat turn's retrieval overhead: embed the user's words, search hybrid, in process.
+def retrieval_overhead(home: Path, questions: list[dict], embedder) -> None:
+    """A chat turn's retrieval: embed the user's words, search hybrid, in process."""
     from soulctl.home import Home
     from soulctl.log import open_store
     from soulctl.log.search import search
@@ -121,9 +171,8 @@ def main() -> None:
         start = time.perf_counter()
         search(store, embedder, q["question"], 8, "hybrid")
         timings.append(time.perf_counter() - start)
+    store.close()
     print(f"\nper-turn retrieval (embed + hybrid search, in process): median {1000 * statistics.median(timings):.1f} ms")
-    if tmp:
-        tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ def where_clause(filters: Filters | None) -> tuple[str, list]:
     if filters.min_resonance is not None:
         parts.append("AND resonance >= ?")
         params.append(float(filters.min_resonance))
+    if filters.speaker is not None:
+        parts.append("AND json_extract_string(meta, '$.speaker') = ?")
+        params.append(filters.speaker)
     return " ".join(parts), params
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from soulctl.log.context import CONTEXT_STEPS, with_context
+from soulctl.log import rank
+from soulctl.log.context import CONTEXT_STEPS
 from soulctl.log.duckdb.connection import LazyRead
 from soulctl.log.duckdb.rows import fetch_by_seq, neighbours, vectors_from, where_clause
 from soulctl.log.packets import Filters, Hit, Packet
-from soulctl.search.fusion import rrf
 
 
 def _best_earlier(queries: np.ndarray, seqs: np.ndarray, other_seqs: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -26,9 +26,10 @@ class Ranking:
     """Mixed into DuckDBStore: needs its path, index, _write and _sync_indexes."""
 
     def search(self, vector: np.ndarray | None, text: str | None, k: int, filters: Filters,
-               depth: int | None = None) -> list[tuple[Packet, Hit]]:
-        """One pass: FAISS (memory-mapped) and tantivy under the shared lock, then a single
-        database read for the hits themselves. Filters on vectors run exactly in DuckDB."""
+               depth: int | None = None, encode=None) -> list[tuple[Packet, Hit]]:
+        """FAISS (memory-mapped) and tantivy under the shared lock supply the candidates, the
+        shared ranking (log/rank.py) orders them, one database read fetches the hits. Filters on
+        vectors run exactly in DuckDB."""
         depth = depth or k
         if not self.path.exists():
             return []
@@ -38,25 +39,8 @@ class Ranking:
             with self._write() as con:
                 self._sync_indexes(con)
         with LazyRead(self) as db:
-            state = self.index.state()  # consistent with the log under the shared lock
-            rankings: dict[str, list[tuple[int, float]]] = {}
-            if vector is not None:
-                rankings["semantic"] = self._vector_ranking(db, np.asarray(vector, np.float32).ravel(),
-                                                            depth, filters, state)
-            if text is not None:
-                rankings["keyword"] = self._keyword_ranking(db, text, depth, filters)
-            if len(rankings) > 1:
-                fused = with_context(rrf(rankings, k * 2), k,
-                                     lambda seqs: neighbours(db.get(), seqs, filters, CONTEXT_STEPS))
-            else:
-                name, ranking = next(iter(rankings.items()))
-                fused = [(key, score, {name: i}, {name: score})
-                         for i, (key, score) in enumerate(ranking[:k], 1)]
-            if not fused:
-                return []
-            packets = fetch_by_seq(db.get(), [key for key, *_ in fused])
-        return [(packets[key], Hit(packets[key].id, score, ranks, scores))
-                for key, score, ranks, scores in fused if key in packets]
+            # the index state is read again, consistent with the log under the shared lock
+            return rank.search(_Candidates(self, db, self.index.state()), vector, text, k, filters, depth, encode)
 
     def _vector_ranking(self, db, vector, depth, filters, state) -> list[tuple[int, float]]:
         dim = int(vector.shape[0])
@@ -124,15 +108,55 @@ class Ranking:
 
     def _keyword_ranking(self, db, text, depth, filters) -> list[tuple[int, float]]:
         want = depth
+        only_db = Filters(min_resonance=filters.min_resonance, speaker=filters.speaker)
         while True:
             seqs, scores = self.index.keyword_search(text, want, filters)
             pairs = list(zip(seqs, scores))
-            if filters.min_resonance is not None and pairs:  # marks live only in the database
+            if only_db.active() and pairs:  # marks and speakers live only in the database
+                where, params = where_clause(only_db)
                 keep = {r[0] for r in db.get().execute(
-                    "SELECT seq FROM log WHERE seq IN (SELECT unnest(?::BIGINT[])) AND resonance >= ?",
-                    [[int(s) for s in seqs], float(filters.min_resonance)]).fetchall()}
+                    f"SELECT seq FROM log WHERE seq IN (SELECT unnest(?::BIGINT[])) {where}",
+                    [[int(s) for s in seqs], *params]).fetchall()}
                 pairs = [p for p in pairs if p[0] in keep]
             if len(pairs) >= depth or len(seqs) < want:
                 return pairs[:depth]
             want *= 8
 
+
+
+class _Candidates:
+    """What the shared ranking asks of the DuckDB backend, all under one shared lock."""
+
+    def __init__(self, store, db, state):
+        self.store, self.db, self.state = store, db, state
+
+    def rankings(self, vector, text, depth, filters) -> dict[str, list[tuple[int, float]]]:
+        out = {}
+        if vector is not None:
+            out["semantic"] = self.store._vector_ranking(self.db, np.asarray(vector, np.float32).ravel(),
+                                                         depth, filters, self.state)
+        if text is not None:
+            out["keyword"] = self.store._keyword_ranking(self.db, text, depth, filters)
+        return out
+
+    def neighbours(self, seqs, filters) -> dict[int, list[int]]:
+        return neighbours(self.db.get(), seqs, filters, CONTEXT_STEPS)
+
+    def by_seq(self, seqs) -> dict[int, Packet]:
+        return fetch_by_seq(self.db.get(), seqs) if seqs else {}
+
+    def bounds(self):
+        first, last = self.db.get().execute("SELECT min(ts), max(ts) FROM packets").fetchone()
+        return None if first is None else (first.date(), last.date())
+
+    def speakers(self) -> set[str]:
+        """Who speaks in the log (meta.speaker), kept by the store and brought up to date from
+        the packets written since it last looked."""
+        seen, names = getattr(self.store, "_speakers", (0, frozenset()))
+        if seen < self.state.log_seq:
+            rows = self.db.get().execute(
+                "SELECT DISTINCT json_extract_string(meta, '$.speaker') FROM packets WHERE seq > ? "
+                "AND json_extract_string(meta, '$.speaker') IS NOT NULL", [seen]).fetchall()
+            names = names | {r[0] for r in rows}
+            self.store._speakers = (self.state.log_seq, names)
+        return set(names)

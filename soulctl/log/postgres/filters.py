@@ -25,6 +25,9 @@ def where_clause(filters: Filters | None) -> tuple[str, list]:
     if filters.min_resonance is not None:
         parts.append("AND resonance >= %s")
         params.append(float(filters.min_resonance))
+    if filters.speaker is not None:
+        parts.append("AND meta->>'speaker' = %s")
+        params.append(filters.speaker)
     return " ".join(parts), params
 
 

@@ -16,23 +16,28 @@ def semantic_sql(filters: Filters, depth: int) -> tuple[str, list]:
 
 
 def keyword_sql(tsquery: str, filters: Filters, depth: int) -> tuple[str, list]:
-    """Every top-level term of the query is its own GIN condition: GIN intersects single-term
-    keys by leapfrogging their posting lists, where one key of six terms calls the query's
-    consistency check on every entry of the rarest list (1M packets, six common words: 30 ms
-    against 55 ms). Ranked by ts_rank, normalised by the log of the packet's length."""
+    """Any of the query's words, as the DuckDB backend's keyword half takes them (a question
+    is not a conjunction: "what kind of dog did we adopt" must find "we adopted a greyhound");
+    a phrase stays a phrase and a negated word still excludes. Ranked by ts_rank, normalised by
+    the log of the packet's length; filters pushed in."""
     where, params = where_clause(filters)
-    terms = conjuncts(tsquery)
-    positive = [t for t in terms if not t.startswith("!")]
-    conds = ["tsv @@ %s::tsquery"] * len(positive)
-    values: list = list(positive)
-    if len(positive) < len(terms) or not positive:  # a negated term: the whole query, on the rows
-        conds.append("coalesce(tsv @@ %s::tsquery, false)")
-        values.append(tsquery)
     if filters.min_resonance is not None:  # marks live in the view; its rows have no tsvector
         where = f"AND seq IN (SELECT seq FROM log WHERE TRUE {where})"
-    sql = (f"SELECT seq, ts_rank(tsv, %s::tsquery, 1) AS s FROM packets WHERE {' AND '.join(conds)} "
+    query = any_of(tsquery)
+    sql = (f"SELECT seq, ts_rank(tsv, %s::tsquery, 1) AS s FROM packets WHERE tsv @@ %s::tsquery "
            f"{where} ORDER BY s DESC, seq LIMIT {int(depth)}")
-    return sql, [tsquery, *values, *params]
+    return sql, [query, query, *params]
+
+
+def any_of(tsquery: str) -> str:
+    """websearch_to_tsquery's conjunction as a disjunction of its positive terms, its negated
+    terms still required absent: `'a' & 'b' <-> 'c' & !'d'` → `( 'a' | 'b' <-> 'c' ) & !'d'`."""
+    terms = conjuncts(tsquery)
+    positive = [t for t in terms if not t.startswith("!")]
+    negative = [t for t in terms if t.startswith("!")]
+    if not positive:
+        return tsquery
+    return " & ".join([f"( {' | '.join(positive)} )", *negative])
 
 
 def conjuncts(tsquery: str) -> list[str]:

@@ -16,7 +16,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from soulctl.errors import AlreadyExists, InvalidInput, NotFound
-from soulctl.log.context import CONTEXT_STEPS, with_context
+from soulctl.log import rank
+from soulctl.log.context import CONTEXT_STEPS
 from soulctl.log.packets import Filters, Hit, NewPacket, Packet, utcnow
 from soulctl.log.postgres import ranking, schema
 from soulctl.log.postgres.connect import connect, memory_mb, vec
@@ -24,7 +25,6 @@ from soulctl.log.postgres.user import UserQueries
 from soulctl.log.postgres.filters import neighbours_sql, where_clause
 from soulctl.log.rows import SELECT, naive_utc, new_rows, packet_from_new_row, packet_from_row
 from soulctl.log.store import Store, WriteInterrupted, embedder_mismatch
-from soulctl.search.fusion import rrf
 
 log = logging.getLogger(__name__)
 
@@ -315,31 +315,13 @@ class PostgresStore(UserQueries, Store):
 
     # -- search ----------------------------------------------------------------------------
     def search(self, vector: np.ndarray | None, text: str | None, k: int, filters: Filters,
-               depth: int | None = None) -> list[tuple[Packet, Hit]]:
+               depth: int | None = None, encode=None) -> list[tuple[Packet, Hit]]:
         """The vector ranking (HNSW, cosine) and the keyword ranking (the GIN-indexed tsvector),
-        each one SQL query with the filters pushed in, run at once on two connections, fused by
-        reciprocal rank as the DuckDB backend fuses them (its last places to neighbouring turns)."""
+        each one SQL query with the filters pushed in, run at once on two connections, ordered by
+        the ranking the DuckDB backend uses (log/rank.py)."""
         if not self._has_tables():
             return []
-        depth = max(depth or k, k)
-        halves = {}
-        if vector is not None:
-            query = np.asarray(vector, np.float32).ravel()
-            halves["semantic"] = lambda: self._semantic(query, filters, depth)
-        if text is not None:
-            halves["keyword"] = lambda: self._keyword(text, filters, depth)
-        rankings = self._at_once(halves)
-        if len(rankings) > 1:
-            fused = with_context(rrf(rankings, k * 2), k, lambda seqs: self._neighbours(seqs, filters))
-        else:
-            name, ranking = next(iter(rankings.items()))
-            fused = [(seq, score, {name: i}, {name: score}) for i, (seq, score) in enumerate(ranking[:k], 1)]
-        if not fused:
-            return []
-        packets = {p.seq: p for p in (packet_from_row(r) for r in self._fetch(
-            f"SELECT {SELECT} FROM log WHERE seq = ANY(%s)", [[int(f[0]) for f in fused]]))}
-        return [(packets[seq], Hit(packets[seq].id, float(score), ranks, scores))
-                for seq, score, ranks, scores in fused if seq in packets]
+        return rank.search(_Candidates(self), vector, text, k, filters, max(depth or k, k), encode)
 
     def _semantic(self, query: np.ndarray, filters: Filters, depth: int) -> list[tuple[int, float]]:
         sql, params = ranking.semantic_sql(filters, depth)
@@ -376,3 +358,43 @@ class PostgresStore(UserQueries, Store):
                            "WHERE t.relname = 'packets' ORDER BY c.relname")
         return {"indexes": {name: {"bytes": int(size), "valid": bool(valid)} for name, size, valid in rows}}
 
+
+
+class _Candidates:
+    """What the shared ranking asks of the Postgres backend."""
+
+    def __init__(self, store: PostgresStore):
+        self.store = store
+
+    def rankings(self, vector, text, depth, filters) -> dict[str, list[tuple[int, float]]]:
+        halves = {}
+        if vector is not None:
+            query = np.asarray(vector, np.float32).ravel()
+            halves["semantic"] = lambda: self.store._semantic(query, filters, depth)
+        if text is not None:
+            halves["keyword"] = lambda: self.store._keyword(text, filters, depth)
+        return self.store._at_once(halves)
+
+    def neighbours(self, seqs, filters) -> dict[int, list[int]]:
+        return self.store._neighbours(seqs, filters)
+
+    def by_seq(self, seqs) -> dict[int, Packet]:
+        if not seqs:
+            return {}
+        rows = self.store._fetch(f"SELECT {SELECT} FROM log WHERE seq = ANY(%s)", [[int(s) for s in seqs]])
+        return {p.seq: p for p in map(packet_from_row, rows)}
+
+    def bounds(self):
+        first, last = self.store._fetch("SELECT min(ts), max(ts) FROM packets")[0]
+        return None if first is None else (first.date(), last.date())
+
+    def speakers(self) -> set[str]:
+        """Who speaks in the log (meta.speaker), kept by the store and brought up to date from
+        the packets written since it last looked."""
+        seen, names = getattr(self.store, "_speakers", (0, frozenset()))
+        rows = self.store._fetch("SELECT max(seq), array_agg(DISTINCT meta->>'speaker') FILTER "
+                                 "(WHERE meta->>'speaker' IS NOT NULL) FROM packets WHERE seq > %s", [seen])
+        if rows[0][0] is not None:
+            names = names | set(rows[0][1] or [])
+            self.store._speakers = (int(rows[0][0]), names)
+        return set(names)
