@@ -105,6 +105,17 @@ def content_words(text: str) -> set[str]:
             for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and len(w) > 1}
 
 
+def question_words(text: str) -> str:
+    """A question as the keyword half should take it: its words less the question's own
+    ("where did … us over"), so that both backends' keyword engines see the same words (Postgres
+    drops English stopwords, tantivy keeps them). A query with keyword syntax — "a phrase",
+    -not, or — is left as written."""
+    if re.search(r"[\"()]|(^|\s)-\w|\bOR\b|:", text):
+        return text
+    kept = [w for w in re.findall(r"[\w'’-]+", text) if w.lower() not in _STOP]
+    return " ".join(kept) or text
+
+
 def keyword_weight(c: Candidates, text: str, ranking: list[tuple[int, float]]) -> float:
     """How much the keyword half's word matches say: the share of the question's content words
     its best hits hold. A question asked in other words than the evidence (a paraphrase) finds
@@ -139,7 +150,7 @@ def search(c: Candidates, vector: np.ndarray | None, text: str | None, k: int, f
     if names and (rest := without(text, names)):
         vector = encode([rest])[0] if encode is not None else vector
         text = rest
-    rankings = c.rankings(vector, text, depth, filters)
+    rankings = c.rankings(vector, question_words(text) if hybrid else text, depth, filters)
     if not rankings:
         return []
     if hybrid:

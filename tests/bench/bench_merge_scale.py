@@ -9,7 +9,14 @@ process's fixed cost plus about one tensor, whatever the model's size. The last 
 RSS against the largest tensor and extrapolate time and memory to 123B (Mistral Large 2: 88
 layers, hidden 12288, 245 GB in bf16).
 
+With `--layers 1,10,100`, a second table: per size and merge method, the merge of a night on
+a soul with that many accumulated layers. `ties` re-folds every layer (one merge of all N);
+`fold` reads its parent's weights and the new layer only (its parent, N − 1 layers, is made
+first, not timed). A run whose estimate — linear in layers from the two before it — exceeds
+`--max-minutes` or 80% of free RAM is skipped and says so.
+
 Run: .venv/bin/python tests/bench/bench_merge_scale.py [--sizes 135M,1B,3B] [--dir DIR]
+     [--layers 1,10,100 [--methods ties,fold] [--max-minutes 10]]
 Needs ~3.5× the largest model's size in free disk (source, generation 0, generation 1).
 """
 
@@ -19,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -110,10 +118,10 @@ def build_model(directory: Path, spec: tuple, tokenizer: Path) -> int:
     return sum(int(np.prod(s)) for s in tensors.values())
 
 
-def build_adapter(staged: Path, spec: tuple) -> None:
+def build_adapter(staged: Path, spec: tuple, seed: int = 7) -> Path:
     hidden, layers, heads, kv, _ = spec
     head_dim = hidden // heads
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     tensors = {}
     for i in range(layers):
         for proj, rows in (("q_proj", heads * head_dim), ("k_proj", kv * head_dim), ("v_proj", kv * head_dim)):
@@ -128,6 +136,7 @@ def build_adapter(staged: Path, spec: tuple) -> None:
     (staged / "adapter_config.json").write_text(json.dumps({
         "peft_type": "LORA", "r": RANK, "lora_alpha": 2 * RANK, "lora_dropout": 0.0,
         "target_modules": ["q_proj", "k_proj", "v_proj"], "bias": "none", "task_type": "CAUSAL_LM"}))
+    return staged
 
 
 def run(cmd: list[str]) -> tuple[float, float]:
@@ -143,11 +152,75 @@ def soulctl(*args: str) -> list[str]:
     return [sys.executable, "-m", "soulctl", *map(str, args)]
 
 
+def set_method(home, method: str) -> None:
+    path = home.root / "recipes" / "merge.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("method: ties", f"method: {method}").replace("method: fold", f"method: {method}"))
+
+
+def free_ram_mib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return float("inf")
+
+
+def history(root: Path, name: str, tokenizer: Path, layers: list[int], methods: list[str], max_minutes: float) -> list:
+    """Merge time and peak RSS with 1, 10, 100 … accumulated layers, per method, at one size."""
+    from soulctl.generations.adapters import store_adapter
+    from soulctl.home import Home
+
+    spec = SIZES[name]
+    work = root / f"history-{name}"
+    build_model(work / "base", spec, tokenizer)
+    subprocess.run(soulctl("init", work / "home", "--base", work / "base"), check=True, capture_output=True)
+    shutil.rmtree(work / "base")
+    home = Home(work / "home")
+    ids = [store_adapter(home, build_adapter(work / f"staged-{i}", spec, seed=1000 + i),
+                         {"trainer": "bench_merge_scale", "r": RANK}) for i in range(max(layers))]
+    rows = []
+    seen: list[tuple[int, float, float]] = []  # (layers, wall, rss) of each merge of many layers at once
+    for method in methods:
+        set_method(home, method)
+        for n in layers:
+            cost = n if method == "ties" else n - 1  # the layers one process re-folds at once
+            below = sorted(p for p in seen if p[0] < cost)
+            if len(below) >= 2 and cost > 1:
+                (n1, w1, r1), (n2, w2, r2) = below[-2:]
+                per_w, per_r = (w2 - w1) / max(1, n2 - n1), (r2 - r1) / max(1, n2 - n1)
+                est_w, est_r = w2 + per_w * (cost - n2), r2 + per_r * (cost - n2)
+                if est_w > max_minutes * 60 or est_r > 0.8 * free_ram_mib():
+                    print(f"{name:>6} {method:>6} {n:>6}   skipped: one merge of {cost} layers, est. "
+                          f"{est_w / 60:.0f} min and {est_r / 1024:.1f} GiB peak", flush=True)
+                    rows.append((name, method, n, None, None))
+                    continue
+            subprocess.run(soulctl("--home", home.root, "gen", "use", "gen-0000", "--no-wait"), check=True,
+                           capture_output=True)
+            if method != "ties" and n > 1:  # the parent: n - 1 layers folded in, not timed
+                wall, rss = run(soulctl("--home", home.root, "merge", *ids[:n - 1]))
+                seen.append((n - 1, wall, rss))
+            wall, rss = run(soulctl("--home", home.root, "merge", *(ids[:n] if method == "ties" else ids[n - 1:n])))
+            if method == "ties":
+                seen.append((n, wall, rss))
+            rows.append((name, method, n, wall, rss))
+            print(f"{name:>6} {method:>6} {n:>6} {wall:>8.1f} {rss:>8.0f}Mi", flush=True)
+            subprocess.run(soulctl("--home", home.root, "gen", "use", "gen-0000", "--no-wait"), check=True,
+                           capture_output=True)
+            subprocess.run(soulctl("--home", home.root, "gen", "gc", "--keep", "0"), check=True, capture_output=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="135M,1B,3B")
     ap.add_argument("--dir", type=Path, help="work here (default: a temporary directory)")
+    ap.add_argument("--layers", help="accumulated layers to measure, e.g. 1,10,100 (the history table)")
+    ap.add_argument("--methods", default="ties,fold")
+    ap.add_argument("--max-minutes", type=float, default=10.0)
     args = ap.parse_args()
+    if args.layers:
+        return main_history(args)
     root = Path(tempfile.mkdtemp(prefix="bench-merge-scale-", dir=args.dir))
     from soulctl.generations.adapters import store_adapter
     from soulctl.generations.base import bundled_gguf
@@ -200,6 +273,39 @@ def main() -> None:
               f"extrapolated: ~{(small[5] + time_per_byte * (ml_bytes - small[2])) / 60:.0f} min at this "
               f"machine's disk speed; peak RSS ~{projected / 1024:.1f} GiB (its largest tensor is "
               f"{ml_largest / 2**20:.0f} MiB in bf16)")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main_history(args) -> None:
+    from soulctl.generations.base import bundled_gguf
+
+    root = Path(tempfile.mkdtemp(prefix="bench-merge-history-", dir=args.dir))
+    try:
+        subprocess.run(soulctl("init", root / "tok", "--base", bundled_gguf()), check=True, capture_output=True)
+        tokenizer = root / "tok" / "generations" / "gen-0000" / "tokenizer.json"
+        print(f"{'size':>6} {'method':>6} {'layers':>6} {'merge s':>8} {'peak RSS':>10}", flush=True)
+        rows = []
+        for name in args.sizes.split(","):
+            rows += history(root, name, tokenizer, [int(n) for n in args.layers.split(",")],
+                            args.methods.split(","), args.max_minutes)
+        print()
+        for name in args.sizes.split(","):
+            for method in args.methods.split(","):
+                ran = [(n, w, r) for s, m, n, w, r in rows if s == name and m == method and w is not None]
+                if len(ran) >= 2:
+                    (n1, w1, r1), (n2, w2, r2) = ran[0], ran[-1]
+                    print(f"{name} {method}: {n1} → {n2} layers: {w2 / w1:.2f}x time, {r2 / r1:.2f}x peak RSS")
+        ties = [(s, n, w) for s, m, n, w, r in rows if m == "ties" and w is not None]
+        fold = [(s, n, w) for s, m, n, w, r in rows if m == "fold" and w is not None]
+        if ties and fold:
+            big = args.sizes.split(",")[-1]
+            per_layer = [w for s, n, w in ties if s == big]
+            t_layers = [n for s, n, w in ties if s == big]
+            if len(per_layer) >= 2:
+                slope = (per_layer[-1] - per_layer[0]) / (t_layers[-1] - t_layers[0])
+                print(f"ties at {big}: +{slope:.1f} s per accumulated layer; fold at {big}: "
+                      f"{statistics.mean(w for s, n, w in fold if s == big):.1f} s whatever the layers")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
