@@ -51,17 +51,19 @@ class Candidates(Protocol):
     def speakers(self) -> set[str]: ...
 
 
+def capitalised(text: str) -> list[str]:
+    """The words of a question that may be names: capitalised, not a question word, month or day."""
+    out = []
+    for word in re.findall(r"\b[A-Z][\w'’-]+", text):
+        name = word.removesuffix("'s").removesuffix("’s")
+        if name not in _NOT_NAMES and name not in out:
+            out.append(name)
+    return out
+
+
 def named(text: str, speakers: set[str]) -> list[str]:
     """The log's speakers a question names, by their capitalised names."""
-    if not speakers:
-        return []
-    words = re.findall(r"\b[A-Z][\w'-]+", text)
-    out = []
-    for word in words:
-        name = word.removesuffix("'s").removesuffix("’s")
-        if name not in _NOT_NAMES and name in speakers and name not in out:
-            out.append(name)
-    return out[:MAX_NAMES]
+    return [name for name in capitalised(text) if name in speakers][:MAX_NAMES]
 
 
 def dated(c: Candidates, span: dates.Span, vector, depth: int, filters: Filters) -> list[tuple[int, float]]:
@@ -146,7 +148,8 @@ def search(c: Candidates, vector: np.ndarray | None, text: str | None, k: int, f
     """The k best packets: one half alone, or the hybrid ranking above. `encode` (the log's
     embedder) lets the ranking embed the question as it asks it, without a speaker's name."""
     hybrid = vector is not None and text is not None
-    names = named(text, c.speakers()) if hybrid and filters.speaker is None else []
+    maybe = capitalised(text) if hybrid and filters.speaker is None else []
+    names = named(text, c.speakers()) if maybe else []  # who speaks is asked only when a name may be
     if names and (rest := without(text, names)):
         vector = encode([rest])[0] if encode is not None else vector
         text = rest

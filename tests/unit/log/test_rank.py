@@ -95,3 +95,9 @@ def test_weights_scale_a_rankings_share():
     assert plain[0][1] == plain[1][1]  # a tie, broken by the best rank
     tilted = rrf({"a": [(1, 1.0), (2, 0.5)], "b": [(2, 1.0), (1, 0.5)]}, weights={"b": 2.0})
     assert tilted[0][0] == 2
+
+
+def test_the_keyword_half_gets_the_questions_words_or_the_users_syntax():
+    assert rank.question_words("Where did a gale nearly knock us over?") == "gale nearly knock over"
+    assert rank.question_words('"old harbour" -boat') == '"old harbour" -boat'  # keyword syntax kept
+    assert rank.question_words("what did we do") == "what did we do"  # nothing left: as asked
