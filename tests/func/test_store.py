@@ -210,7 +210,9 @@ def test_serve_on_postgres_clients_at_once_one_log(talked, tmp_path):
             assert [r["role"] for r in rows] == ["user", "soul"], rows
             assert rows[1]["prose"] == reply.choices[0].message.content and rows[1]["parent"] == rows[0]["id"]
         hits = soulctl("--home", home, "--json", "log", "search", "rivers friend 2", "--keyword").json_lines()
-        assert [h["session"] for h in hits] == ["pg-2"]
+        # any of the words, as on DuckDB: the one turn holding all three ranks first, alone
+        assert hits[0]["session"] == "pg-2" and "friend 2" in hits[0]["prose"], hits
+        assert all(h["score"] < hits[0]["score"] for h in hits[1:]), hits
         seqs = soulctl("--home", home, "--json", "log", "sql",
                        "SELECT count(*) AS n, max(seq) AS hi FROM packets").json()
         assert seqs == {"n": 40, "hi": 40}  # 32 + 4 turns of two packets, gapless
