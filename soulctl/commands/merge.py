@@ -1,4 +1,4 @@
-"""soulctl merge: TIES-merge adapter layers into a new immutable generation."""
+"""soulctl merge: fold adapter layers into a new immutable generation."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import typer
 
 from soulctl.cli import state
 
-HELP = """TIES-merge adapters into the next generation, anchored to generation 0.
+HELP = """Merge adapters into the next generation, anchored to generation 0.
 
 The new generation is a pure function of the anchor, the ordered adapter layers (the
-parent's plus these) and recipes/merge.yaml: density 0.3 and weight 0.5 per new layer,
-anchor_weight 0.7 (λ = 0.3). `generations/current` moves only once the new generation is
-complete and verified. With no ADAPTER, the newest adapter not yet in the lineage.
+parent's plus these) and recipes/merge.yaml. By default (method: fold) the parent's weights
+plus the new layers, each TIES-trimmed alone: density 0.3 and weight 0.5 per new layer,
+anchor_weight 0.7 (λ = 0.3), every touched tensor within reach 0.02 of the anchor; method:
+ties re-merges every layer onto the anchor. `generations/current` moves only once the new
+generation is complete and verified. With no ADAPTER, the newest adapter not yet in the lineage.
 """
 
 

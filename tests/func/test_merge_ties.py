@@ -70,7 +70,7 @@ def two_adapters(tmp_path):
 
 def test_merge_equals_mergekit_ties(two_adapters, tmp_path):
     home, adapters = two_adapters
-    recipe = MergeRecipe()
+    recipe = MergeRecipe(method="ties")  # every layer onto the anchor: what mergekit computes
     soul = Soul(home)
     result = merge(soul, adapters[:1], recipe, density=0.3, weight=0.5)
     result = merge(soul, adapters[1:], recipe, density=0.6, weight=0.8)
