@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -232,10 +233,10 @@ def run_method(root: Path, method: str, args) -> dict:
     home = root / method / "home"
     must(soulctl(home, "init", str(home)))
     set_recipe(home, "dream", "epochs: 3", f"epochs: {args.epochs}")
-    set_recipe(home, "merge", "method: ties", f"method: {method}")
-    if method != "ties" and args.reach:
-        path = home / "recipes" / "merge.yaml"
-        path.write_text(path.read_text() + f"reach: {args.reach}\n")
+    path = home / "recipes" / "merge.yaml"  # the method, and the folds' reach (none: 0)
+    text = re.sub(r"^method: *\w+", f"method: {method}", path.read_text(), flags=re.M)
+    text = re.sub(r"^reach: *[\d.]+", f"reach: {args.reach}" if args.reach else "", text, flags=re.M)
+    path.write_text(text)
     limits = json.loads(must(soulctl(home, "--json", "evolve", "--dry-run")).stdout)["plan"]["check"]
     print(f"\n== {method}" + (f" (reach {args.reach})" if method != "ties" and args.reach else ""))
     print(f"{'night':>5} {'gen':>8} {'status':>8} {'buffer':>6} {'only new':>8} {'absorb':>8} {'probe Δ':>8} "

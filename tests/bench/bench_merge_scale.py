@@ -12,7 +12,7 @@ layers, hidden 12288, 245 GB in bf16).
 With `--layers 1,10,100`, a second table: per size and merge method, the merge of a night on
 a soul with that many accumulated layers. `ties` re-folds every layer (one merge of all N);
 `fold` reads its parent's weights and the new layer only (its parent, N − 1 layers, is made
-first, not timed). A run whose estimate — linear in layers from the two before it — exceeds
+first by real folds of up to 10 layers each, not timed). A run whose estimate — linear in layers from the two before it — exceeds
 `--max-minutes` or 80% of free RAM is skipped and says so.
 
 Run: .venv/bin/python tests/bench/bench_merge_scale.py [--sizes 135M,1B,3B] [--dir DIR]
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import struct
@@ -152,10 +153,13 @@ def soulctl(*args: str) -> list[str]:
     return [sys.executable, "-m", "soulctl", *map(str, args)]
 
 
+CHUNK = 10  # layers per fold while building a fold's parent
+
+
 def set_method(home, method: str) -> None:
     path = home.root / "recipes" / "merge.yaml"
     text = path.read_text()
-    path.write_text(text.replace("method: ties", f"method: {method}").replace("method: fold", f"method: {method}"))
+    path.write_text(re.sub(r"^method: *\w+", f"method: {method}", text, flags=re.M))
 
 
 def free_ram_mib() -> float:
@@ -183,7 +187,7 @@ def history(root: Path, name: str, tokenizer: Path, layers: list[int], methods: 
     for method in methods:
         set_method(home, method)
         for n in layers:
-            cost = n if method == "ties" else n - 1  # the layers one process re-folds at once
+            cost = n if method == "ties" else min(n - 1, CHUNK)  # layers one process merges at once
             below = sorted(p for p in seen if p[0] < cost)
             if len(below) >= 2 and cost > 1:
                 (n1, w1, r1), (n2, w2, r2) = below[-2:]
@@ -196,9 +200,13 @@ def history(root: Path, name: str, tokenizer: Path, layers: list[int], methods: 
                     continue
             subprocess.run(soulctl("--home", home.root, "gen", "use", "gen-0000", "--no-wait"), check=True,
                            capture_output=True)
-            if method != "ties" and n > 1:  # the parent: n - 1 layers folded in, not timed
-                wall, rss = run(soulctl("--home", home.root, "merge", *ids[:n - 1]))
-                seen.append((n - 1, wall, rss))
+            if method != "ties" and n > 1:  # the parent: n - 1 layers folded in, not timed, by
+                for at in range(0, n - 1, CHUNK):  # real folds of up to CHUNK layers at a time
+                    chunk = ids[at:min(at + CHUNK, n - 1)]
+                    wall, rss = run(soulctl("--home", home.root, "merge", *chunk))
+                    seen.append((len(chunk), wall, rss))
+                    subprocess.run(soulctl("--home", home.root, "gen", "gc", "--keep", "1"), check=True,
+                                   capture_output=True)
             wall, rss = run(soulctl("--home", home.root, "merge", *(ids[:n] if method == "ties" else ids[n - 1:n])))
             if method == "ties":
                 seen.append((n, wall, rss))
