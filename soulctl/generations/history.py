@@ -72,25 +72,26 @@ def gc(home: Home, keep: int) -> list[str]:
         raise InvalidInput("--keep must be 0 or more")
     ids = generation_ids(home)
     protected = {ids[0], current(home)} | set(ids[-keep:] if keep else [])
-    done = []
-    for gid in ids:
-        if gid in protected or dropped_files(home, gid):
-            continue
-        directory = home.generations / gid
-        files = weight_files(directory)
-        if not files:
-            continue
-        marker = home.generations / DROPPED_DIR / gid
-        marker.parent.mkdir(exist_ok=True)
-        marker.write_text(json.dumps([f.name for f in files]) + "\n")
-        make_writable(directory)
-        try:
-            for f in files:
-                f.unlink()
-        finally:
-            make_read_only(directory)
-        done.append(gid)
-    return done
+    return [gid for gid in ids if gid not in protected and not dropped_files(home, gid) and drop_weights(home, gid)]
+
+
+def drop_weights(home: Home, gid: str) -> bool:
+    """Delete one generation's weight files, recording their names so `materialize` can
+    rebuild them; False when it has none. The caller keeps the anchor and current."""
+    directory = home.generations / gid
+    files = weight_files(directory)
+    if not files:
+        return False
+    marker = home.generations / DROPPED_DIR / gid
+    marker.parent.mkdir(exist_ok=True)
+    marker.write_text(json.dumps([f.name for f in files]) + "\n")
+    make_writable(directory)
+    try:
+        for f in files:
+            f.unlink()
+    finally:
+        make_read_only(directory)
+    return True
 
 
 def rebuild(home: Home, gid: str, out: Path, progress=None, parent_dir: Path | None = None) -> None:

@@ -6,13 +6,14 @@ soul replies are marked, and `soulctl evolve` runs as a whole process.
 Printed per night and method: buffer size, whether it holds only that night's replies,
 absorption (the new generation's loss on its own night's buffer below its parent's), probe
 loss Δ against the anchor, weight drift, the cycle's wall time and its merge step's. After the
-nights, per method: the merge of night 2 and of the last night re-run in fresh processes (wall
-time and peak RSS of that process alone), MLP and embedding tensors against the anchor, and
-`gen gc` + `gen materialize` of the last generation against its sha256. Then the comparison.
+nights, per method: every night's merge re-run in a fresh process (wall time and peak RSS of
+that process alone, and whether it hashes as the night's generation), MLP and embedding
+tensors against the anchor, and `gen gc` + `gen materialize` of the last generation against
+its sha256. Then the comparison.
 
 Goals (the method kept): the last night's absorption ≥ 0.5× night 1's; the probe loss within
 recipes/anchor.yaml's bound every night; the last night's merge ≤ 1.3× night 2's in time and
-≤ 1.1× in peak RSS.
+≤ 1.1× in peak RSS (the highest of nights 2 to the last against night 2's).
 
 Run: .venv/bin/python tests/bench/bench_growth.py [--nights 30] [--methods ties,fold]
      [--reach 0.02] [--replies 25] [--epochs 1] [--keep DIR]
@@ -204,29 +205,38 @@ def untouched_identical(home: Path, gid: str) -> tuple[int, int]:
     return compared, differing
 
 
-def measured(home: Path, *args: str) -> tuple[float, float]:
-    """(wall s, peak RSS MiB) of one soulctl command in its own process."""
-    t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "soulctl", "--home", str(home), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{' '.join(args)} failed: {proc.stderr.read().decode()[-1500:]}")
-    return wall, usage.ru_maxrss / 1024
+def measured(home: Path, *args: str) -> tuple[float, float, str]:
+    """(wall s, peak RSS MiB, stdout) of one soulctl command in its own process."""
+    with tempfile.TemporaryFile() as out:
+        t = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "soulctl", "--home", str(home), *args], stdout=out,
+                                stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"{' '.join(args)} failed: {proc.stderr.read().decode()[-1500:]}")
+        out.seek(0)
+        return wall, usage.ru_maxrss / 1024, out.read().decode()
 
 
-def remerge(home: Path, night_gen: str) -> tuple[float, float]:
+def remerge(home: Path, night_gen: str) -> tuple[float, float, bool]:
     """The merge that made `night_gen`, again, in a fresh process: its parent made current,
-    its new adapter merged into a new generation by the same recipe."""
+    its new adapter merged into a new generation by the same recipe. Returns (wall s, peak RSS
+    MiB, whether the new generation's files hash as night_gen's); the copy's weights are then
+    dropped (its lineage stays), so thirty re-merges do not fill the disk."""
     from soulctl.generations import read_lineage
+    from soulctl.generations.history import drop_weights
     from soulctl.home import Home
 
     lineage = read_lineage(Home(home), night_gen)
     parent_layers = set(read_lineage(Home(home), lineage.parent).adapters)
     new = [l["adapter"] for l in lineage.layers if l["adapter"] not in parent_layers]
     must(soulctl(home, "gen", "use", lineage.parent, "--no-wait"))
-    return measured(home, "merge", *new)
+    wall, rss, out = measured(home, "--json", "merge", *new)
+    copy = json.loads(out)["id"]
+    same = read_lineage(Home(home), copy).hashes == lineage.hashes
+    drop_weights(Home(home), copy)
+    return wall, rss, same
 
 
 def run_method(root: Path, method: str, args) -> dict:
@@ -261,7 +271,14 @@ def run_method(root: Path, method: str, args) -> dict:
     from soulctl.home import Home
 
     hashes = read_lineage(Home(home), last).hashes
-    second, final = remerge(home, gens[1]), remerge(home, last)
+    print(f"\nevery night's merge again, each in a fresh process (its parent current, its new layer):\n"
+          f"{'night':>5} {'gen':>8} {'merge s':>7} {'peak RSS':>8} {'same sha256':>11}")
+    again = []
+    for n, gid in enumerate(gens, 1):
+        again.append(remerge(home, gid))
+        print(f"{n:>5} {gid:>8} {again[-1][0]:>7.1f} {again[-1][1]:>6.0f} M {str(again[-1][2]):>11}", flush=True)
+    second, final = again[1], again[-1]
+    rss_max = max(a[1] for a in again[1:])
     must(soulctl(home, "gen", "use", "gen-0000", "--no-wait"))
     must(soulctl(home, "--json", "gen", "gc", "--keep", "0"))
     gone = not any((home / "generations" / last).glob("*.safetensors"))
@@ -276,10 +293,13 @@ def run_method(root: Path, method: str, args) -> dict:
                "absorb_ratio": absorb[-1] / absorb[0] if absorb[0] else float("nan"),
                "probe_max": max(r.get("probe_loss_delta") or 0 for r in rows), "probe_bound": limits["max_probe_loss_delta"],
                "drift_max": max(r.get("drift") or 0 for r in rows), "drift_bound": limits["max_drift"],
-               "merge_2": second, "merge_last": final, "untouched": (compared, differing),
+               "merge_2": second, "merge_last": final, "rss_max": rss_max,
+               "remerged_same": all(a[2] for a in again), "untouched": (compared, differing),
                "reproduced": reproduced, "rebuild_s": rebuild_s}
-    print(f"merge in a fresh process: night 2 {second[0]:.1f} s / {second[1]:.0f} MiB, night {len(rows)} "
-          f"{final[0]:.1f} s / {final[1]:.0f} MiB ({final[0] / second[0]:.2f}x time, {final[1] / second[1]:.2f}x RSS)")
+    print(f"merge in a fresh process: night 2 {second[0]:.1f} s / {second[1]:.0f} MiB, night {len(gens)} "
+          f"{final[0]:.1f} s / {final[1]:.0f} MiB ({final[0] / second[0]:.2f}x time, {final[1] / second[1]:.2f}x RSS; "
+          f"peak over nights 2–{len(gens)} {rss_max / second[1]:.2f}x night 2's); every re-merge hashed as its "
+          f"night's generation: {summary['remerged_same']}")
     print(f"{last}: {compared} MLP/embedding tensors compared with the anchor, {differing} differ; gc + "
           f"materialize {last} ({rebuild_s:.1f} s) reproduces its sha256: {reproduced}")
     return summary
@@ -291,7 +311,7 @@ def compare(results: list[dict]) -> None:
     for r in results:
         print(f"{r['method']:>8} {r['accepted']:>2}/{r['nights']:<2} {r['absorb_first']:>+9.4f} "
               f"{r['absorb_last']:>+9.4f} {r['absorb_ratio']:>6.2f} {r['probe_max']:>+11.4f} {r['drift_max']:>9.6f} "
-              f"{r['merge_last'][0] / r['merge_2'][0]:>14.2f} {r['merge_last'][1] / r['merge_2'][1]:>6.2f} "
+              f"{r['merge_last'][0] / r['merge_2'][0]:>14.2f} {r['rss_max'] / r['merge_2'][1]:>6.2f} "
               f"{str(r['reproduced']):>8}")
     print(f"goals: N/1 absorption ≥ 0.5; probe Δ ≤ {results[0]['probe_bound']} every night; "
           "merge N/2 ≤ 1.3x time, ≤ 1.1x RSS; untouched tensors identical; rebuilt to its sha256", flush=True)
@@ -308,6 +328,8 @@ def main() -> None:
                     help="each night a different subject's prose (varied) or one template (templated)")
     ap.add_argument("--keep", type=Path, help="build the homes here and keep them")
     args = ap.parse_args()
+    if args.nights < 2:
+        ap.error("--nights must be 2 or more (the merge is compared with night 2's)")
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-growth-"))
     try:
         results = []
