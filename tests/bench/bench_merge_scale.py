@@ -227,6 +227,8 @@ def main() -> None:
     ap.add_argument("--methods", default="ties,fold")
     ap.add_argument("--max-minutes", type=float, default=10.0)
     args = ap.parse_args()
+    if args.dir:
+        args.dir.mkdir(parents=True, exist_ok=True)
     if args.layers:
         return main_history(args)
     root = Path(tempfile.mkdtemp(prefix="bench-merge-scale-", dir=args.dir))
