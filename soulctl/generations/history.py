@@ -72,7 +72,11 @@ def gc(home: Home, keep: int) -> list[str]:
         raise InvalidInput("--keep must be 0 or more")
     ids = generation_ids(home)
     protected = {ids[0], current(home)} | set(ids[-keep:] if keep else [])
-    return [gid for gid in ids if gid not in protected and not dropped_files(home, gid) and drop_weights(home, gid)]
+    dropped = []
+    for gid in ids:
+        if gid not in protected and not dropped_files(home, gid) and drop_weights(home, gid):
+            dropped.append(gid)
+    return dropped
 
 
 def drop_weights(home: Home, gid: str) -> bool:
