@@ -1,5 +1,6 @@
 """JSON from outside (stdin lines, request bodies, tool arguments) checked the same way
-everywhere: valid, not nested past MAX_DEPTH, and text that is text.
+everywhere: valid, not nested past MAX_DEPTH, text that is text and numbers that are finite
+(`NaN`, `Infinity` and 1e999 are not JSON numbers a sender means; Python would take them).
 
 JSON's `\\ud800` escapes decode to lone UTF-16 surrogates, which Python holds but no UTF-8
 store can: they are refused — naming where they are — on every path, never replaced.
@@ -8,6 +9,7 @@ store can: they are refused — naming where they are — on every path, never r
 from __future__ import annotations
 
 import json
+import math
 
 from soulctl.errors import InvalidInput
 
@@ -46,6 +48,9 @@ def check(value, where: str = "the input") -> None:
                 raise BadJSON(f"{where}: {f'`{path}`' if path else 'the text'} holds a lone UTF-16 "
                               "surrogate, which is not text", path or None,
                               hint="send UTF-8 text (escapes \\ud800-\\udfff must come in valid pairs)")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise BadJSON(f"{where}: {f'`{path}`' if path else 'a number'} is not a finite number "
+                          "(NaN, Infinity or out of range)", path or None)
         elif isinstance(item, dict):
             for key, inner in item.items():
                 inner_path = f"{path}.{key}" if path else str(key)

@@ -19,7 +19,14 @@ MIN_SECRET = 6  # shorter values are too common to replace wherever they occur
 _USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/\s:@]*):[^/\s@]*@")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _KEYS = re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_-]{6,}")
-_ASSIGNED = re.compile(r"(?i)\b(password|passwd|api[_-]?key|token|secret)(\s*[=:]\s*[\"']?)[^\s\"'&,;]+")
+_ASSIGNED = re.compile(r"(?i)\b(password|passwd|api[_-]?key|token|secret)(\s*[=:]\s*[\"']?)([^\s\"'&,;]+)")
+
+
+def _plain_word(separator: str, value: str) -> bool:
+    """A word of prose after "token: " ("without a token: anyone who…"), not a secret: a
+    colon and a space, then a short word of lowercase letters. `token=x` always counts."""
+    return separator.strip() == ":" and separator.endswith(" ") and len(value) < 12 and value.isalpha() \
+        and value.islower()
 
 
 def redact(text: str) -> str:
@@ -29,7 +36,8 @@ def redact(text: str) -> str:
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
     text = _BEARER.sub(r"\1***", text)
     text = _KEYS.sub(lambda m: f"{m.group(1)}-***", text)
-    text = _ASSIGNED.sub(r"\1\2***", text)
+    text = _ASSIGNED.sub(lambda m: m.group(0) if _plain_word(m.group(2), m.group(3))
+                         else f"{m.group(1)}{m.group(2)}***", text)
     for name in SECRET_ENVS:
         value = os.environ.get(name, "").strip()
         if len(value) >= MIN_SECRET:

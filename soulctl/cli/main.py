@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import sys
 import traceback
@@ -121,6 +122,27 @@ def app_for(args: list[str]) -> typer.Typer:
     return app
 
 
+def finite_numbers(command) -> None:
+    """Every number a flag or argument takes is finite: `nan`, `inf` and `-inf` are refused as
+    a usage error by every command, at the root (range checks let NaN through, since every
+    comparison with it is false)."""
+    for param in command.params:
+        param.process_value = _finite(param.process_value, param)
+    for sub in getattr(command, "commands", {}).values():
+        finite_numbers(sub)
+
+
+def _finite(process, param):
+    def checked(ctx, value):
+        value = process(ctx, value)
+        for number in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(number, float) and not math.isfinite(number):
+                raise typer.BadParameter(f"{number} is not a finite number", ctx=ctx, param=param)
+        return value
+
+    return checked
+
+
 def _verbs(first: typer.Typer, *more: typer.Typer) -> typer.Typer:
     """A noun's sub-app with the verbs of every module that defines some."""
     for other in more:
@@ -186,7 +208,9 @@ def run(args: list[str]) -> int:
     try:
         _check_utf8(args)
         try:
-            result = app_for(args)(args=args, prog_name="soulctl", standalone_mode=False)
+            command = typer.main.get_command(app_for(args))
+            finite_numbers(command)
+            result = command(args=args, prog_name="soulctl", standalone_mode=False)
         finally:
             state.close()
         code = result if isinstance(result, int) else 0

@@ -24,6 +24,20 @@ Speaker = Annotated[Optional[str], typer.Option("--speaker", help="Said by this 
 MinResonance = Annotated[Optional[float], typer.Option("--min-resonance", help="Resonance at least this (0-1).", min=0, max=1)]
 
 
+def sampling(name: str):
+    """A typer callback that checks a sampling flag against the limits the API and soul.yaml
+    share (engine/sampling.py), so `chat --top-p 0` is refused as the API refuses it."""
+
+    def check(value):
+        from soulctl.engine.sampling import out_of_range
+
+        if value is not None and (why := out_of_range(name, value)):
+            raise typer.BadParameter(f"{value} is not {why}")
+        return value
+
+    return check
+
+
 def filters(role, session, since, until, generation, corpus, min_resonance, speaker=None):
     """The packet filters from their flags, each checked (a role, times)."""
     from soulctl.log import Filters

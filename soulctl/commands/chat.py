@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from soulctl.cli import state
+from soulctl.cli import options, state
 
 HELP = """Talk to the soul through the Memory OS.
 
@@ -37,12 +37,12 @@ def run(
     session: Annotated[Optional[str], typer.Option("--session", help="Resume this session (its window is rebuilt from the log).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Refuse to serve a generation whose files fail verification (default: warn).")] = False,
     tool: Annotated[Optional[List[str]], typer.Option("--tool", help="A tool the soul must call first (repeat for more, in order); needs a model that calls tools.")] = None,
-    temperature: Annotated[Optional[float], typer.Option(min=0, max=2, help="Sampling temperature (0: greedy).", rich_help_panel="Sampling")] = None,
-    top_p: Annotated[Optional[float], typer.Option(min=0, max=1, help="Nucleus sampling: the smallest set of tokens with this much probability.", rich_help_panel="Sampling")] = None,
-    top_k: Annotated[Optional[int], typer.Option(min=0, help="Sample among the k likeliest tokens (0: off).", rich_help_panel="Sampling")] = None,
-    min_p: Annotated[Optional[float], typer.Option(min=0, max=0.99, help="Drop tokens below this share of the likeliest one's probability.", rich_help_panel="Sampling")] = None,
-    repeat_penalty: Annotated[Optional[float], typer.Option(min=1, max=2, help="Penalty on tokens already written (1: none).", rich_help_panel="Sampling")] = None,
-    seed: Annotated[Optional[int], typer.Option(min=0, help="A fixed seed: the same reply to the same prompt.", rich_help_panel="Sampling")] = None,
+    temperature: Annotated[Optional[float], typer.Option(callback=options.sampling("temperature"), help="Sampling temperature (0: greedy).", rich_help_panel="Sampling")] = None,
+    top_p: Annotated[Optional[float], typer.Option(callback=options.sampling("top_p"), help="Nucleus sampling: the smallest set of tokens with this much probability.", rich_help_panel="Sampling")] = None,
+    top_k: Annotated[Optional[int], typer.Option(callback=options.sampling("top_k"), help="Sample among the k likeliest tokens (0: off).", rich_help_panel="Sampling")] = None,
+    min_p: Annotated[Optional[float], typer.Option(callback=options.sampling("min_p"), help="Drop tokens below this share of the likeliest one's probability.", rich_help_panel="Sampling")] = None,
+    repeat_penalty: Annotated[Optional[float], typer.Option(callback=options.sampling("repeat_penalty"), help="Penalty on tokens already written (1: none).", rich_help_panel="Sampling")] = None,
+    seed: Annotated[Optional[int], typer.Option(callback=options.sampling("seed"), help="A fixed seed: the same reply to the same prompt.", rich_help_panel="Sampling")] = None,
     max_tokens: Annotated[Optional[int], typer.Option(min=1, help="At most this many tokens per reply (within memory.reply_tokens).", rich_help_panel="Sampling")] = None,
 ) -> None:
     out = state.out

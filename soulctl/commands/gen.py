@@ -118,7 +118,7 @@ def diff(
     behaviour: Annotated[bool, typer.Option("--behaviour", help="Also answer the same prompts with both.")] = False,
     prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Prompts, one per line (default: "
                                                      "recipes/probes.txt).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Sampling seed of the first prompt (then +1 each).")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Sampling seed of the first prompt (then +1 each).")] = 0,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Tokens per answer.")] = 48,
 ) -> None:
     """Lineage difference and per-module relative weight deltas ‖B − A‖ / ‖A‖; with

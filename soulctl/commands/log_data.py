@@ -48,7 +48,7 @@ def export(
 @app.command("sql")
 def sql(
     query: Annotated[str, typer.Argument(help="A read-only SELECT over `log`, `packets`, `resonance_marks`.")],
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds the query may run (exit 7 past it).", min=0.1)] = 30.0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds the query may run, at most a day (exit 7 past it).", min=0.1, max=86400)] = 30.0,
 ) -> None:
     """Run your own read-only SQL against the log; statements that write are refused.
 

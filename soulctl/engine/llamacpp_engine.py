@@ -77,7 +77,7 @@ class LlamaCppEngine(Engine):
         return self.llm.create_completion(
             tokens, max_tokens=max_tokens, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
             min_p=s.min_p, repeat_penalty=s.repeat_penalty, frequency_penalty=s.frequency_penalty,
-            presence_penalty=s.presence_penalty, stop=[self.eos_text], stream=stream, seed=s.seed, grammar=grammar)
+            presence_penalty=s.presence_penalty, stop=[self.eos_text], stream=stream, seed=s.reply_seed(), grammar=grammar)
 
     def chat(self, messages: list[dict], max_tokens: int = 256, sampling: Sampling | None = None) -> str:
         return self._completion(messages, max_tokens, sampling, False)["choices"][0]["text"].strip()

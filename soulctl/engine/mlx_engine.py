@@ -47,8 +47,7 @@ class MlxEngine(Engine):
             raise InvalidInput(f"prompt of {len(tokens)} tokens + {max_tokens} to generate exceeds the "
                                f"context of {self.context_length}")
         s = (sampling or GREEDY).check(self.name)
-        if s.seed is not None:
-            mx.random.seed(s.seed)
+        mx.random.seed(s.reply_seed())
         sampler = make_sampler(temp=s.temperature, top_p=s.top_p, min_p=s.min_p, top_k=s.top_k)
         processors = make_logits_processors(repetition_penalty=s.repeat_penalty)
         for response in stream_generate(self.model, self.tokenizer, tokens, max_tokens=max_tokens,

@@ -19,6 +19,28 @@ NEUTRAL = {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repeat_p
 UNSUPPORTED = {"transformers": ("frequency_penalty", "presence_penalty", "json"),
                "mlx": ("frequency_penalty", "presence_penalty", "json")}
 NAMES = {"json": "response_format (JSON output)"}  # a field's name where it came from
+# What each setting may be, wherever it comes from (soul.yaml, `chat` flags, the API): one table.
+LIMITS = {
+    "temperature": (lambda v: 0 <= v <= 2, "a number from 0 to 2"),
+    "top_p": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "frequency_penalty": (lambda v: -2 <= v <= 2, "a number from -2 to 2"),
+    "presence_penalty": (lambda v: -2 <= v <= 2, "a number from -2 to 2"),
+    "seed": (lambda v: 0 <= v < 2**63, "a non-negative integer"),
+    "top_k": (lambda v: v >= 0, "a non-negative integer"),
+    "min_p": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "repeat_penalty": (lambda v: 1 <= v <= 2, "a number from 1 to 2"),
+}
+INTEGERS = ("seed", "top_k")
+
+
+def out_of_range(name: str, value) -> str | None:
+    """Why `value` cannot be setting `name` (None when it can): NaN and infinities never can."""
+    import math
+
+    check, why = LIMITS[name]
+    if isinstance(value, float) and not math.isfinite(value):
+        return why
+    return None if check(value) else why
 
 
 @dataclass(frozen=True)
@@ -36,6 +58,15 @@ class Sampling:
     def but(self, **changes) -> Sampling:
         """These settings with `changes` that are not None."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def reply_seed(self) -> int:
+        """The seed of one reply: the fixed one, else a fresh draw from the OS (every backend
+        seeds its sampler the same way in each new process, so "no seed" must be drawn here)."""
+        if self.seed is not None:
+            return self.seed
+        import secrets
+
+        return secrets.randbits(31)
 
     def greedy(self) -> Sampling:
         """The same penalties without randomness: for rewrites, judged and re-checked."""

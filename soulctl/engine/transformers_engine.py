@@ -49,8 +49,7 @@ class TransformersEngine(Engine):
         kwargs = dict(**inputs, max_new_tokens=max_tokens, pad_token_id=self.tokenizer.eos_token_id,
                       repetition_penalty=s.repeat_penalty)
         if s.temperature > 0:
-            if s.seed is not None:
-                self.torch.manual_seed(s.seed)
+            self.torch.manual_seed(s.reply_seed())
             kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k or None,
                           min_p=s.min_p or None)
         else:

@@ -15,7 +15,7 @@ from soulctl import jsontext
 from soulctl.errors import AlreadyExists, InvalidInput, NotFound
 from soulctl.home import Home
 from soulctl.log import NewPacket, Packet, Store
-from soulctl.log.packets import MAX_PROSE_BYTES, ROLES
+from soulctl.log.packets import MAX_PROSE_BYTES, ROLES, check_vectors
 from soulctl.progress import progress_task
 
 WRITE_BATCH = 512  # packets per transaction: whole batches survive a crash
@@ -151,13 +151,7 @@ def _line_vector(obj: dict, embedder, where: str) -> np.ndarray:
     if model != embedder.model_id:
         raise InvalidInput(f"{where}: the embedding was made by {model}, the configured embedder is "
                            f"{embedder.model_id}", hint="drop --with-embeddings to embed the prose anew")
-    try:
-        array = np.asarray(vector, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"{where}: `embedding` must be a list of numbers") from None
-    if array.shape != (embedder.dim,) or not np.isfinite(array).all():
-        raise InvalidInput(f"{where}: `embedding` must be {embedder.dim} finite numbers")
-    return array
+    return check_vectors(vector, embedder.dim, f"{where}: embedding")
 
 
 def check_id(value, where: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 ROLES = ("user", "soul", "majordomo", "hands", "tool", "system")
 MAX_PROSE_BYTES = 1_000_000  # one packet's text; larger input is refused, not truncated
+MAX_DIM = 8192  # dimensions of any vector taken in (the largest embedders give 4096)
 
 _uuid_lock = threading.Lock()
 _last_ms = 0
@@ -40,6 +41,32 @@ def new_id() -> str:
         rand = secrets.randbits(62)
         value = (ms << 80) | (0x7 << 76) | (_counter << 64) | (0b10 << 62) | rand
     return str(uuid.UUID(int=value))
+
+
+def check_vectors(values, dim: int | None = None, what: str = "embedding"):
+    """`values` (one vector, or a batch of rows) as float32, refused unless every number is
+    finite *as float32* (1e39 is infinity there), non-empty, at most MAX_DIM wide and, when
+    `dim` is given, exactly that wide. Every vector that enters the log passes here."""
+    import numpy as np
+
+    from soulctl.errors import InvalidInput
+
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput(f"`{what}` must be a list of numbers") from None
+    width = array.shape[-1] if array.ndim else 0
+    if array.ndim not in (1, 2) or width == 0:
+        raise InvalidInput(f"`{what}` must be a non-empty list of numbers")
+    if width > MAX_DIM:
+        raise InvalidInput(f"`{what}` has {width} dimensions, over the limit of {MAX_DIM}")
+    if dim is not None and width != dim:
+        raise InvalidInput(f"`{what}` has {width} dimensions; the log's embedder gives {dim}")
+    if not np.isfinite(array).all():
+        raise InvalidInput(f"`{what}` holds a value that is not a finite 32-bit number (NaN, infinity, "
+                           "or beyond ±3.4e38)")
+    return array
 
 
 def new_session_id() -> str:

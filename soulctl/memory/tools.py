@@ -207,7 +207,7 @@ def add_to_log(ctx: ToolContext, prose: str | None = None, text: str | None = No
 
     from soulctl.log import NewPacket
     from soulctl.log.ingest import add_packets, check_embedder, check_prose, check_role, current_generation
-    from soulctl.log.packets import new_session_id
+    from soulctl.log.packets import check_vectors, new_session_id
 
     if (prose is None) == (text is None):
         raise BadArguments("add_to_log takes `prose` (or its old name `text`), once", "prose")
@@ -223,14 +223,18 @@ def add_to_log(ctx: ToolContext, prose: str | None = None, text: str | None = No
     if embedding is None:
         written = list(add_packets(soul.store, soul.embedder, [packet]))
         return {"id": written[0].id, "seq": written[0].seq, "session": session}
-    given = np.asarray(embedding, dtype=np.float32)
+    same_model = embed_model in (soul.embedder.model_id, soul.embedder.model_id.split("@")[0])
+    try:  # finite, non-empty, bounded; the log's own model's vectors also of its width
+        given = check_vectors(embedding, soul.embedder.dim if same_model else None)
+    except InvalidInput as exc:
+        raise BadArguments(exc.message, "embedding") from None
+    if given.ndim != 1:
+        raise BadArguments("`embedding` must be one list of numbers", "embedding")
     own = soul.embedder.encode([packet.prose])[0]
-    if embed_model not in (soul.embedder.model_id, soul.embedder.model_id.split("@")[0]):
+    if not same_model:
         packet.meta["peer_embedding"] = {"embed_model": embed_model, "embedding": [float(v) for v in given]}
         written = soul.store.add_then_index([packet], own[None, :], soul.embedder.model_id)
         return {"id": written[0].id, "seq": written[0].seq, "session": session, "embedding": "re-embedded"}
-    if given.shape != own.shape:
-        raise BadArguments(f"`embedding` has {given.size} dimensions; {embed_model} gives {own.size}", "embedding")
     cosine = float(given @ own / (np.linalg.norm(given) * np.linalg.norm(own) or 1.0))
     if cosine < PEER_MATCH:
         raise InvalidInput(f"the embedding is not {embed_model}'s for this prose (cosine {cosine:.4f} < {PEER_MATCH})")

@@ -18,6 +18,7 @@ import uuid
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
+from soulctl.engine.sampling import INTEGERS, LIMITS, out_of_range
 from soulctl.serve.context import SESSION_HEADER
 from soulctl.serve.errors import BadRequest, failure, field, text_of
 from soulctl.serve.streaming import sse, stream_turn
@@ -158,17 +159,11 @@ def chat_args(body: dict, soul_names: set[str]) -> dict:
 
 
 # A request's sampling fields over the role's settings (soul.yaml): OpenAI's names, and
-# llama.cpp's server's extensions; a backend without one refuses it by name.
-SAMPLING_FIELDS = {
-    "temperature": ((int, float), lambda v: 0 <= v <= 2, "a number from 0 to 2"),
-    "top_p": ((int, float), lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    "frequency_penalty": ((int, float), lambda v: -2 <= v <= 2, "a number from -2 to 2"),
-    "presence_penalty": ((int, float), lambda v: -2 <= v <= 2, "a number from -2 to 2"),
-    "seed": (int, lambda v: v >= 0, "a non-negative integer"),
-    "top_k": (int, lambda v: v >= 0, "a non-negative integer"),
-    "min_p": ((int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "repeat_penalty": ((int, float), lambda v: 1 <= v <= 2, "a number from 1 to 2"),
-}
+# llama.cpp's server's extensions, in the limits every source shares (engine/sampling.py);
+# a backend without one refuses it by name.
+SAMPLING_FIELDS = {name: (int if name in INTEGERS else (int, float),
+                          lambda v, name=name: out_of_range(name, v) is None, why)
+                   for name, (_, why) in LIMITS.items()}
 
 
 def json_format(fmt: dict | None, where: str) -> dict:

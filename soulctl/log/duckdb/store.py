@@ -28,7 +28,7 @@ from soulctl.log.duckdb.memory import MemoryVersions
 from soulctl.log.duckdb.rows import insert_rows, vectors_from, where_clause
 from soulctl.log.duckdb.search import Ranking
 from soulctl.log.duckdb.user import UserQueries
-from soulctl.log.packets import Filters, NewPacket, Packet, utcnow
+from soulctl.log.packets import Filters, NewPacket, Packet, check_vectors, utcnow
 from soulctl.log.rows import SELECT, new_rows, packet_from_new_row, packet_from_row
 from soulctl.log.store import Store, WriteInterrupted, embedder_mismatch
 
@@ -326,8 +326,9 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
         with self._read() as con:
             if con is None:
                 raise NotFound(f"no packet {packet_id}: the log is empty")
-            rows = con.execute(f"SELECT {cols} FROM log WHERE id = ? OR id LIKE ? LIMIT 2",
-                               [packet_id, packet_id + "%"]).fetchall()
+            # a whole id; else a prefix, literal (`_` and `%` are not LIKE's wildcards)
+            rows = con.execute(f"SELECT {cols} FROM log WHERE id = ?", [packet_id]).fetchall() or \
+                con.execute(f"SELECT {cols} FROM log WHERE starts_with(id, ?) LIMIT 2", [packet_id]).fetchall()
         if not rows:
             raise NotFound(f"no packet {packet_id}", hint="see `soulctl log ls`")
         if len(rows) > 1:
@@ -366,9 +367,11 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
 
 # -- helpers ---------------------------------------------------------------------------------
 def _check_batch(packets: Sequence[NewPacket], embeddings: np.ndarray) -> bool:
-    """Whether there is anything to write; one embedding per packet or a ValueError."""
+    """Whether there is anything to write; one finite embedding per packet or a refusal."""
     if len(packets) != len(embeddings):
         raise ValueError("one embedding per packet")
+    if packets:
+        check_vectors(embeddings)
     return bool(packets)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from soulctl.errors import AlreadyExists, InvalidInput, NotFound
 from soulctl.log import rank
 from soulctl.log.context import CONTEXT_STEPS
-from soulctl.log.packets import Filters, Hit, NewPacket, Packet, utcnow
+from soulctl.log.packets import Filters, Hit, NewPacket, Packet, check_vectors, utcnow
 from soulctl.log.postgres import ranking, schema
 from soulctl.log.postgres.connect import connect, memory_mb, vec
 from soulctl.log.postgres.user import UserQueries
@@ -141,6 +141,7 @@ class PostgresStore(UserQueries, Store):
             raise ValueError("one embedding per packet")
         if not packets:
             return []
+        check_vectors(embeddings)
         dim = int(embeddings.shape[1])
         self._migrate(dim)
         con = self.con()
@@ -238,11 +239,12 @@ class PostgresStore(UserQueries, Store):
         if not self._has_tables():
             raise NotFound(f"no packet {packet_id}: the log is empty")
         cols = SELECT + (", embedding" if with_embedding else "")
-        rows = self._fetch(f"SELECT {cols} FROM log WHERE id = %s OR id LIKE %s ORDER BY id = %s DESC LIMIT 2",
-                           [packet_id, packet_id.replace("%", r"\%").replace("_", r"\_") + "%", packet_id])
+        # a whole id by the index; else a prefix, literal (`_` and `%` are not wildcards)
+        rows = self._fetch(f"SELECT {cols} FROM log WHERE id = %s", [packet_id]) or \
+            self._fetch(f"SELECT {cols} FROM log WHERE starts_with(id, %s) LIMIT 2", [packet_id])
         if not rows:
             raise NotFound(f"no packet {packet_id}", hint="see `soulctl log ls`")
-        if len(rows) > 1 and rows[0][0] != packet_id:
+        if len(rows) > 1:
             raise InvalidInput(f"packet id prefix {packet_id!r} is ambiguous", hint="give more of the id")
         row = rows[0]
         if with_embedding:
