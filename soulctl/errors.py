@@ -17,6 +17,7 @@ EXIT_MISSING_DEP = 6  # an optional package (backend) is not installed
 EXIT_UNAVAILABLE = 7  # a server or backend refused, timed out or is busy
 EXIT_CANNOT_WRITE = 8  # the file system refused a write: permission denied, disk full, read-only
 EXIT_STEP_FAILED = 9  # a step of an evolution cycle failed (logged; `current` did not move)
+EXIT_QUIET = 10  # a night with too little to learn from: nothing changed; scheduled units count it a success
 EXIT_INTERNAL = 70  # a bug in soulctl: report it (traceback with -v)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 EXIT_BROKEN_PIPE = 141  # stdout closed early (`| head`)
@@ -32,6 +33,7 @@ EXIT_CODES = {
     EXIT_UNAVAILABLE: "backend or server unavailable (refused, timed out, busy)",
     EXIT_CANNOT_WRITE: "cannot write (permission denied, disk full, read-only file system)",
     EXIT_STEP_FAILED: "a step of an evolution cycle failed (its record is logged; current did not move)",
+    EXIT_QUIET: "a quiet night: too few new moments to learn from, nothing changed (schedules count it a success)",
     EXIT_INTERNAL: "internal error (a bug: rerun with -v and report it)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
     EXIT_BROKEN_PIPE: "output pipe closed early (e.g. `| head`)",

@@ -24,3 +24,15 @@ def parse_size(text: str | int | float, what: str = "size") -> int:
     if not match or match.group(2).lower() not in _UNITS:
         raise InvalidInput(f"bad {what} {text!r}", hint="write it like 512GiB, 24G, 1.5TB or 8192")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def human_size(n: float | None) -> str:
+    """Bytes for people: 512 B, 1.5 KiB, 245.0 GiB."""
+    if n is None:
+        return "-"
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from soulctl.units import human_size
+
 
 class PipeClosed(Exception):
     """stdout's reader went away (`| head`). Not an OSError, so click does not turn it into exit 1."""
@@ -247,12 +249,4 @@ def _key_values(obj: dict) -> str:
     return "\n".join(lines)
 
 
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return "-"
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+human_bytes = human_size  # one formatter for library and CLI (units.py)

@@ -29,14 +29,25 @@ def install(
 
       soulctl schedule install --at 03:00 --every day --dry-run
     """
+    import shlex
+
     from soulctl import platform
+    from soulctl.errors import Unavailable
     from soulctl.evolve import schedule
 
     home = state.home()
     job = schedule.job(home, platform.pick(scheduler), at, every)
+    why = platform.absent(job.scheduler)
+    instead = f"run `{shlex.join(job.command)}` at {at} from a scheduler of your own"
     if dry_run:
-        state.out.record(platform.preview(job), id_key="name", human=platform.preview_text)
+        preview = platform.preview(job)
+        if why:
+            preview["unavailable"] = why
+            state.out.warn(f"{why}: this cannot be installed here; {instead}")
+        state.out.record(preview, id_key="name", human=platform.preview_text)
         return
+    if why:
+        raise Unavailable(f"cannot install the schedule: {why}", hint=instead)
     record = schedule.install(home, job)
     state.out.record(record, id_key="name", human=lambda r: (
         f"installed {r['name']} ({r['scheduler']}): evolve every {r['details']['every']} at "

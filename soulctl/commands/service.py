@@ -31,17 +31,33 @@ def install(
 
       soulctl service install --port 8710 --dry-run
     """
+    import shlex
+
     from soulctl import platform
+    from soulctl.errors import Unavailable, UsageError
     from soulctl.serve import service
+    from soulctl.serve.gate import is_loopback, read_token
 
     home = state.home()
-    if token_file is None and host not in ("127.0.0.1", "::1", "localhost"):
-        from soulctl.errors import UsageError
-
+    if token_file is None and not is_loopback(host):
         raise UsageError(f"a service on {host} needs a token", hint="give --token-file FILE, or bind 127.0.0.1")
-    unit = service.unit(home, platform.pick(scheduler, ("auto", "systemd", "launchd", "cron")), host, port, token_file)
+    if token_file is not None:
+        read_token(token_file)  # missing, open to others or not a token: refused now, not in a crash loop
+    picked = platform.pick(scheduler, ("auto", "systemd", "launchd", "cron"))
+    command = shlex.join(service.serve_command(home, host, port, token_file))
+    if scheduler == "auto" and picked == "cron":  # no supervisor runs here
+        if not dry_run:
+            raise Unavailable(f"cannot install a service: {platform.absent('systemd')}",
+                              hint=f"run it under a supervisor of your own: {command}")
+        picked = platform.native()
+    unit = service.unit(home, picked, host, port, token_file)
     if dry_run:
-        state.out.record(platform.preview(unit), id_key="name", human=platform.preview_text)
+        preview = platform.preview(unit)
+        if why := platform.absent(unit.scheduler):
+            preview["unavailable"] = why
+            state.out.warn(f"{why}: this unit cannot be installed here; run `{command}` under a supervisor "
+                           "of your own instead")
+        state.out.record(preview, id_key="name", human=platform.preview_text)
         return
     record = platform.install(home, unit)
     state.out.record(record, id_key="name", human=lambda r: (

@@ -10,8 +10,9 @@ import datetime as dt
 import re
 
 from soulctl import platform
-from soulctl.errors import InvalidInput
+from soulctl.errors import EXIT_QUIET, InvalidInput
 from soulctl.home import Home
+from soulctl.platform import unittext
 
 EVERY = ("day", "week")
 KIND = "schedule"
@@ -38,21 +39,19 @@ def job(home: Home, scheduler: str, at: str, every: str) -> platform.Unit:
     if scheduler == "systemd":
         units = platform.systemd_dir()
         calendar = ("Mon " if every == "week" else "") + f"*-*-* {hour:02d}:{minute:02d}:00"
-        unit.files[str(units / f"{name}.service")] = platform.systemd_service(
-            f"soulctl evolve for {root}", root, command, log, supervised=False)
-        unit.files[str(units / f"{name}.timer")] = platform.systemd_timer(
+        unit.files[str(units / f"{name}.service")] = unittext.systemd_service(
+            f"soulctl evolve for {root}", root, command, log, supervised=False, success=(EXIT_QUIET,))
+        unit.files[str(units / f"{name}.timer")] = unittext.systemd_timer(
             f"soulctl evolve for {root}, every {every} at {at}", calendar)
     elif scheduler == "launchd":
         label = name.replace("soulctl-evolve-", "ai.soulctl.evolve.")
-        interval = f"<key>Hour</key><integer>{hour}</integer><key>Minute</key><integer>{minute}</integer>"
-        if every == "week":
-            interval += "<key>Weekday</key><integer>1</integer>"
-        unit.files[str(platform.launch_agents_dir() / f"{label}.plist")] = platform.launchd_plist(
+        interval = {"Hour": hour, "Minute": minute, **({"Weekday": 1} if every == "week" else {})}
+        unit.files[str(platform.launch_agents_dir() / f"{label}.plist")] = unittext.launchd_plist(
             label, command, root, log, interval=interval)
     else:
         day = "1" if every == "week" else "*"
-        unit.cron_block = platform.cron_block(name, root, f"{minute} {hour} * * {day}", command, log,
-                                              "soulctl evolve")
+        unit.cron_block = unittext.cron_block(name, root, f"{minute} {hour} * * {day}", command, log,
+                                              "soulctl evolve", success=(EXIT_QUIET,))
     return unit
 
 

@@ -25,22 +25,19 @@ def read_token(path=None) -> str | None:
     import stat
     from pathlib import Path
 
-    from soulctl.errors import InvalidInput, NotFound
+    from soulctl.errors import InvalidInput
 
     if path is None:
         token = os.environ.get(TOKEN_ENV)
         if token is None:
             return None
         return _check_token(token.strip(), TOKEN_ENV)
+    from soulctl.infile import LIMITS, read_text
+
     path = Path(path)
-    try:
-        mode = path.stat().st_mode
-        token = path.read_text().strip()
-    except FileNotFoundError:
-        raise NotFound(f"no token file {path}",
-                       hint="write one: umask 077; openssl rand -hex 32 > FILE") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read the token file {path} ({exc})") from None
+    token = read_text(path, LIMITS["token"], "token file", regular_only=True,
+                      missing_hint="write one: umask 077; openssl rand -hex 32 > FILE").strip()
+    mode = os.stat(path).st_mode
     if stat.S_IMODE(mode) & 0o077:
         raise InvalidInput(f"the token file {path} is readable by others (mode {stat.S_IMODE(mode):o})",
                            hint=f"chmod 600 {path}")

@@ -11,6 +11,7 @@ from pathlib import Path
 from soulctl import platform
 from soulctl.errors import InvalidInput
 from soulctl.home import Home
+from soulctl.platform import unittext
 
 KIND = "service"
 
@@ -22,22 +23,27 @@ def unit(home: Home, scheduler: str, host: str = "127.0.0.1", port: int = 8710,
                            hint="on Linux start a user manager (loginctl enable-linger $USER), "
                                 "or pass --scheduler systemd")
     root = home.root.resolve()
-    args = ["serve", "--host", host, "--port", str(port)]
-    if token_file is not None:
-        args += ["--token-file", str(Path(token_file).expanduser().resolve())]
-    command = platform.soulctl_command(home, *args)
+    command = serve_command(home, host, port, token_file)
     name = platform.unit_name("serve", home)
     log = str(root / "data" / "serve.log")
     service = platform.Unit(KIND, scheduler, name, command, log,
                             details={"host": host, "port": port, "url": f"http://{host}:{port}/v1"})
     if scheduler == "systemd":
-        service.files[str(platform.systemd_dir() / f"{name}.service")] = platform.systemd_service(
+        service.files[str(platform.systemd_dir() / f"{name}.service")] = unittext.systemd_service(
             f"soulctl serve for {root}", root, command, log, supervised=True)
     else:
         label = name.replace("soulctl-serve-", "ai.soulctl.serve.")
-        service.files[str(platform.launch_agents_dir() / f"{label}.plist")] = platform.launchd_plist(
+        service.files[str(platform.launch_agents_dir() / f"{label}.plist")] = unittext.launchd_plist(
             label, command, root, log, keep_alive=True)
     return service
+
+
+def serve_command(home: Home, host: str, port: int, token_file: Path | None) -> list[str]:
+    """The `serve` command line a supervisor runs (the service's, or the user's own)."""
+    args = ["serve", "--host", host, "--port", str(port)]
+    if token_file is not None:
+        args += ["--token-file", str(Path(token_file).expanduser().resolve())]
+    return platform.soulctl_command(home, *args)
 
 
 def status(home: Home) -> dict:

@@ -5,6 +5,7 @@ service and `soulctl status`."""
 from __future__ import annotations
 
 import json
+import plistlib
 import os
 import signal
 import subprocess
@@ -264,11 +265,12 @@ def test_service_units_for_each_supervisor_and_install_where_a_manager_runs(talk
     (path, unit), = systemd["files"].items()
     assert path.endswith(f"/systemd/user/{systemd['name']}.service")
     assert "Restart=on-failure" in unit and "WantedBy=default.target" in unit
-    assert f"--home {home.resolve()} serve --host 127.0.0.1 --port 8711 >> {home.resolve()}/data/serve.log" in unit
+    assert f'"--home" "{home.resolve()}" "serve" "--host" "127.0.0.1" "--port" "8711"\n' in unit
+    assert f"StandardOutput=append:{home.resolve()}/data/serve.log\n" in unit
     launchd = soulctl("service", "install", "--scheduler", "launchd", "--dry-run", "--json", "--home", home).json()
-    plist = next(iter(launchd["files"].values()))
-    assert "<key>KeepAlive</key><dict><key>SuccessfulExit</key><false/></dict><key>RunAtLoad</key><true/>" in plist
-    assert "<string>serve</string>" in plist and "serve.log" in plist
+    plist = plistlib.loads(next(iter(launchd["files"].values())).encode())
+    assert plist["KeepAlive"] == {"SuccessfulExit": False} and plist["RunAtLoad"] is True
+    assert "serve" in plist["ProgramArguments"] and plist["StandardOutPath"].endswith("serve.log")
     refused(soulctl("service", "install", "--host", "0.0.0.0", "--dry-run", "--home", home), 2, "needs a token")
     refused(soulctl("service", "install", "--scheduler", "cron", "--dry-run", "--home", home), 5,
             "needs a supervisor that restarts it")

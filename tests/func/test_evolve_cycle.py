@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import plistlib
 import os
 import signal
 import subprocess
@@ -205,12 +206,13 @@ def test_schedule_dry_run_prints_each_scheduler_form(talked):
     service, timer = sorted(systemd["files"])
     assert service.endswith(".service") and timer.endswith(".timer")
     assert "OnCalendar=*-*-* 03:05:00\nPersistent=true" in systemd["files"][timer]
-    assert f"--home {home.resolve()} evolve >> {home.resolve()}/data/evolve.log 2>&1" in systemd["files"][service]
+    assert f'"--home" "{home.resolve()}" "evolve"\n' in systemd["files"][service]
+    assert f"StandardOutput=append:{home.resolve()}/data/evolve.log\n" in systemd["files"][service]
     weekly = soulctl("--home", home, "--json", "schedule", "install", "--scheduler", "launchd", "--every", "week",
                      "--dry-run").json()
-    plist = next(iter(weekly["files"].values()))
-    assert "<key>Hour</key><integer>3</integer><key>Minute</key><integer>0</integer><key>Weekday</key>" in plist
-    assert "<string>evolve</string>" in plist and "evolve.log" in plist
+    plist = plistlib.loads(next(iter(weekly["files"].values())).encode())
+    assert plist["StartCalendarInterval"] == {"Hour": 3, "Minute": 0, "Weekday": 1}
+    assert plist["ProgramArguments"][-1] == "evolve" and plist["StandardOutPath"].endswith("evolve.log")
     cron = soulctl("--home", home, "--json", "schedule", "install", "--scheduler", "cron", "--at", "04:30",
                    "--dry-run").json()
     assert cron["crontab"].splitlines()[1].startswith("30 4 * * * cd ")

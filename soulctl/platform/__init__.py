@@ -4,7 +4,8 @@ crontab block elsewhere. `schedule` (the nightly evolve: a timer) and `service` 
 running: Restart=on-failure / KeepAlive) are both units written here; never a loop of our own.
 
 A unit belongs to one home (named by a hash of its path, so several souls can live on one
-machine); data/<kind>.json remembers what was installed, for `status` and `remove`.
+machine); data/<kind>.json remembers what was installed, for `status` and `remove`. All unit
+text is written by units.py, which escapes every value for its format or refuses it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -38,6 +38,12 @@ class Unit:
     details: dict = field(default_factory=dict)  # at, every … as the kind records them
 
 
+def manager_runs() -> bool:
+    """Whether a systemd user manager answers here (containers and ssh sessions often lack one)."""
+    return bool(shutil.which("systemctl")) and subprocess.run(
+        ["systemctl", "--user", "show-environment"], capture_output=True).returncode == 0
+
+
 def pick(scheduler: str, allowed=SCHEDULERS) -> str:
     """The platform's scheduler: launchd on macOS, systemd when a user manager runs, else cron."""
     if scheduler not in allowed:
@@ -46,10 +52,12 @@ def pick(scheduler: str, allowed=SCHEDULERS) -> str:
         return scheduler
     if sys.platform == "darwin":
         return "launchd"
-    if shutil.which("systemctl") and subprocess.run(["systemctl", "--user", "show-environment"],
-                                                    capture_output=True).returncode == 0:
-        return "systemd"
-    return "cron"
+    return "systemd" if manager_runs() else "cron"
+
+
+def native() -> str:
+    """The supervisor this platform has, whether or not it runs now: what a dry run shows."""
+    return "launchd" if sys.platform == "darwin" else "systemd"
 
 
 def unit_name(kind: str, home: Home) -> str:
@@ -69,48 +77,6 @@ def launch_agents_dir() -> Path:
     return Path.home() / "Library" / "LaunchAgents"
 
 
-def systemd_service(description: str, root: Path, command: list[str], log: str, supervised: bool) -> str:
-    """A oneshot run (a timer's job) or a supervised service restarted when it fails."""
-    shell = f"{shlex.join(command)} >> {shlex.quote(log)} 2>&1"
-    body = (f"[Unit]\nDescription={description}\n\n[Service]\n"
-            + ("Type=simple\nRestart=on-failure\nRestartSec=5\nKillSignal=SIGTERM\nTimeoutStopSec=60\n"
-               if supervised else "Type=oneshot\n")
-            + f"WorkingDirectory={root}\nExecStart=/bin/sh -c {shlex.quote('exec ' + shell if supervised else shell)}\n")
-    if supervised:
-        body += "\n[Install]\nWantedBy=default.target\n"
-    return body
-
-
-def systemd_timer(description: str, calendar: str) -> str:
-    return (f"[Unit]\nDescription={description}\n\n[Timer]\nOnCalendar={calendar}\nPersistent=true\n\n"
-            "[Install]\nWantedBy=timers.target\n")
-
-
-def launchd_plist(label: str, command: list[str], root: Path, log: str, interval: str | None = None,
-                  keep_alive: bool = False) -> str:
-    args = "".join(f"<string>{_xml(a)}</string>" for a in command)
-    when = f"<key>StartCalendarInterval</key><dict>{interval}</dict>" if interval else ""
-    alive = "<key>KeepAlive</key><dict><key>SuccessfulExit</key><false/></dict><key>RunAtLoad</key><true/>" \
-        if keep_alive else ""
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n'
-            f'<plist version="1.0"><dict><key>Label</key><string>{label}</string>'
-            f"<key>ProgramArguments</key><array>{args}</array>"
-            f"<key>WorkingDirectory</key><string>{_xml(str(root))}</string>{when}{alive}"
-            f"<key>StandardOutPath</key><string>{_xml(log)}</string>"
-            f"<key>StandardErrorPath</key><string>{_xml(log)}</string></dict></plist>\n")
-
-
-def cron_block(name: str, root: Path, when: str, command: list[str], log: str, what: str) -> str:
-    shell = f"{shlex.join(command)} >> {shlex.quote(log)} 2>&1"
-    return (f"# BEGIN {name} ({what} for {root}; `soulctl` removes it)\n"
-            f"{when} cd {shlex.quote(str(root))} && {shell}\n# END {name}\n")
-
-
-def _xml(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def preview(unit: Unit) -> dict:
     """What `install --dry-run` shows: the files and the crontab block it would write."""
     return {"dry_run": True, "kind": unit.kind, "scheduler": unit.scheduler, "name": unit.name,
@@ -126,36 +92,77 @@ def preview_text(r: dict) -> str:
     return "\n".join(parts)
 
 
+def absent(scheduler: str) -> str | None:
+    """Why `scheduler` cannot take a unit on this machine now (None when it can)."""
+    if scheduler == "cron" and not shutil.which("crontab"):
+        return "there is no `crontab` command on this machine"
+    if scheduler == "systemd" and not manager_runs():
+        return "no systemd user manager runs here (`systemctl --user` cannot connect)"
+    if scheduler == "launchd" and not shutil.which("launchctl"):
+        return "there is no `launchctl` on this machine"
+    return None
+
+
 # -- installing -----------------------------------------------------------------------------
 def install(home: Home, unit: Unit) -> dict:
     """Install `unit`, replacing this home's previous one of its kind (whatever its scheduler),
-    and start it (a service now, a timer at its time)."""
+    and start it (a service now, a timer at its time). When the manager refuses, whatever
+    this install wrote is taken back before the error is raised."""
     if installed(home, unit.kind):
         remove(home, unit.kind)
+    else:
+        leftovers(home, unit.kind, unit.name)  # an earlier install that failed half-way
     home.data.mkdir(parents=True, exist_ok=True)
     if unit.scheduler == "cron":
         _crontab(without(_crontab_read(), unit.name) + unit.cron_block)
     else:
-        for path, content in unit.files.items():
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(content)
-        if unit.scheduler == "systemd":
-            _run(["systemctl", "--user", "daemon-reload"])
-            started = f"{unit.name}.timer" if unit.kind == "schedule" else f"{unit.name}.service"
-            _run(["systemctl", "--user", "enable", "--now", started])
-        else:
-            plist = next(iter(unit.files))
-            subprocess.run(["launchctl", "bootout", f"gui/{os.getuid()}", plist], capture_output=True)
-            _run(["launchctl", "bootstrap", f"gui/{os.getuid()}", plist])
+        written: list[Path] = []
+        try:
+            for path, content in unit.files.items():
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _write_new(Path(path), content)
+                written.append(Path(path))
+            _start(unit)
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            if unit.scheduler == "systemd" and written:
+                subprocess.run(["systemctl", "--user", "daemon-reload"], capture_output=True)
+            raise
     record = {**asdict(unit), "installed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    (home.data / f"{unit.kind}.json").write_text(json.dumps(record, indent=1) + "\n")
+    tmp = home.data / f".{unit.kind}.json.{os.getpid()}"
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, home.data / f"{unit.kind}.json")
     return record
 
 
+def _start(unit: Unit) -> None:
+    if unit.scheduler == "systemd":
+        _run(["systemctl", "--user", "daemon-reload"])
+        started = f"{unit.name}.timer" if unit.kind == "schedule" else f"{unit.name}.service"
+        _run(["systemctl", "--user", "enable", "--now", started])
+    else:
+        plist = next(iter(unit.files))
+        subprocess.run(["launchctl", "bootout", f"gui/{os.getuid()}", plist], capture_output=True)
+        _run(["launchctl", "bootstrap", f"gui/{os.getuid()}", plist])
+
+
+def _write_new(path: Path, content: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(content)
+    os.chmod(tmp, 0o644)  # a unit file is the manager's to read, not a secret
+    os.replace(tmp, path)
+
+
 def remove(home: Home, kind: str) -> dict:
+    """Stop and remove this home's unit of `kind`; with no record of one, whatever an earlier
+    failed install left (unit files by their name, a crontab block) — else NotFound."""
     record = installed(home, kind)
     if record is None:
-        raise NotFound(f"no {kind} installed for this home", hint=f"soulctl {kind} install")
+        found = leftovers(home, kind)
+        if not found:
+            raise NotFound(f"no {kind} installed for this home", hint=f"soulctl {kind} install")
+        return {"name": found[0], "scheduler": "leftovers", "files": found}
     if record["scheduler"] == "cron":
         _crontab(without(_crontab_read(), record["name"]))
     elif record["scheduler"] == "systemd":
@@ -172,18 +179,54 @@ def remove(home: Home, kind: str) -> dict:
     return record
 
 
+UNIT_STEMS = {"service": "serve", "schedule": "evolve"}  # the kind's unit name, in unit_name
+
+
+def leftovers(home: Home, kind: str, name: str | None = None) -> list[str]:
+    """Remove the files and crontab block a unit of `kind` for this home would have, where no
+    record says one is installed (an install the manager refused, from an older soulctl that
+    left them); returns what it removed."""
+    name = name or unit_name(UNIT_STEMS[kind], home)
+    gone = []
+    label = name.replace(f"soulctl-{UNIT_STEMS[kind]}-", f"ai.soulctl.{UNIT_STEMS[kind]}.")
+    for path in (systemd_dir() / f"{name}.service", systemd_dir() / f"{name}.timer",
+                 launch_agents_dir() / f"{label}.plist"):
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            gone.append(str(path))
+    if shutil.which("crontab"):
+        table = _crontab_read()
+        if f"# BEGIN {name}" in table:
+            _crontab(without(table, name))
+            gone.append(f"crontab block {name}")
+    return gone
+
+
 def installed(home: Home, kind: str) -> dict | None:
+    """The record of this home's unit of `kind`; None when there is none. A record that is
+    not one (corrupt, truncated) is InvalidInput naming the file, never a crash."""
     path = home.data / f"{kind}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"{path} is not a record of an installed {kind} ({exc})",
+                           hint=f"delete it and run `soulctl {kind} install` again") from None
+    if not isinstance(record, dict) or not {"scheduler", "name", "files", "kind"} <= set(record) \
+            or not isinstance(record["files"], (dict, list)) or not isinstance(record.get("details", {}), dict):
+        raise InvalidInput(f"{path} is not a record of an installed {kind} (fields are missing)",
+                           hint=f"delete it and run `soulctl {kind} install` again")
+    return record
 
 
 def active(record: dict) -> bool | None:
     """Whether the platform runs the unit now (None where it cannot say)."""
-    if record["scheduler"] == "systemd":
+    if record["scheduler"] == "systemd" and shutil.which("systemctl"):
         unit = f"{record['name']}.{'timer' if record['kind'] == 'schedule' else 'service'}"
         proc = subprocess.run(["systemctl", "--user", "is-active", unit], capture_output=True, text=True)
         return proc.stdout.strip() == "active"
-    if record["scheduler"] == "launchd":
+    if record["scheduler"] == "launchd" and shutil.which("launchctl"):
         label = Path(next(iter(record["files"]))).stem
         return subprocess.run(["launchctl", "list", label], capture_output=True).returncode == 0
     return None
