@@ -23,9 +23,14 @@ class Soul:
 
     @cached_property
     def store(self):
-        """The bifocal log, behind the Store interface (the backend soul.yaml names)."""
+        """The bifocal log, behind the Store interface (the backend soul.yaml names). A home
+        whose data/ is gone is refused, never given a new empty log in its place."""
+        from soulctl.errors import NotFound
         from soulctl.log import open_store
 
+        if not self.home.data.is_dir():
+            raise NotFound(f"{self.home.data} is missing: this home's log, notebook and adapters live there",
+                           hint="restore it from a backup, or make a new home with `soulctl init DIR`")
         return open_store(self.home)
 
     @cached_property

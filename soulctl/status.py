@@ -13,37 +13,63 @@ if TYPE_CHECKING:
 
 
 def status(soul: Soul) -> dict:
-    from soulctl.evolve import schedule
-    from soulctl.evolve.cycle import last_cycle
+    """Every part of the soul's state that can be read; a part that cannot (a missing data/,
+    a corrupt record) says why in its own `error`, and the rest is still reported."""
     from soulctl.generations import current, generation_ids
-    from soulctl.serve import control, service
+    from soulctl.serve import service
 
     home = soul.home
     ids = generation_ids(home)
-    server = {"running": False}
-    if (state := control.running(home)) is not None:
-        answer = control.ask(home, {"op": "status"}, timeout=10) or {}
-        server = {"running": True, "pid": state["pid"], "url": state.get("url"),
-                  "since": _iso(state.get("since")), "generation": answer.get("generation"),
-                  "released": answer.get("released"), "lease": answer.get("lease"),
-                  "switches": answer.get("switches"), "queued": answer.get("queued"),
-                  "sessions": answer.get("sessions", [])}
-    last = last_cycle(soul.store)
-    cycle = None
-    if last is not None:
-        meta = (last.meta or {}).get("evolve", {})
-        cycle = {"ts": last.ts.isoformat(timespec="seconds"), "status": meta.get("status"),
-                 "generation": meta.get("generation"), "drift": meta.get("drift"), "reason": meta.get("reason"),
-                 "seconds": (meta.get("timings") or {}).get("total")}
-    timer = schedule.installed(home)
-    return {
+    record = {
         "home": str(home.root), "current": current(home), "anchor": ids[0] if ids else None,
-        "generations": len(ids), "served": server.get("generation"), "server": server,
-        "service": service.status(home),
-        "schedule": {"installed": timer is not None, **({"name": timer["name"], "scheduler": timer["scheduler"],
-                                                         "next_run": schedule.next_run(timer)} if timer else {})},
-        "last_cycle": cycle, "log": {"packets": soul.store.count()},
+        "generations": len(ids), **_part("server", lambda: _server(home)),
+        **_part("service", lambda: service.status(home)), **_part("schedule", lambda: _schedule(home)),
+        **_part("last_cycle", lambda: _cycle(soul)), **_part("log", lambda: {"packets": soul.store.count()}),
     }
+    record["served"] = record["server"].get("generation")
+    return record
+
+
+def _part(name: str, read) -> dict:
+    from soulctl.errors import SoulError
+
+    try:
+        return {name: read()}
+    except SoulError as exc:
+        return {name: {"error": exc.message}}
+
+
+def _server(home) -> dict:
+    from soulctl.serve import control
+
+    if (state := control.running(home)) is None:
+        return {"running": False}
+    answer = control.ask(home, {"op": "status"}, timeout=10) or {}
+    return {"running": True, "pid": state.get("pid"), "url": state.get("url"),
+            "since": _iso(state.get("since")), "generation": answer.get("generation"),
+            "released": answer.get("released"), "lease": answer.get("lease"),
+            "switches": answer.get("switches"), "queued": answer.get("queued"),
+            "sessions": answer.get("sessions", [])}
+
+
+def _schedule(home) -> dict:
+    from soulctl.evolve import schedule
+
+    timer = schedule.installed(home)
+    return {"installed": timer is not None, **({"name": timer["name"], "scheduler": timer["scheduler"],
+                                                "next_run": schedule.next_run(timer)} if timer else {})}
+
+
+def _cycle(soul) -> dict | None:
+    from soulctl.evolve.cycle import last_cycle
+
+    last = last_cycle(soul.store)
+    if last is None:
+        return None
+    meta = (last.meta or {}).get("evolve", {})
+    return {"ts": last.ts.isoformat(timespec="seconds"), "status": meta.get("status"),
+            "generation": meta.get("generation"), "drift": meta.get("drift"), "reason": meta.get("reason"),
+            "seconds": (meta.get("timings") or {}).get("total")}
 
 
 def _iso(epoch) -> str | None:

@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from soulctl.cli import state
+from soulctl.cli import options, state
 from soulctl.cli.output import Column, human_bytes
 
-app = typer.Typer(help="Generations as history: ls, show, diff, verify, use, gc, materialize.",
+app = typer.Typer(help="Generations as history: ls, show, diff, verify, seal, use, gc, materialize.",
                   no_args_is_help=True)
 
 
@@ -78,9 +78,12 @@ def _render_lineage(r: dict) -> str:
 def verify(
     gen: Annotated[Optional[str], typer.Argument(help="A generation; default: all of them.")] = None,
 ) -> None:
-    """Re-hash every file against lineage.json; exit 1 naming each file that differs.
+    """Re-hash every file against lineage.json and check the lineage chain; exit 1 naming
+    each file that differs.
 
-    Reports modified, missing and extra files. Generations whose weights were dropped by
+    Reports modified, missing and extra files, and lineages that are unsealed, changed after
+    sealing or not linked to their parent, back to generation 0 — which is compared with the
+    shipped model re-derived (once per machine). Generations whose weights were dropped by
     `gen gc` are checked for what remains.
     """
     from soulctl.generations import generation_ids, resolve
@@ -102,13 +105,35 @@ def verify(
 
 
 def _render_verify(r: dict) -> str:
+    note = f"\n  note: {r['note']}" if r.get("note") else ""
     if r["ok"]:
-        return f"{r['id']}  ok  ({r['files']} files{', weights dropped' if r['dropped'] else ''})"
+        return f"{r['id']}  ok  ({r['files']} files{', weights dropped' if r['dropped'] else ''}; lineage sealed, " \
+               f"chained to the anchor){note}"
     lines = [f"{r['id']}  FAILED"]
+    lines += [f"  lineage:  {p}" for p in r["lineage"]]
     lines += [f"  modified: {p}" for p in r["modified"]]
     lines += [f"  missing:  {p}" for p in r["missing"]]
     lines += [f"  extra:    {p}" for p in r["extra"]]
-    return "\n".join(lines)
+    return "\n".join(lines) + note
+
+
+@app.command("seal")
+def seal(yes: options.Yes = False) -> None:
+    """Seal the generations of a home made before lineages were sealed (or whose key was lost).
+
+    Every file must match its manifest and generation 0 the shipped model re-derived; then each
+    lineage gets its digests and a seal made with a new key in data/lineage.key. From then on
+    `gen verify` catches any change to a generation's files or lineage.
+    """
+    from soulctl.errors import UsageError
+    from soulctl.generations.integrity import seal_home
+
+    if not yes:
+        raise UsageError("sealing trusts the generations as they are now", hint="check them, then pass --yes")
+    with state.out.progress_bars() as progress:
+        result = seal_home(state.home(), progress)
+    state.out.record(result, id_key=None, human=lambda r: (
+        f"sealed {', '.join(r['sealed'])}" if r["sealed"] else f"all {r['generations']} generations were sealed already"))
 
 
 @app.command("diff")

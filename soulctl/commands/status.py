@@ -20,28 +20,48 @@ def run() -> None:
 
 
 def _render(r: dict) -> str:
-    server, cycle, timer, svc = r["server"], r["last_cycle"], r["schedule"], r["service"]
     lines = [f"home       {r['home']}", f"current    {r['current']} (anchor {r['anchor']}, {r['generations']} generations)"]
-    if server["running"]:
-        state_ = "released for the night" if server["released"] else f"serving {server['generation']}"
-        lines.append(f"server     {state_} at {server['url']} (pid {server['pid']}, up since {server['since']})")
-        if server["generation"] not in (None, r["current"]) and not server["released"]:
-            lines.append(f"           (current is {r['current']}: it switches within a second)")
-        for s in server["sessions"]:
-            lines.append(f"  session  {s['session']}: {s['turns']} turns, window {100 * s['fill']:.0f}% full "
-                         f"({s['window_tokens']} of {s['window_sector']} tokens)")
-    else:
-        lines.append("server     not running (soulctl serve, or soulctl service install)")
-    if svc["installed"]:
-        lines.append(f"service    {svc['name']} ({svc['scheduler']}), "
-                     + ("running" if svc["active"] else "not running" if svc["active"] is False else "installed"))
-    lines.append(f"schedule   {timer['name']} ({timer['scheduler']}), next run {timer['next_run']}"
-                 if timer["installed"] else "schedule   none (soulctl schedule install)")
-    if cycle:
-        drift = f", drift {cycle['drift']:.6f}" if cycle.get("drift") is not None else ""
-        lines.append(f"last cycle {cycle['ts']}: {cycle['status']}{' → ' + cycle['generation'] if cycle['generation'] else ''}"
-                     f"{drift} — {cycle['reason']}")
-    else:
-        lines.append("last cycle none yet (soulctl evolve)")
-    lines.append(f"log        {r['log']['packets']} packets")
+    for name in ("server", "service", "schedule", "last_cycle", "log"):
+        part = r[name]
+        if isinstance(part, dict) and "error" in part:
+            lines.append(f"{name.replace('_', ' '):10s} cannot read: {part['error']}")
+        else:
+            lines += RENDER[name](part, r)
     return "\n".join(lines)
+
+
+def _server(server: dict, r: dict) -> list[str]:
+    if not server["running"]:
+        return ["server     not running (soulctl serve, or soulctl service install)"]
+    state_ = "released for the night" if server["released"] else f"serving {server['generation']}"
+    lines = [f"server     {state_} at {server['url']} (pid {server['pid']}, up since {server['since']})"]
+    if server["generation"] not in (None, r["current"]) and not server["released"]:
+        lines.append(f"           (current is {r['current']}: it switches within a second)")
+    for s in server["sessions"]:
+        lines.append(f"  session  {s['session']}: {s['turns']} turns, window {100 * s['fill']:.0f}% full "
+                     f"({s['window_tokens']} of {s['window_sector']} tokens)")
+    return lines
+
+
+def _service(svc: dict, r: dict) -> list[str]:
+    if not svc["installed"]:
+        return []
+    return [f"service    {svc['name']} ({svc['scheduler']}), "
+            + ("running" if svc["active"] else "not running" if svc["active"] is False else "installed")]
+
+
+def _schedule(timer: dict, r: dict) -> list[str]:
+    return [f"schedule   {timer['name']} ({timer['scheduler']}), next run {timer['next_run']}"
+            if timer["installed"] else "schedule   none (soulctl schedule install)"]
+
+
+def _cycle(cycle: dict | None, r: dict) -> list[str]:
+    if not cycle:
+        return ["last cycle none yet (soulctl evolve)"]
+    drift = f", drift {cycle['drift']:.6f}" if cycle.get("drift") is not None else ""
+    return [f"last cycle {cycle['ts']}: {cycle['status']}{' → ' + cycle['generation'] if cycle['generation'] else ''}"
+            f"{drift} — {cycle['reason']}"]
+
+
+RENDER = {"server": _server, "service": _service, "schedule": _schedule, "last_cycle": _cycle,
+          "log": lambda log, r: [f"log        {log['packets']} packets"]}

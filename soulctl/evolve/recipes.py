@@ -66,7 +66,7 @@ class EvolveRecipe(_Strict):
 
     steps: list[str] = Field(default_factory=lambda: ["score", "buffer", "dream", "merge", "check", "prepare"],
                              min_length=1)
-    lease_s: float = Field(120.0, ge=2)  # a server whose cycle stopped renewing loads `current` again after this
+    lease_s: float = Field(120.0, ge=2, le=21600)  # a server whose cycle stopped renewing loads `current` again after this
 
 
 RECIPES: dict[str, type[BaseModel]] = {"dream": DreamRecipe, "merge": MergeRecipe,

@@ -64,7 +64,12 @@ def remove(home: Home) -> dict:
 
 
 def installed(home: Home) -> dict | None:
-    return platform.installed(home, KIND)
+    record = platform.installed(home, KIND)
+    details = (record or {}).get("details") or {}
+    if record is not None and not (isinstance(details.get("at"), str) and details.get("every") in EVERY):
+        raise InvalidInput(f"{home.data / 'schedule.json'} is not a record of a schedule (`at` and `every`)",
+                           hint="delete it and run `soulctl schedule install` again")
+    return record
 
 
 def next_run(record: dict, now: dt.datetime | None = None) -> str:

@@ -15,6 +15,7 @@ from soulctl.generations.build import (
                                        make_read_only,
                                        make_writable,
                                        manifest,
+                                       mark_dropped,
                                        sha256_file,
                                        summary,
                                        tree_files,
@@ -38,6 +39,6 @@ from soulctl.generations.refs import (
 
 __all__ = ["CURRENT", "DROPPED_DIR", "GEN_ID", "LINEAGE", "Lineage", "TMP_PREFIX", "VERIFIED_DIR",
            "Verification", "build_generation", "clean_stale_builds", "current", "dropped_files",
-           "gen_id", "gen_number", "generation_ids", "make_read_only", "make_writable", "manifest",
+           "gen_id", "gen_number", "generation_ids", "make_read_only", "make_writable", "manifest", "mark_dropped",
            "next_id", "now_iso", "read_lineage", "resolve", "set_current", "sha256_file", "summary",
            "tree_files", "verify", "verify_cached"]

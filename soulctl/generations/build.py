@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from soulctl.errors import AlreadyExists
+from soulctl.generations import integrity
 from soulctl.generations.lineage import LINEAGE, read_lineage
 from soulctl.generations.refs import TMP_PREFIX, current
 from soulctl.home import Home
@@ -79,7 +80,8 @@ def build_generation(home: Home, gid: str, write: Callable[[Path], None], lineag
     tmp.mkdir()
     try:
         write(tmp)
-        record = {"id": gid, **lineage, "manifest": manifest(tmp, progress)}
+        parent = integrity.raw_lineage(home, lineage["parent"]) if lineage.get("parent") else None
+        record = integrity.seal(home, {"id": gid, **lineage, "manifest": manifest(tmp, progress)}, parent)
         (tmp / LINEAGE).write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
         make_read_only(tmp)
         _fsync_tree(tmp)
@@ -89,6 +91,8 @@ def build_generation(home: Home, gid: str, write: Callable[[Path], None], lineag
         make_writable(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if parent is None:  # an anchor: what its source derives to is now known on this machine
+        integrity.remember_derivation(record)
     return target
 
 
@@ -141,28 +145,56 @@ class Verification:
     modified: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
+    lineage: list[str] = field(default_factory=list)  # the chain's problems (integrity.py)
     dropped: bool = False  # weights dropped by `gen gc`: only lineage is checked
+    note: str | None = None  # what could not be checked (an anchor's source not on this machine)
 
     def problems(self) -> str:
         parts = [f"{what} {', '.join(names)}" for what, names in
                  (("modified", self.modified), ("missing", self.missing), ("extra", self.extra)) if names]
-        return "; ".join(parts)
+        return "; ".join(self.lineage + parts)
 
 
 def dropped_files(home: Home, gid: str) -> list[str]:
-    """Weight files `gen gc` removed from a generation (empty when it is whole)."""
+    """Weight files `gen gc` removed from a generation (empty when it is whole). Only a marker
+    sealed by this home counts: a forged one cannot hide a deleted file."""
     marker = home.generations / DROPPED_DIR / gid
     if not marker.is_file():
         return []
     try:
-        return list(json.loads(marker.read_text()))
-    except json.JSONDecodeError:
+        record = json.loads(marker.read_text())
+    except (OSError, ValueError):
         return []
+    if not isinstance(record, dict) or not isinstance(record.get("files"), list):
+        return []
+    payload = {"generation": gid, "files": record["files"]}
+    return [str(f) for f in record["files"]] if integrity.sealed_ok(home, payload, record.get("seal")) else []
 
 
-def verify(home: Home, gid: str, progress=None) -> Verification:
+def mark_dropped(home: Home, gid: str, files: list[str]) -> None:
+    """Record (sealed) which weight files `gen gc` removed from `gid`."""
+    marker = home.generations / DROPPED_DIR / gid
+    marker.parent.mkdir(exist_ok=True)
+    payload = {"generation": gid, "files": files}
+    marker.write_text(json.dumps({**payload, "seal": integrity.seal_text(home, payload)}) + "\n")
+
+
+def verify_files(home: Home, gid: str, progress=None) -> list[str]:
+    """Only the files against the manifest (what `gen seal` checks before it seals)."""
+    result = verify(home, gid, progress, chain=False)
+    return [f"{gid}: {result.problems()}"] if not result.ok else []
+
+
+def verify(home: Home, gid: str, progress=None, chain: bool = True) -> Verification:
+    """Every file against the manifest, the lineage chain back to generation 0 (sealed, each
+    link's digest), and generation 0 against the model it was made from."""
+    from soulctl.errors import SoulError
+
     root = home.generations / gid
-    record = read_lineage(home, gid)
+    try:
+        record = read_lineage(home, gid)
+    except SoulError as exc:
+        return Verification(gid, False, 0, lineage=[exc.message])
     expected: dict = record.manifest
     gone = set(dropped_files(home, gid))
     expected = {k: v for k, v in expected.items() if k not in gone}
@@ -177,20 +209,41 @@ def verify(home: Home, gid: str, progress=None) -> Verification:
             if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
                 result.modified.append(rel)
             task.advance(1)
-    result.ok = not (result.missing or result.extra or result.modified)
+    if chain:
+        result.lineage = chain_and_anchor(home, gid, result, progress)
+    result.ok = not (result.missing or result.extra or result.modified or result.lineage)
     return result
 
 
+def chain_and_anchor(home: Home, gid: str, result: Verification, progress=None) -> list[str]:
+    """The lineage chain from `gid` back to generation 0, and generation 0's re-derivation."""
+    problems = integrity.chain_problems(home, gid)
+    if problems:
+        return problems
+    anchor = gid
+    while (parent := integrity.raw_lineage(home, anchor).get("parent")) is not None:
+        anchor = parent
+    found, result.note = integrity.anchor_problems(home, anchor, progress)
+    return found
+
+
 def verify_cached(home: Home, gid: str, progress=None) -> Verification:
-    """verify(), skipped when no file changed since the last whole verification: any write
-    to a file renews its ctime, which no user can set back, so equal stats mean equal bytes.
-    Serving calls this before every start; the full hash runs only after a change."""
+    """verify(), with the file hashes skipped when no file changed since the last whole
+    verification: any write to a file renews its ctime, which no user can set back, so equal
+    stats mean equal bytes. The stats are sealed (a forger cannot write them either); the
+    lineage chain is checked every time (it is small). Serving calls this before every start."""
     root = home.generations / gid
     record = home.generations / VERIFIED_DIR / f"{gid}.json"
-    stats = {p.relative_to(root).as_posix(): _stat_key(p) for p in tree_files(root)}
+    stats = {p.relative_to(root).as_posix(): _stat_key(p) for p in [*tree_files(root), root / LINEAGE]
+             if p.exists()}
+    payload = {"generation": gid, "stats": stats}
     try:
-        if json.loads(record.read_text()) == stats:
-            return Verification(gid, True, len(stats))
+        kept = json.loads(record.read_text())
+        if isinstance(kept, dict) and kept.get("stats") == stats and integrity.sealed_ok(home, payload, kept.get("seal")):
+            result = Verification(gid, True, len(stats))
+            result.lineage = chain_and_anchor(home, gid, result, progress)
+            result.ok = not result.lineage
+            return result
     except (OSError, ValueError):
         pass
     result = verify(home, gid, progress)
@@ -198,7 +251,7 @@ def verify_cached(home: Home, gid: str, progress=None) -> Verification:
         try:
             record.parent.mkdir(exist_ok=True)
             tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(stats))
+            tmp.write_text(json.dumps({**payload, "seal": integrity.seal_text(home, payload)}))
             os.replace(tmp, record)
         except OSError:  # a read-only home: verified again next time
             pass

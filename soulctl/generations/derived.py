@@ -47,7 +47,7 @@ def _source_gguf(generation_dir: Path) -> dict | None:
     """The GGUF a generation 0 was dequantized from, when it still exists."""
     try:
         lineage = Lineage.from_dict(json.loads((generation_dir / LINEAGE).read_text()))
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, InvalidInput):
         return None
     source = lineage.source or {}
     if lineage.parent or lineage.layers or source.get("kind") != "gguf":

@@ -16,6 +16,7 @@ from soulctl.generations import (
     generation_ids,
     make_read_only,
     make_writable,
+    mark_dropped,
     read_lineage,
     resolve,
     sha256_file,
@@ -86,15 +87,18 @@ def drop_weights(home: Home, gid: str) -> bool:
     files = weight_files(directory)
     if not files:
         return False
-    marker = home.generations / DROPPED_DIR / gid
-    marker.parent.mkdir(exist_ok=True)
-    marker.write_text(json.dumps([f.name for f in files]) + "\n")
+    mark_dropped(home, gid, [f.name for f in files])
     make_writable(directory)
     try:
         for f in files:
             f.unlink()
     finally:
         make_read_only(directory)
+    from soulctl.generations.derived import DERIVED
+
+    derived = home.generations / DERIVED / gid  # its GGUF, made from the weights now gone
+    make_writable(derived)
+    shutil.rmtree(derived, ignore_errors=True)
     return True
 
 

@@ -19,6 +19,7 @@ on its own; `restore` ends it early.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import TYPE_CHECKING, Callable
@@ -29,7 +30,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # how often the link is looked at, beside the control channel and SIGHUP
+MAX_LEASE_S = 6 * 3600  # a release lapses at most this long after its last renewal
 SESSION = "serve"  # the log session of the server's own packets (switches, releases)
+
+
+def _number(request: dict, key: str, default: float, low: float, high: float) -> float:
+    """A number of a control request, finite and within [low, high], else ValueError (the
+    channel answers it as an error; a lease of NaN would never lapse)."""
+    value = request.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise ValueError(f"`{key}` must be a number from {low:g} to {high:g}")
+    return float(value)
 
 
 class Follower:
@@ -73,14 +85,18 @@ class Follower:
             return {"ok": True, **self.status()}
         if op == "follow":
             return {"ok": True, **self.follow()}
-        if op == "release":
-            return {"ok": True, **self.release(int(request.get("holder", 0)), float(request.get("lease", 60)),
-                                               str(request.get("reason", "a release")))}
-        if op == "renew":
-            return {"ok": self.renew(int(request.get("holder", 0)), float(request.get("lease", 60)))}
-        if op == "restore":
-            return {"ok": True, **self.restore(holder=int(request.get("holder", 0)))}
-        return {"ok": False, "error": f"unknown op {op!r}"}
+        if op in ("release", "renew", "restore"):
+            holder = int(_number(request, "holder", 0, 0, 2**31))
+            if op == "restore":
+                return {"ok": True, **self.restore(holder=holder)}
+            lease = _number(request, "lease", 60, 1, MAX_LEASE_S)
+            if op == "renew":
+                return {"ok": self.renew(holder, lease)}
+            reason = request.get("reason", "a release")
+            if not isinstance(reason, str) or len(reason) > 200:
+                raise ValueError("`reason` must be a text of at most 200 characters")
+            return {"ok": True, **self.release(holder, lease, reason)}
+        return {"ok": False, "error": f"unknown op {str(op)[:40]!r}"}
 
     def status(self) -> dict:
         from soulctl.generations import current

@@ -44,12 +44,22 @@ class Ready:
 def serve(soul: Soul, options: ServeOptions, progress=None, warn=None,
           on_ready: Callable[[Ready], None] | None = None) -> str | None:
     """Serve until stopped; returns the signal that stopped it (SIGINT | SIGTERM)."""
-    from soulctl.serve.app import create_app
+    from soulctl.serve.control import ServerLock
     from soulctl.serve.gate import is_loopback
 
     if not is_loopback(options.host) and options.token is None:
         raise UsageError(f"refusing to serve on {options.host} without a token: anyone who can reach it "
                          "could use the soul", hint="give --token-file FILE (or set SOULCTL_SERVE_TOKEN), or bind 127.0.0.1")
+    lock = ServerLock(soul.home).acquire()  # one server per home, for as long as this one lives
+    try:
+        return _serve(soul, options, progress, warn, on_ready)
+    finally:
+        lock.release()
+
+
+def _serve(soul: Soul, options: ServeOptions, progress, warn, on_ready) -> str | None:
+    from soulctl.serve.app import create_app
+
     sock = listen(options.host, options.port)
     shown = f"[{options.host}]" if ":" in options.host else options.host
     base = f"http://{shown}:{sock.getsockname()[1]}"
