@@ -15,7 +15,7 @@ EXIT_EXISTS = 4  # refusing to overwrite: a home, corpus or name that already ex
 EXIT_INVALID = 5  # bad input data: corrupt model file, bad soul.yaml / recipe, malformed lines
 EXIT_MISSING_DEP = 6  # an optional package (backend) is not installed
 EXIT_UNAVAILABLE = 7  # a server or backend refused, timed out or is busy
-EXIT_CANNOT_WRITE = 8  # the file system refused a write: permission denied, disk full, read-only
+EXIT_CANNOT_WRITE = 8  # the machine refused: permission denied, disk full, read-only, file size limit
 EXIT_STEP_FAILED = 9  # a step of an evolution cycle failed (logged; `current` did not move)
 EXIT_QUIET = 10  # a night with too little to learn from: nothing changed; scheduled units count it a success
 EXIT_INTERNAL = 70  # a bug in soulctl: report it (traceback with -v)
@@ -31,7 +31,7 @@ EXIT_CODES = {
     EXIT_INVALID: "invalid input (corrupt model, bad config or recipe, malformed data)",
     EXIT_MISSING_DEP: "missing optional dependency (install the extra named in the hint)",
     EXIT_UNAVAILABLE: "backend or server unavailable (refused, timed out, busy)",
-    EXIT_CANNOT_WRITE: "cannot write (permission denied, disk full, read-only file system)",
+    EXIT_CANNOT_WRITE: "the machine refused (permission denied, disk full, read-only file system, file size limit)",
     EXIT_STEP_FAILED: "a step of an evolution cycle failed (its record is logged; current did not move)",
     EXIT_QUIET: "a quiet night: too few new moments to learn from, nothing changed (schedules count it a success)",
     EXIT_INTERNAL: "internal error (a bug: rerun with -v and report it)",

@@ -29,6 +29,17 @@ from typing import Iterator
 from soulctl.errors import AlreadyExists, CannotWrite, InvalidInput, NotFound
 
 STDOUT = "-"
+IMAGE_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg", "webp", "tif", "tiff", "eps", "ps", "gif")
+
+
+def image_format(path: str | Path) -> str:
+    """The image format a plot's name asks for, from its extension; refused unless a plot can
+    be written in it (checked before the work, never at the end of it)."""
+    suffix = Path(str(path)).suffix.lower().lstrip(".")
+    if suffix not in IMAGE_FORMATS:
+        raise InvalidInput(f"{path}: a plot needs an image extension, not {('.' + suffix) if suffix else 'none'}",
+                           hint=f"name it .png, .svg or .pdf (also {', '.join(IMAGE_FORMATS[3:])})")
+    return suffix
 
 
 def check_output(path: str | Path, force: bool = False, owner=None) -> tuple[str, Path]:

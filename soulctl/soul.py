@@ -55,18 +55,13 @@ class Soul:
         return [*store_files(self.home), self.home.corpora]
 
     def owns(self, path) -> bool:
-        """Whether `path` is the soul's own state — the home's folders, and the files its store
-        keeps wherever they are — which no user output may write over."""
-        import os
-        from pathlib import Path
-
+        """Whether `path` is a soul's own state — this home's folders, the files its store keeps
+        wherever they are, or another home's state — which no user output may write over.
+        Compared by device and inode (a bind mount of the home is still the home)."""
+        from soulctl.home import home_of, within
         from soulctl.log import store_files
 
-        if self.home.owns(path):
-            return True
-        real = Path(os.path.realpath(path))
-        return any(real == Path(os.path.realpath(f)) or real.is_relative_to(os.path.realpath(f))
-                   for f in store_files(self.home))  # a file, or a directory such as data/postgres
+        return self.home.owns(path) or within(path, store_files(self.home)) or home_of(path) is not None
 
     def put_engine(self, role: str, engine) -> None:
         """Serve `role` from `engine` from now on (a server that follows `current`)."""

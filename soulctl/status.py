@@ -19,9 +19,10 @@ def status(soul: Soul) -> dict:
     from soulctl.serve import service
 
     home = soul.home
-    ids = generation_ids(home)
+    gens = _part("generations", lambda: (current(home), generation_ids(home)))["generations"]
+    cur, ids = gens if isinstance(gens, tuple) else (None, [])
     record = {
-        "home": str(home.root), "current": current(home), "anchor": ids[0] if ids else None,
+        "home": str(home.root), "current": cur, "anchor": ids[0] if ids else None,
         "generations": len(ids), **_part("server", lambda: _server(home)),
         **_part("service", lambda: service.status(home)), **_part("schedule", lambda: _schedule(home)),
         **_part("last_cycle", lambda: _cycle(soul)), **_part("log", lambda: {"packets": soul.store.count()}),
@@ -37,6 +38,8 @@ def _part(name: str, read) -> dict:
         return {name: read()}
     except SoulError as exc:
         return {name: {"error": exc.message}}
+    except OSError as exc:  # the machine refused (permissions, a vanished file)
+        return {name: {"error": f"{exc.filename or 'a file'}: {exc.strerror or exc}"}}
 
 
 def _server(home) -> dict:

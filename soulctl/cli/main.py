@@ -72,13 +72,20 @@ def root(
     state.home_flag = home
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
+        # for people a library's warning reads like the CLI's own; -v names where it came from
+        format="%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname_lower)s: %(message)s",
         stream=sys.stderr,
     )
     from soulctl.secrets import RedactingFilter
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())
+        handler.addFilter(_lower_level)
+
+
+def _lower_level(record: logging.LogRecord) -> bool:
+    record.levelname_lower = record.levelname.lower()
+    return True
 
 
 # Every command, registered in one visible place: a function, or a sub-app of verbs.
@@ -234,23 +241,45 @@ def run(args: list[str]) -> int:
     except (BrokenPipeError, PipeClosed):
         _silence_stdout()
         return EXIT_BROKEN_PIPE
-    except OSError as exc:
-        if exc.errno not in _WRITE_ERRORS:
+    except Exception as exc:  # the machine's state (exit 8), else a bug: one line, traceback with -v
+        refused = machine_state(exc)
+        if refused is None:
             return _internal(exc)
         if state.out.verbose:
             _traceback()
-        where = exc.filename or "a file of the soul home"
-        why = {errno.ENOSPC: " (the disk is full)", errno.EDQUOT: " (the disk is full)",
-               errno.EROFS: " (the home is read-only: reads work, writes do not)"}.get(exc.errno, "")
-        state.out.error(f"cannot write {where}: {os.strerror(exc.errno)}{why}",
-                        hint="free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
-                        else "check the permissions, or use a writable soul home")
+        state.out.error(*refused)
         return EXIT_CANNOT_WRITE
-    except Exception as exc:  # a bug: say so in one line, traceback with -v
-        return _internal(exc)
 
 
-_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+# errno → (what it means, the fix); the text a library puts in its own exceptions, for those
+# that do not raise OSError (DuckDB, tantivy, safetensors)
+_MACHINE = {
+    errno.ENOSPC: ("No space left on device", "the disk is full", "free some space and retry"),
+    errno.EDQUOT: ("Disk quota exceeded", "the disk quota is used up", "free some space and retry"),
+    errno.EROFS: ("Read-only file system", "the file system is read-only: reads work, writes do not",
+                  "use a writable soul home"),
+    errno.EFBIG: ("File too large", "a file reached its size limit (ulimit -f)", "raise the limit: ulimit -f unlimited"),
+    errno.EACCES: ("Permission denied", "permission denied", "check the permissions of the soul home"),
+    errno.EPERM: ("Operation not permitted", "operation not permitted", "check the permissions of the soul home"),
+}
+
+
+def machine_state(exc: BaseException) -> tuple[str, str] | None:
+    """(message, hint) when `exc` — or what caused it — is the machine refusing: a full disk,
+    a read-only file system, a file size limit, a permission; None for anything else."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in _MACHINE:
+            _, why, fix = _MACHINE[exc.errno]
+            where = exc.filename or "a file of the soul home"
+            verb = "access" if exc.errno in (errno.EACCES, errno.EPERM) else "write"
+            return f"cannot {verb} {where}: {why}", fix
+        text = str(exc)
+        for marker, why, fix in _MACHINE.values():
+            if marker in text:
+                return f"{why}: {text.strip().splitlines()[0][:200]}", fix
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 def _traceback() -> None:

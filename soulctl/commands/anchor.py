@@ -63,16 +63,17 @@ def check(
 
 @app.command("plot")
 def plot(
-    path: Annotated[Path, typer.Argument(help="The PNG to write.")],
+    path: Annotated[Path, typer.Argument(help="The image to write (.png, .svg, .pdf …).")],
     force: options.Force = False,
 ) -> None:
     """Plot drift and absorption across generations."""
     from soulctl.evolve.anchor import plot as run
-    from soulctl.outfile import check_output, output_path
+    from soulctl.outfile import check_output, image_format, output_path
 
     soul = state.soul()
+    fmt = image_format(path)
     check_output(path, force, soul)
     with output_path(path, force, soul) as tmp:
-        reports = run(soul.home, tmp)
+        reports = run(soul.home, tmp, fmt)
     state.out.record({"path": str(path), "generations": [r["id"] for r in reports]}, id_key="path",
                      human=lambda d: f"wrote {d['path']} ({len(d['generations'])} generations)")

@@ -91,15 +91,16 @@ def clusters(
     """k-means over the vectors of high-resonance replies."""
     from soulctl.evolve.resonate import clusters as run
     from soulctl.evolve.resonate import plot_clusters
-    from soulctl.outfile import check_output, output_path
+    from soulctl.outfile import check_output, image_format, output_path
 
     home, store, recipe = _ctx()
     if plot:
+        fmt = image_format(plot)
         check_output(plot, force, state.soul())
     result = run(store, recipe.threshold if threshold is None else threshold, k)
     if plot:
         with output_path(plot, force, state.soul()) as tmp:
-            plot_clusters(result, tmp)
+            plot_clusters(result, tmp, fmt)
         state.out.hint(f"wrote {plot}")
     state.out.rows(({k_: v for k_, v in c.items() if k_ != "ids"} | {"ids": c["ids"]}
                     for c in result["clusters"]),

@@ -20,7 +20,8 @@ def run() -> None:
 
 
 def _render(r: dict) -> str:
-    lines = [f"home       {r['home']}", f"current    {r['current']} (anchor {r['anchor']}, {r['generations']} generations)"]
+    lines = [f"home       {r['home']}", f"current    {r['current']} (anchor {r['anchor']}, {r['generations']} generations)"
+             if r["current"] else "current    none (no generation can be read; soulctl gen ls)"]
     for name in ("server", "service", "schedule", "last_cycle", "log"):
         part = r[name]
         if isinstance(part, dict) and "error" in part:

@@ -72,8 +72,14 @@ class LlamaCppEngine(Engine):
             from llama_cpp import LlamaGrammar
             from llama_cpp.llama_grammar import JSON_GBNF
 
-            grammar = (LlamaGrammar.from_json_schema(json.dumps(s.json), verbose=False) if s.json
-                       else LlamaGrammar.from_string(JSON_GBNF, verbose=False))
+            from soulctl.engine.schema import check_json_schema
+
+            try:
+                grammar = (LlamaGrammar.from_json_schema(json.dumps(check_json_schema(s.json)), verbose=False)
+                           if s.json else LlamaGrammar.from_string(JSON_GBNF, verbose=False))
+            except (ValueError, KeyError, TypeError, RecursionError, RuntimeError) as exc:
+                raise InvalidInput(f"the JSON schema cannot be turned into a grammar ({str(exc)[:200]})",
+                                   hint="simplify the schema") from None
         return self.llm.create_completion(
             tokens, max_tokens=max_tokens, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
             min_p=s.min_p, repeat_penalty=s.repeat_penalty, frequency_penalty=s.frequency_penalty,

@@ -168,7 +168,7 @@ def gate(soul: Soul, ref: str | None, max_drift: float | None = None,
     return report, check(report, limits.max_drift, None, limits.max_probe_loss_delta)
 
 
-def plot(home: Home, path: Path) -> list[dict]:
+def plot(home: Home, path: Path, fmt: str = "png") -> list[dict]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -188,6 +188,6 @@ def plot(home: Home, path: Path) -> list[dict]:
     fig.legend(loc="upper left")
     ax1.set_title("drift and absorption across generations")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format=fmt)
     plt.close(fig)
     return reports

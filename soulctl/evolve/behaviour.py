@@ -26,12 +26,9 @@ def read_prompts(home: Home, path: Path | None) -> list[str]:
 
     if path is None:
         return probe_texts(home)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotFound(f"no prompts file {path}") from None
-    except (UnicodeDecodeError, IsADirectoryError):
-        raise InvalidInput(f"{path} is not a text file of prompts, one per line") from None
+    from soulctl.infile import LIMITS, read_text
+
+    text = read_text(path, LIMITS["prompts"], "prompts file")  # /dev/zero costs 1 MiB, not the machine
     prompts = [line.strip() for line in text.splitlines() if line.strip()]
     if not prompts:
         raise InvalidInput(f"{path} holds no prompt", hint="one prompt per line")

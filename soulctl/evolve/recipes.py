@@ -146,10 +146,7 @@ def load_recipe(home: Home | None, name: str, model: type[BaseModel], path: Path
         path = recipe_file(home, f"{name}.yaml")
     if path is None:
         return model()
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read recipe {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"recipe {path} is not UTF-8 text (byte {exc.start})") from None
+    from soulctl.infile import LIMITS, read_text
+
+    text = read_text(path, LIMITS["config"], "recipe")
     return validate_mapping(model, text, str(path))

@@ -178,7 +178,7 @@ def clusters(store: Store, threshold: float, k: int, role: str = "soul") -> dict
             "labels": model.labels_.tolist()}
 
 
-def plot_clusters(result: dict, path: Path) -> None:
+def plot_clusters(result: dict, path: Path, fmt: str = "png") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,5 +195,5 @@ def plot_clusters(result: dict, path: Path) -> None:
     ax.set_ylabel("PC 2")
     fig.colorbar(scatter, ax=ax, label="cluster")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format=fmt)
     plt.close(fig)

@@ -6,34 +6,56 @@ same masking serves `dream` (training), `anchor` (absorption) and the benchmarks
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from soulctl.errors import InvalidInput
 
 
+ROLES = ("system", "user", "assistant")  # the chat format mlx-lm and TRL read
+MAX_LINE = 8 << 20  # one example; a longer line is not a conversation turn
+
+
 def read_buffer(path: Path) -> list[list[dict]]:
+    """A training buffer's examples, each checked: {"messages": [...]} with known roles, text
+    that is text, and a non-empty assistant reply last that answers a user turn."""
+    from soulctl import jsontext
+
     conversations = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"{path.name}:{number}: invalid JSON ({exc.msg})") from None
-        messages = obj.get("messages") if isinstance(obj, dict) else None
-        if (not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages)
-                or messages[-1].get("role") != "assistant"):
-            raise InvalidInput(f"{path.name}:{number}: expected {{\"messages\": [...]}} ending "
-                               "with an assistant message")
-        if not any(m.get("role") == "user" for m in messages[:-1]):
-            raise InvalidInput(f"{path.name}:{number}: the reply answers no user message: "
-                               "nothing to learn it from", hint="give each example the user turn it answers")
-        conversations.append(messages)
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(iter(lambda: fh.readline(MAX_LINE + 1), b""), 1):
+            where = f"{path.name}:{number}"
+            if len(raw) > MAX_LINE:
+                raise InvalidInput(f"{where}: a line over {MAX_LINE >> 20} MiB is not an example")
+            if not raw.strip():
+                continue
+            try:
+                obj = jsontext.loads(raw.decode("utf-8"), where)
+            except UnicodeDecodeError as exc:
+                raise InvalidInput(f"{where}: not UTF-8 text (byte {exc.start})") from None
+            conversations.append(_example(obj, where))
     if not conversations:
         raise InvalidInput(f"buffer {path.name} is empty: nothing to learn",
                            hint="select moments first: soulctl resonate buffer --threshold 0.5")
     return conversations
+
+
+def _example(obj, where: str) -> list[dict]:
+    messages = obj.get("messages") if isinstance(obj, dict) else None
+    if (not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages)
+            or messages[-1].get("role") != "assistant"):
+        raise InvalidInput(f"{where}: expected {{\"messages\": [...]}} ending with an assistant message")
+    for i, m in enumerate(messages):
+        if m.get("role") not in ROLES:
+            raise InvalidInput(f"{where}: message {i} has role {str(m.get('role'))[:40]!r}",
+                               hint=f"roles: {', '.join(ROLES)}")
+        if not isinstance(m.get("content"), str):
+            raise InvalidInput(f"{where}: message {i} needs a string `content`")
+    if not messages[-1]["content"].strip():
+        raise InvalidInput(f"{where}: the reply is empty: nothing to learn", hint="drop the example")
+    if not any(m.get("role") == "user" for m in messages[:-1]):
+        raise InvalidInput(f"{where}: the reply answers no user message: nothing to learn it from",
+                           hint="give each example the user turn it answers")
+    return messages
 
 
 def encode_conversation(tokenizer, messages: list[dict], max_len: int) -> tuple[list[int], list[int]]:

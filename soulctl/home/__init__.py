@@ -56,12 +56,10 @@ class Home:
 
     def owns(self, path: Path) -> bool:
         """Whether `path` is part of the home's own folders (soul.yaml, recipes, generations,
-        data, corpora): never a place for a user's output file. The store may keep files
-        elsewhere too; `Soul.owns` adds those."""
-        real = Path(os.path.realpath(path))
-        own = [self.generations, self.corpora, self.data, self.recipes]
-        return (real == Path(os.path.realpath(self.soul_yaml))
-                or any(real.is_relative_to(os.path.realpath(d)) for d in own))
+        data, corpora): never a place for a user's output file. Files are compared as files
+        (device and inode), not as names, so another spelling — a bind mount, a hard link —
+        is caught too. The store may keep files elsewhere; `Soul.owns` adds those."""
+        return within(path, [self.soul_yaml, self.generations, self.corpora, self.data, self.recipes])
 
     def resolve(self, path: str | Path) -> Path:
         """A path from soul.yaml: relative ones are relative to the home."""
@@ -70,6 +68,37 @@ class Home:
 
     def __repr__(self) -> str:
         return f"Home({str(self.root)!r})"
+
+
+def _identity(path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def within(path, protected) -> bool:
+    """Whether `path` (existing or not) is one of the `protected` files or folders, or lies
+    inside one of the folders: by device and inode of the path and each folder above it."""
+    ids = {i for i in map(_identity, protected) if i is not None}
+    here = Path(os.path.abspath(os.path.expanduser(path)))
+    for candidate in (here, *here.parents):
+        if _identity(candidate) in ids:
+            return True
+    real = Path(os.path.realpath(here))  # a link whose target does not exist yet
+    return real != here and any(_identity(c) in ids for c in (real, *real.parents))
+
+
+def home_of(path) -> "Home | None":
+    """The soul home whose own state `path` is part of (this one or any other), if any."""
+    here = Path(os.path.realpath(os.path.abspath(os.path.expanduser(path))))
+    for folder in here.parents:
+        if is_home(folder):
+            candidate = Home(folder)
+            if candidate.owns(here):
+                return candidate
+    return None
 
 
 def is_home(path: Path) -> bool:

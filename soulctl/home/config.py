@@ -174,11 +174,14 @@ budget:
 
 
 def load_config(path: Path) -> SoulConfig:
+    from soulctl.infile import LIMITS, read_bounded
+
     path = Path(path)
     if not path.is_file():
         raise NotFound(f"{path} does not exist", hint="run `soulctl init` to create a soul home")
+    data = read_bounded(path, LIMITS["config"], "soul.yaml")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start})",
                           hint="restore it from a backup, or write it anew (README: soul.yaml)") from None
@@ -211,6 +214,9 @@ def _load_yaml(text: str, source: str) -> tuple[Any, Any]:
         where = f"{source}:{mark.line + 1}" if mark else source
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{where}: invalid YAML: {problem}", hint=f"fix the YAML in {source}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a configuration",
+                          hint=f"fix the YAML in {source}") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{source}:1: expected a mapping at the top level")
     return data, root

@@ -9,10 +9,10 @@ are counted but not scored.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from soulctl import jsontext
 from soulctl.errors import InvalidInput
 from soulctl.log.ingest import decode_lines
 from soulctl.log.packets import Filters
@@ -62,9 +62,9 @@ def parse_questions(data: bytes) -> list[Question]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"line {number}: invalid JSON ({exc.msg})",
+            obj = jsontext.loads(line, f"line {number}")  # lone surrogates and NaN refused too
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message,
                                hint='each line: {"question": "…", "evidence": ["<id>", …], "category": "…"}') from None
         if not isinstance(obj, dict) or not isinstance(obj.get("question"), str) or not obj["question"].strip():
             raise InvalidInput(f"line {number}: needs a non-empty string `question`")

@@ -3,12 +3,12 @@ the vector and keyword halves) or one half, whole packets back."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 
+from soulctl import jsontext
 from soulctl.errors import InvalidInput
 from soulctl.log.ingest import decode_lines
 from soulctl.log.packets import Filters, Hit, Packet
@@ -99,10 +99,7 @@ def parse_queries(data: bytes) -> Iterator[dict]:
         if not line.strip():
             continue
         if line.lstrip().startswith("{"):
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInput(f"line {number}: invalid JSON ({exc.msg})") from None
+            obj = jsontext.loads(line, f"line {number}")
             if not isinstance(obj, dict) or not isinstance(obj.get("query"), str):
                 raise InvalidInput(f"line {number}: a JSON query needs a string `query`")
             yield {"query": obj["query"], "session": obj.get("session"),

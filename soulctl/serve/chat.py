@@ -19,6 +19,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
 from soulctl.engine.sampling import INTEGERS, LIMITS, out_of_range
+from soulctl.engine.schema import check_json_schema
+from soulctl.errors import InvalidInput
 from soulctl.serve.context import SESSION_HEADER
 from soulctl.serve.errors import BadRequest, failure, field, text_of
 from soulctl.serve.streaming import sse, stream_turn
@@ -178,7 +180,10 @@ def json_format(fmt: dict | None, where: str) -> dict:
         schema = fmt.get("schema", (fmt.get("json_schema") or {}).get("schema"))
         if not isinstance(schema, dict) or not schema:
             raise BadRequest(f"'{where}' of type json_schema needs a schema object", where)
-        return {"json": schema}
+        try:
+            return {"json": check_json_schema(schema, f"'{where}' schema")}
+        except InvalidInput as exc:
+            raise BadRequest(exc.message, where) from None
     raise BadRequest(f"'{where}.type' must be text, json_object or json_schema", f"{where}.type")
 
 

@@ -31,9 +31,17 @@ def error_response(status: int, message: str, kind: str, param: str | None = Non
                     media_type="application/json")
 
 
+CLIENT_LEFT = 499  # nginx's status for a client that closed the connection first (only the log sees it)
+
+
 def failure(exc: BaseException) -> Response:
     """An exception as OpenAI's error shape and status; an unexpected one is 500 with an id
     that the server's log carries beside the traceback."""
+    from starlette.requests import ClientDisconnect
+
+    if isinstance(exc, ClientDisconnect):  # it left before its body was whole: nobody to answer
+        return error_response(CLIENT_LEFT, "the client closed the connection before its request was whole",
+                              "invalid_request_error")
     if isinstance(exc, BadRequest):
         return error_response(exc.status, str(exc), "invalid_request_error", exc.param)
     if isinstance(exc, Busy):

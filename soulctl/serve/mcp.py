@@ -185,6 +185,8 @@ def run_stdio(soul: Soul) -> None:
     import anyio
     from mcp.server.stdio import stdio_server
 
+    from soulctl.serve.mcp_stdio import stdio_wire
+
     limiter = anyio.CapacityLimiter(1)
 
     async def run(fn, _uses_engine):
@@ -193,7 +195,7 @@ def run_stdio(soul: Soul) -> None:
     server = build_server(soul, run, hidden_tools(soul.config, "stdio"))
 
     async def main():
-        async with stdio_server() as (read, write):
+        async with stdio_wire() as (lines, wire), stdio_server(lines, wire) as (read, write):
             await server.run(read, write, server.create_initialization_options())
 
     anyio.run(main)

@@ -46,7 +46,8 @@ async def create(request: Request):
     try:
         body = await served.read_json(request)
         args = response_args(body, served.soul_names())
-        session = (_stored(served, args["previous"])["soul"]["session"] if args["previous"]
+        owner = principal(request, body.get("user"))
+        session = (_stored(served, args["previous"], owner)["soul"]["session"] if args["previous"]
                    else served.session_of(request, body, calls=args["results"], calls_field="input"))
     except Exception as exc:
         return failure(exc)
@@ -58,7 +59,7 @@ async def create(request: Request):
               "temperature": args["sampling"].get("temperature"), "top_p": args["sampling"].get("top_p"),
               "tools": body.get("tools") or [], "tool_choice": body.get("tool_choice") or "auto",
               "parallel_tool_calls": False, "truncation": "disabled",
-              "text": {"format": args["format"]}, "error": None, "incomplete_details": None}
+              "text": {"format": args["format"]}, "error": None, "incomplete_details": None, "user": owner}
 
     def turn(on_token=None):
         result = served_turn(served, session, args, headers, on_token)
@@ -79,7 +80,8 @@ async def create(request: Request):
 @router.get("/v1/responses/{response_id}")
 async def read(request: Request, response_id: str):
     try:
-        return JSONResponse(_stored(request.app.state.served, response_id))
+        owner = principal(request, request.query_params.get("user"))
+        return JSONResponse(_stored(request.app.state.served, response_id, owner))
     except Exception as exc:
         return failure(exc)
 
@@ -187,12 +189,25 @@ def _keep(served, record: dict) -> None:
     os.replace(tmp, path)
 
 
-def _stored(served, response_id: str) -> dict:
+def principal(request: Request, user) -> str | None:
+    """Who asks: the request's `user`, else its X-Soul-Session header; None for a caller who
+    names neither. With a token every caller is one key, so this is what tells them apart."""
+    return (user if isinstance(user, str) and user else None) or request.headers.get(SESSION_HEADER) or None
+
+
+def _stored(served, response_id: str, owner: str | None) -> dict:
+    """A stored response, for the principal that made it only: to anyone else it does not
+    exist (404, the same answer as for an id never made)."""
     path = _folder(served) / f"{response_id}.json"
+    missing = BadRequest(f"no stored response {response_id!r} for this user (a response is read and continued "
+                         "under the `user` or X-Soul-Session that made it; one made with store: false is not "
+                         "kept)", "previous_response_id", status=404)
     if not RESPONSE_ID.match(response_id) or not path.is_file():
-        raise BadRequest(f"no stored response {response_id!r} (a response made with store: false is not kept)",
-                         "previous_response_id", status=404)
-    return json.loads(path.read_text())
+        raise missing
+    record = json.loads(path.read_text())
+    if record.get("user") != owner:
+        raise missing
+    return record
 
 
 def function_calls(result) -> list[dict]:

@@ -79,6 +79,19 @@ def rollback(con) -> None:
         pass
 
 
+def release() -> None:
+    """Close this process's instance (a store's close): DuckDB objects alive at interpreter
+    exit make its bindings print dozens of 'leaked' lines; the next operation opens anew."""
+    global _instance
+    with _instance_lock:
+        con, _instance = _instance, None
+        if con is not None:
+            try:
+                con.close()
+            except duckdb.Error:
+                pass
+
+
 def _reset_if_broken(con, force: bool = False) -> None:
     """Drop this process's instance when a failed write left a database attached to it
     (DuckDB invalidates it), so the next operation starts clean."""
@@ -103,9 +116,15 @@ def failure(exc: BaseException, path: Path, opening: bool = True) -> Exception:
     if _full(exc):
         return CannotWrite(f"cannot write the log {path}: the disk is full",
                            hint="free some space and retry; what was committed is kept")
-    if "Read-only file system" in text or "Permission denied" in text:
-        return CannotWrite(f"cannot write the log {path}: the file system refused it ({text})",
-                           hint="the soul home is read-only: reads work; make it writable to write")
+    if "Read-only file system" in text:
+        return CannotWrite(f"cannot write the log {path}: the file system is read-only",
+                           hint="reads work; make the soul home writable to write")
+    if "Permission denied" in text:
+        return CannotWrite(f"cannot open the log {path}: permission denied",
+                           hint="check the permissions of the soul home's data/")
+    if "File too large" in text:
+        return CannotWrite(f"cannot write the log {path}: a file reached its size limit (ulimit -f)",
+                           hint="raise the limit: ulimit -f unlimited")
     if not opening:
         return exc
     return InvalidInput(f"{path}: cannot open the log ({text})",

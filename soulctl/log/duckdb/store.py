@@ -21,7 +21,7 @@ import numpy as np
 from soulctl.errors import AlreadyExists, CannotWrite, InvalidInput, NotFound
 from soulctl.interrupts import deferred
 from soulctl.log.duckdb import schema
-from soulctl.log.duckdb.connection import attached, rollback
+from soulctl.log.duckdb.connection import attached, release, rollback
 from soulctl.log.duckdb.index import LogIndex
 from soulctl.log.duckdb.lock import store_lock
 from soulctl.log.duckdb.memory import MemoryVersions
@@ -158,6 +158,15 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
             if written:
                 raise WriteInterrupted(written) from None
             raise
+        except Exception as exc:
+            if not written:
+                raise  # nothing was committed: the caller's error, nothing stored
+            # committed: failing now would make a retry add them twice. What follows a commit
+            # (indexes, checkpoint) is derived; the next write, or `log reindex`, completes it.
+            log.warning("%d packet(s) committed; what follows a write could not be finished (%s): "
+                        "nothing is lost, and the next write with room (or `soulctl log reindex`) "
+                        "brings searches up to date", len(written),
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return written
 
     def add_then_index(self, packets: Sequence[NewPacket], embeddings: np.ndarray,
@@ -179,6 +188,10 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
         if self._upkeep is not None:
             self._upkeep.join()
             self._upkeep = None
+
+    def close(self) -> None:
+        self.settle()
+        release()
 
     def _append(self, con, packets: Sequence[NewPacket], embeddings: np.ndarray,
                 embed_model: str) -> list[Packet]:
