@@ -352,10 +352,10 @@ def test_responses_api_is_a_chat_turn(server, served_home):
     assert [r["role"] for r in rows] == ["user", "soul"] and rows[1]["prose"] == first.output_text
     # previous_response_id continues the same soul session; a stored response reads back
     second = client.responses.create(model="soul", input=[{"role": "user", "content": "And again?"}],
-                                     previous_response_id=first.id, max_output_tokens=8)
+                                     previous_response_id=first.id, max_output_tokens=8, user="resp-1")
     assert second.model_extra["soul"]["session"] == "resp-1" and second.previous_response_id == first.id
     assert len(packets(served_home, "resp-1")) == 4
-    assert client.responses.retrieve(first.id).output_text == first.output_text
+    assert client.responses.retrieve(first.id, extra_query={"user": "resp-1"}).output_text == first.output_text
     # streamed: the documented events, the text the log keeps
     events = list(client.responses.create(model="soul", input="Name a bird.", user="resp-2", stream=True,
                                           max_output_tokens=12))
@@ -499,6 +499,65 @@ def test_mcp_as_a_colleague(served_home):
     assert json.loads(called["content"][0]["text"])["session"] == "inspected"
 
 
+@pytest.mark.parametrize("own, other", [({"user": "alice"}, {"user": "bob"}),
+                                        ({"header": "s-alice"}, {"header": "s-mallory"})])
+def test_a_stored_response_belongs_to_the_user_that_made_it(server, served_home, own, other):
+    """Read and continued under the `user` (or X-Soul-Session) that made it; to anyone else —
+    another user, a caller naming no one — it does not exist (404, as for an id never made)."""
+    def ask(who: dict, **body):
+        headers = {"X-Soul-Session": who["header"]} if "header" in who else {}
+        return http(server.port, "POST", "/v1/responses", json.dumps(
+            {"max_output_tokens": 4, **({"user": who["user"]} if "user" in who else {}), **body}).encode(), headers)
+
+    status, _, raw = ask(own, input="Remember the heron.")
+    first = json.loads(raw)
+    assert status == 200 and first["user"] == (own.get("user") or own.get("header"))
+    for who in (other, {}):
+        refused_ = ask(who, input="And what did I say?", previous_response_id=first["id"])
+        assert refused_[0] == 404 and "no stored response" in error_of(refused_)["message"]
+        headers = {"X-Soul-Session": who["header"]} if "header" in who else {}
+        query = f"?user={who['user']}" if "user" in who else ""
+        assert http(server.port, "GET", f"/v1/responses/{first['id']}{query}", headers=headers)[0] == 404
+    status, _, raw = ask(own, input="And what did I say?", previous_response_id=first["id"])
+    assert status == 200 and json.loads(raw)["soul"]["session"] == first["soul"]["session"]
+    headers = {"X-Soul-Session": own["header"]} if "header" in own else {}
+    query = f"?user={own['user']}" if "user" in own else ""
+    assert http(server.port, "GET", f"/v1/responses/{first['id']}{query}", headers=headers)[0] == 200
+
+
+@pytest.mark.parametrize("schema, words", [
+    ({"$ref": "#/$defs/node", "$defs": {"node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/node"}}}}},
+     "refers to itself"),
+    ({"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}, "names nothing"),
+    ({"type": "object", "properties": {"a": {"$ref": "https://example.org/s.json"}}}, "only local references"),
+    ({"type": "object", "properties": {"a": {"type": "decimal"}}}, "unknown type"),
+    ({"type": "string", "enum": [f"v{i}" for i in range(2000)]}, "enum values"),
+    ({"type": "string", "enum": [f"a long value, number {i:06d}, of a long list" for i in range(900)]}, "over the limit"),
+])
+def test_a_schema_no_grammar_can_hold_is_the_clients_error(server, schema, words):
+    """Refused in both dialects with 400 naming the field, before the model is asked."""
+    chat = http(server.port, "POST", "/v1/chat/completions", json.dumps(
+        {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
+         "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}}).encode())
+    assert chat[0] == 400 and error_of(chat)["param"] == "response_format" and words in error_of(chat)["message"]
+    responses = http(server.port, "POST", "/v1/responses", json.dumps(
+        {"input": "hi", "max_output_tokens": 4, "text": {"format": {"type": "json_schema", "name": "x",
+                                                                   "schema": schema}}}).encode())
+    assert responses[0] == 400 and error_of(responses)["param"] == "text.format"
+
+
+def test_a_client_that_leaves_mid_body_is_no_server_error(server):
+    for body in (b'{"messages": [', b""):
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 4096\r\n\r\n" + body)
+        sock.close()
+    time.sleep(1)
+    log = server.log.read_text()
+    assert log.count("POST /v1/chat/completions 499") == 2 and "ClientDisconnect" not in log, log[-2000:]
+    assert http(server.port, "GET", "/health")[0] == 200
+
+
 def test_sigterm_finishes_the_turn_in_flight(server, served_home):
     """Last in this module: it stops the server."""
     results = {}
@@ -517,5 +576,6 @@ def test_sigterm_finishes_the_turn_in_flight(server, served_home):
     logged = packets(served_home, "at-stop")
     assert [p["role"] for p in logged] == ["user", "soul"]
     assert "stopped (SIGTERM)" in server.log.read_text()
+    assert "nanobind" not in server.log.read_text() and "Traceback" not in server.log.read_text()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=5)
