@@ -22,6 +22,7 @@ from soulctl.commands import (
     dream,
     evolve,
     gen,
+    gen_upkeep,
     hands,
     init,
     log,
@@ -94,7 +95,7 @@ COMMANDS: dict[str, tuple] = {
     "budget": (budget.run, budget.HELP),
     "chat": (chat.run, chat.HELP),
     "notebook": (notebook.app,),
-    "gen": (gen.app,),
+    "gen": (gen.app, gen_upkeep.app),  # one noun, its verbs in two modules
     "log": (log.app, log_data.app),  # one noun, its verbs in two modules
     "mount": (mount.app,),
     "resonate": (resonate.app,),

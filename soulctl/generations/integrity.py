@@ -11,8 +11,8 @@ a seal only this home can make, and generation 0 re-derived from the shipped mod
   GGUF dequantized again with the same tools), cached per machine by the source's sha256, so
   even a forger holding the key cannot change the anchor.
 
-A home made before lineages were sealed is sealed once by `soulctl gen seal`, after every file
-has verified against its manifest and generation 0 against its re-derivation.
+A home made before lineages were sealed is sealed once by `soulctl gen seal` (verify.py), after
+every file has verified against its manifest and generation 0 against its re-derivation.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def anchor_problems(home: Home, gid: str, progress=None) -> tuple[list[str], str
     its manifest against the source re-derived with the same tools (cached per machine). The
     note says what could not be checked (the source gone, other tool versions)."""
     from soulctl.generations.base import BaseSource, materialize
-    from soulctl.generations.build import manifest, sha256_file
+    from soulctl.generations.files import manifest, sha256_file
 
     record = raw_lineage(home, gid)
     source, tools = record.get("source") or {}, record.get("tools") or {}
@@ -247,50 +247,3 @@ def anchor_problems(home: Home, gid: str, progress=None) -> tuple[list[str], str
     wrong = sorted(n for n in set(expected) | set(derived)
                    if (expected.get(n) or {}).get("sha256") != (derived.get(n) or {}).get("sha256"))
     return [f"{gid}/{name} is not what the shipped model derives to" for name in wrong], None
-
-
-# -- sealing a home made before sealing ---------------------------------------------------------
-def seal_home(home: Home, progress=None) -> dict:
-    """Seal every generation of a home whose lineages are not (made before sealing, or whose
-    key was lost): only after each one's files match its manifest and generation 0 matches
-    the shipped model re-derived. Rewrites each lineage.json with its digests and seal (the one
-    change a generation ever takes) and re-seals `gen gc`'s markers."""
-    from soulctl.errors import CheckFailed
-    from soulctl.generations.build import DROPPED_DIR, make_read_only, make_writable, verify_files
-    from soulctl.generations.refs import generation_ids
-
-    ids = generation_ids(home)
-    problems = []
-    for gid in ids:
-        problems += verify_files(home, gid, progress)
-    found, note = anchor_problems(home, ids[0], progress) if ids else ([], None)
-    if problems or found:
-        raise CheckFailed(f"not sealed: {'; '.join((problems + found)[:5])}",
-                          hint="a home is sealed only as it was made: `soulctl gen materialize GEN` rebuilds one")
-    home_key(home, create=True)
-    sealed, parents = [], {}
-    for gid in ids:
-        record = raw_lineage(home, gid)
-        parent = parents.get(record.get("parent")) if record.get("parent") else None
-        new = seal(home, record, parent)
-        parents[gid] = new
-        if new != record:
-            path = home.generations / gid / "lineage.json"
-            make_writable(path.parent)
-            try:
-                tmp = path.with_name(".lineage.json.seal")
-                tmp.write_text(json.dumps(new, indent=2) + "\n")
-                os.replace(tmp, path)
-            finally:
-                make_read_only(path.parent)
-            sealed.append(gid)
-        marker = home.generations / DROPPED_DIR / gid
-        if marker.is_file():
-            try:
-                old = json.loads(marker.read_text())
-            except ValueError:
-                old = None
-            files = old if isinstance(old, list) else (old or {}).get("files", [])
-            payload = {"generation": gid, "files": files}
-            marker.write_text(json.dumps({**payload, "seal": seal_text(home, payload)}) + "\n")
-    return {"sealed": sealed, "generations": len(ids), "note": note}

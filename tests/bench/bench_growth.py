@@ -267,7 +267,7 @@ def run_method(root: Path, method: str, args) -> dict:
     last = gens[-1]
     compared, differing = untouched_identical(home, last)
     from soulctl.generations import read_lineage
-    from soulctl.generations.build import sha256_file
+    from soulctl.generations.files import sha256_file
     from soulctl.home import Home
 
     hashes = read_lineage(Home(home), last).hashes

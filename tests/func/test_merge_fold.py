@@ -101,7 +101,7 @@ def test_a_dropped_chain_is_replayed_to_its_sha256(nights):
     assert not list((home.generations / "gen-0003").glob("*.safetensors"))
     made = materialize(home, "gen-0003")
     assert made["identical"] is True
-    from soulctl.generations.build import sha256_file
+    from soulctl.generations.files import sha256_file
 
     assert all(sha256_file(home.generations / "gen-0003" / rel) == sha for rel, sha in hashes.items())
     assert not [p for p in home.generations.iterdir() if p.name.startswith(".tmp")]  # no scratch left

