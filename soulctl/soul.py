@@ -74,22 +74,9 @@ class Soul:
     def recipe(self, name: str, overrides: dict | None = None):
         """recipes/NAME.yaml merged with `overrides` (nested keys as dicts; None values are
         left out, so unset flags keep the file's value), validated once: flag → file → default."""
-        from soulctl.evolve.recipes import load_recipe_with
+        from soulctl.home.recipe_schemas import load_recipe_with
 
         return load_recipe_with(self.home, name, overrides or {})
-
-    def session(self, session: str | None = None, strict: bool = False, warn=None, progress=None):
-        """A Memory OS conversation on this soul (memory.session.open_session); close() settles
-        its last turn's writes."""
-        from soulctl.memory.session import open_session
-
-        return open_session(self, session, strict, warn, progress)
-
-    def invoke_agent(self, task: str, constraints: str | None = None, **limits):
-        """The soul's hands (hands.invoke_agent): a coding agent does `task`; both sides logged."""
-        from soulctl.hands import invoke_agent
-
-        return invoke_agent(self, task, constraints, **limits)
 
     def close(self) -> None:
         """Finish background writes and close the engines (a llama.cpp model freed at

@@ -43,7 +43,7 @@ def _part(name: str, read) -> dict:
 
 
 def _server(home) -> dict:
-    from soulctl.serve import control
+    from soulctl.home import control
 
     if (state := control.running(home)) is None:
         return {"running": False}

@@ -45,9 +45,12 @@ def run(
     seed: Annotated[Optional[int], typer.Option(callback=options.sampling("seed"), help="A fixed seed: the same reply to the same prompt.", rich_help_panel="Sampling")] = None,
     max_tokens: Annotated[Optional[int], typer.Option(min=1, help="At most this many tokens per reply (within memory.reply_tokens).", rich_help_panel="Sampling")] = None,
 ) -> None:
+    from soulctl.memory.session import open_session
+    from soulctl.tools import Toolbox
+
     out = state.out
     with out.progress_bars() as progress:  # a first run on llama.cpp converts the generation
-        chat = state.soul().session(session, strict, out.warn, progress)
+        chat = open_session(state.soul(), session, strict, out.warn, progress, tools=Toolbox())
     chat.sampling = chat.sampling.but(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
                                       repeat_penalty=repeat_penalty, seed=seed).check(chat.engine.name)
     chat.max_reply = max_tokens or chat.max_reply
@@ -121,7 +124,7 @@ def _reply(chat, line: str) -> None:
 def _tool(chat, tool_name: str, **arguments):
     """A tool from the registry; its error, as one line."""
     from soulctl.errors import InvalidInput
-    from soulctl.memory.tools import ToolContext, call
+    from soulctl.tools import ToolContext, call
 
     outcome = call(tool_name, {k: v for k, v in arguments.items() if v is not None},
                    ToolContext(state.soul(), chat))

@@ -126,7 +126,7 @@ def use(
     serves GEN (--no-wait: it follows on its own within a second)."""
     from soulctl.errors import NotFound
     from soulctl.generations import dropped_files, resolve, set_current
-    from soulctl.serve import control
+    from soulctl.home import control
 
     home = state.home()
     gid = resolve(home, gen)

@@ -114,7 +114,9 @@ def rewrite(
         raise InvalidInput("the notebook is rewritten from a session's window: name one",
                            hint="soulctl notebook rewrite --session NAME (see `soulctl log ls`)")
     with state.out.progress_bars() as progress:
-        chat = state.soul().session(session, warn=state.out.warn, progress=progress)
+        from soulctl.memory.session import open_session
+
+        chat = open_session(state.soul(), session, warn=state.out.warn, progress=progress)
     if self_:
         version = chat.rewrite_self(guidance)
     elif not chat.window:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from soulctl.engine import Engine
+from soulctl.engine.base import Engine
 from soulctl.engine.sampling import GREEDY, Sampling
 from soulctl.errors import InvalidInput, Unavailable
 
@@ -126,3 +126,14 @@ class LlamaCppEngine(Engine):
 
     def count_chat_tokens(self, messages: list[dict], add_generation_prompt: bool = True) -> int:
         return len(self.prompt_tokens(messages, add_generation_prompt))
+
+
+def prepare(home, spec, ref, progress=None):
+    """The GGUF llama.cpp reads for `ref`: converted once from a generation and cached beside it."""
+    from soulctl.generations.derived import gguf_for
+
+    return gguf_for(home, ref, spec.quant, progress)
+
+
+def open_backend(home, role: str, spec, ref, progress=None) -> LlamaCppEngine:
+    return LlamaCppEngine(prepare(home, spec, ref, progress), context=spec.context, generation=ref.generation)

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from soulctl.engine import Engine
+from soulctl.engine.base import Engine
 from soulctl.engine.sampling import GREEDY, Sampling
 from soulctl.errors import InvalidInput
 
@@ -83,3 +83,7 @@ class MlxEngine(Engine):
 
     def count_chat_tokens(self, messages: list[dict], add_generation_prompt: bool = True) -> int:
         return len(self.prompt_tokens(messages, add_generation_prompt))
+
+
+def open_backend(home, role: str, spec, ref, progress=None) -> MlxEngine:
+    return MlxEngine(ref.path, context=spec.context, generation=ref.generation)

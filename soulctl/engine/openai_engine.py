@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 from typing import Iterator
 
-from soulctl.engine import Engine
+from soulctl.engine.base import Engine
 from soulctl.engine.sampling import GREEDY, NEUTRAL, Sampling
 from soulctl.errors import InvalidInput, Unavailable
 
@@ -252,3 +252,7 @@ def _error_body(exc: urllib.error.HTTPError) -> str:
     if isinstance(error, dict):
         return error.get("message") or exc.reason
     return str(error or body.get("detail") or exc.reason)
+
+
+def open_backend(home, role: str, spec, ref, progress=None) -> OpenAIEngine:
+    return OpenAIEngine(spec.url, model=spec.model, context=spec.context, role=role)

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from soulctl.engine import Engine
+from soulctl.engine.base import Engine
 from soulctl.engine.sampling import GREEDY, Sampling
 from soulctl.errors import InvalidInput
 
@@ -15,6 +15,7 @@ from soulctl.errors import InvalidInput
 class TransformersEngine(Engine):
     name = "transformers"
     supports_probs = True
+    supports_weights = True
 
     def __init__(self, model_dir: Path, context: int | None = None, device: str | None = None,
                  generation: str | None = None):
@@ -98,6 +99,9 @@ class TransformersEngine(Engine):
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][:limit]
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
+    def torch_model(self):
+        return self.model, self.tokenizer
+
     def close(self) -> None:
         pass
 
@@ -110,3 +114,7 @@ class TransformersEngine(Engine):
         if hasattr(ids, "keys"):
             ids = ids["input_ids"]
         return len(ids)
+
+
+def open_backend(home, role: str, spec, ref, progress=None) -> TransformersEngine:
+    return TransformersEngine(ref.path, context=spec.context, generation=ref.generation)

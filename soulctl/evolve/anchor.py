@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from soulctl.errors import NotFound
-from soulctl.evolve.training import encode_conversation, mean_loss, read_buffer, text_examples
+from soulctl.evolve.training import read_buffer
 from soulctl.generations import dropped_files, generation_ids, read_lineage, resolve
+from soulctl.generations.evaluate import Evaluator
 from soulctl.home import Home
 
 if TYPE_CHECKING:
@@ -28,29 +29,6 @@ def probe_texts(home: Home) -> list[str]:
         if lines:
             return lines
     raise NotFound("no probe set (recipes/probes.txt)", hint="restore recipes/probes.txt")
-
-
-class _Models:
-    """Load each generation once per process (evaluations reuse them)."""
-
-    def __init__(self, home: Home):
-        self.home = home
-        self._cache: dict[str, tuple] = {}
-
-    def get(self, gid: str):
-        if gid not in self._cache:
-            if dropped_files(self.home, gid):
-                raise NotFound(f"{gid} has no weights (dropped by gc)", hint=f"soulctl gen materialize {gid}")
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            import torch
-            import transformers
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            transformers.utils.logging.set_verbosity_error()
-            d = str(self.home.generations / gid)
-            self._cache = {gid: (AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32),
-                                 AutoTokenizer.from_pretrained(d))}  # one at a time: RAM
-        return self._cache[gid]
 
 
 def _cache_path(home: Home, gid: str) -> Path:
@@ -75,32 +53,29 @@ def _save(home: Home, gid: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def probe_loss(home: Home, gid: str, models: _Models) -> float:
+def probe_loss(home: Home, gid: str, models: Evaluator) -> float:
     cache = _cached(home, gid)
     if "probe_loss" not in cache:
-        model, tok = models.get(gid)
-        cache["probe_loss"] = round(mean_loss(model, tok, text_examples(tok, probe_texts(home))), 6)
+        cache["probe_loss"] = round(models.text_loss(gid, probe_texts(home)), 6)
         _save(home, gid, cache)
     return cache["probe_loss"]
 
 
-def buffer_loss(home: Home, gid: str, buffer_id: str, models: _Models) -> float | None:
+def buffer_loss(home: Home, gid: str, buffer_id: str, models: Evaluator) -> float | None:
     cache = _cached(home, gid)
     key = f"buffer_loss:{buffer_id}"
     if key not in cache:
         path = home.buffers / f"{buffer_id}.jsonl"
         if not path.is_file():
             return None
-        model, tok = models.get(gid)
-        examples = [encode_conversation(tok, c, 512) for c in read_buffer(path)]
-        cache[key] = round(mean_loss(model, tok, examples), 6)
+        cache[key] = round(models.conversation_loss(gid, read_buffer(path)), 6)
         _save(home, gid, cache)
     return cache[key]
 
 
-def drift(home: Home, ref: str | None = None, models: _Models | None = None) -> dict:
+def drift(home: Home, ref: str | None = None, models: Evaluator | None = None) -> dict:
     """Weights drift (from lineage), probe loss vs the anchor, absorption vs the parent."""
-    models = models or _Models(home)
+    models = models or Evaluator(home)
     gid = resolve(home, ref)
     lineage = read_lineage(home, gid)
     anchor = lineage.anchor or generation_ids(home)[0]
@@ -174,7 +149,7 @@ def plot(home: Home, path: Path, fmt: str = "png") -> list[dict]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = _Models(home)
+    models = Evaluator(home)
     reports = [drift(home, gid, models) for gid in generation_ids(home) if not dropped_files(home, gid)]
     xs = list(range(len(reports)))
     fig, ax1 = plt.subplots(figsize=(7, 4))

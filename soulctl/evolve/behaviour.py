@@ -14,6 +14,7 @@ from pathlib import Path
 
 from soulctl.errors import InvalidInput, NotFound
 from soulctl.generations import dropped_files, resolve
+from soulctl.generations.evaluate import Evaluator
 from soulctl.home import Home
 from soulctl.progress import progress_task
 
@@ -51,9 +52,13 @@ def compare(home: Home, a: str, b: str, prompts: list[str], seed: int = 0, max_t
 
     sampling = of_role(home.config.roles["soul"]).but(frequency_penalty=0.0, presence_penalty=0.0)
     seen: dict[str, list[dict]] = {}
-    with progress_task(progress, "Answering", len(prompts) * 2) as task:
-        for gid in dict.fromkeys(ids):
-            seen[gid] = _answer_all(home, gid, prompts, sampling, seed, max_tokens, task)
+    evaluator = Evaluator(home)
+    try:
+        with progress_task(progress, "Answering", len(prompts) * 2) as task:
+            for gid in dict.fromkeys(ids):
+                seen[gid] = _answer_all(evaluator, gid, prompts, sampling, seed, max_tokens, task)
+    finally:
+        evaluator.close()
     rows = []
     for i, prompt in enumerate(prompts):
         first, second = seen[ids[0]][i], seen[ids[1]][i]
@@ -66,18 +71,12 @@ def compare(home: Home, a: str, b: str, prompts: list[str], seed: int = 0, max_t
                                          "mean_loss_change": round(sum(changes) / len(changes), 6)}}
 
 
-def _answer_all(home: Home, gid: str, prompts: list[str], sampling, seed: int, max_tokens: int, task) -> list[dict]:
-    from soulctl.engine.transformers_engine import TransformersEngine
-    from soulctl.evolve.training import mean_loss, text_examples
-
-    engine = TransformersEngine(home.generations / gid, generation=gid)
-    try:
-        out = []
-        for i, prompt in enumerate(prompts):
-            answer = engine.chat([{"role": "user", "content": prompt}], max_tokens, sampling.but(seed=seed + i))
-            loss = mean_loss(engine.model, engine.tokenizer, text_examples(engine.tokenizer, [prompt]))
-            out.append({"answer": answer, "loss": round(loss, 6), "ppl": round(math.exp(loss), 4)})
-            task.advance(1)
-        return out
-    finally:
-        engine.close()
+def _answer_all(evaluator: Evaluator, gid: str, prompts: list[str], sampling, seed: int, max_tokens: int,
+                task) -> list[dict]:
+    out = []
+    for i, prompt in enumerate(prompts):
+        answer = evaluator.answer(gid, prompt, sampling.but(seed=seed + i), max_tokens)
+        loss = evaluator.text_loss(gid, [prompt])
+        out.append({"answer": answer, "loss": round(loss, 6), "ppl": round(math.exp(loss), 4)})
+        task.advance(1)
+    return out

@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from soulctl.errors import InvalidInput
-from soulctl.evolve.recipes import ResonateRecipe
+from soulctl.home.recipe_schemas import ResonateRecipe
 from soulctl.home import Home
 from soulctl.log import Store
 from soulctl.prose import flaws

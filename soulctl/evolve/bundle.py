@@ -122,7 +122,7 @@ def run_bundle(bundle: Path, base_dir: Path, key: bytes, out: Path, progress=Non
     import hashlib
 
     from soulctl.evolve.dream import train_adapter
-    from soulctl.evolve.recipes import DreamRecipe
+    from soulctl.home.recipe_schemas import DreamRecipe
     from soulctl.evolve.training import read_buffer
     from soulctl.generations import sha256_file
     from soulctl.outfile import check_output

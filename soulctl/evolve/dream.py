@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 from soulctl.errors import InvalidInput, MissingDependency, NotFound
 from soulctl.generations.adapters import store_adapter
-from soulctl.evolve.recipes import DreamRecipe
-from soulctl.evolve.training import batches, encode_conversation, mean_loss, read_buffer, train_epochs
+from soulctl.home.recipe_schemas import DreamRecipe
+from soulctl.evolve.training import read_buffer, train_epochs
+from soulctl.generations.evaluate import batches, encode_conversation, mean_loss
 from soulctl.generations import current
 from soulctl.home import Home
 

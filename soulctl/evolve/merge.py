@@ -46,7 +46,7 @@ def plan_merge(home: Home, adapter_ids: list[str], recipe: MergeRecipe,
                parent: str | None = None) -> tuple[MergePlan, list[AdapterLayer]]:
     """The merge of `adapter_ids` onto `parent` (default: current). `density` and `weight`
     override the recipe's for the new layers, validated by the recipe's own schema."""
-    from soulctl.evolve.recipes import with_overrides
+    from soulctl.home.recipe_schemas import with_overrides
 
     if density is not None or weight is not None:
         layer = {k: v for k, v in (("density", density), ("weight", weight)) if v is not None}

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from soulctl.errors import InvalidInput, MissingDependency
-from soulctl.evolve.recipes import DreamRecipe
-from soulctl.evolve.training import encode_conversation, train_epochs
+from soulctl.home.recipe_schemas import DreamRecipe
+from soulctl.evolve.training import train_epochs
+from soulctl.generations.evaluate import encode_conversation
 
 
 def available() -> bool:

@@ -62,7 +62,7 @@ class Night:
     def enter(self, buffer_path=None) -> dict:
         """Check the night's plan; release the server's soul when it must be. Returns what was
         decided, for the cycle's record."""
-        from soulctl.serve import control
+        from soulctl.home import control
 
         plan = phases(self.soul, buffer_path)["night"]
         self.plan = plan
@@ -86,7 +86,7 @@ class Night:
         return {**decided, "released": self.released}
 
     def _renew(self) -> None:
-        from soulctl.serve import control
+        from soulctl.home import control
 
         while not self._stop.wait(self.lease_s / 3):
             answer = control.ask(self.soul.home, {"op": "renew", "holder": os.getpid(), "lease": self.lease_s})
@@ -97,7 +97,7 @@ class Night:
     def close(self) -> dict | None:
         """After the cycle: the server serves `current` — restored when released, else told to
         follow it. Returns its answer (None when no server runs)."""
-        from soulctl.serve import control
+        from soulctl.home import control
 
         self._stop.set()
         op = "restore" if self.released else "follow"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from soulctl.errors import InvalidInput, NotFound
-from soulctl.evolve.recipes import ResonateRecipe
+from soulctl.home.recipe_schemas import ResonateRecipe
 from soulctl.log import Filters, Packet, Store
 from soulctl.progress import progress_task
 from soulctl.prose import flaws

@@ -58,41 +58,6 @@ def _example(obj, where: str) -> list[dict]:
     return messages
 
 
-def encode_conversation(tokenizer, messages: list[dict], max_len: int) -> tuple[list[int], list[int]]:
-    """(input ids, labels) with -100 on everything but the last assistant reply."""
-    prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True)
-    full = tokenizer.apply_chat_template(messages, tokenize=True)
-    prompt, full = _ids(prompt), _ids(full)
-    if full[:len(prompt)] != prompt:  # a template that rewrites earlier turns: learn it all
-        prompt = []
-    labels = [-100] * len(prompt) + full[len(prompt):]
-    if len(full) > max_len:  # keep the reply: drop the oldest context
-        full, labels = full[-max_len:], labels[-max_len:]
-    return full, labels
-
-
-def _ids(value) -> list[int]:
-    if isinstance(value, dict) or hasattr(value, "keys"):
-        value = value["input_ids"]
-    return list(value)
-
-
-def batches(examples: list[tuple[list[int], list[int]]], size: int, pad_id: int):
-    import torch
-
-    for start in range(0, len(examples), size):
-        chunk = examples[start:start + size]
-        width = max(len(ids) for ids, _ in chunk)
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(chunk), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, (i, l) in enumerate(chunk):
-            ids[row, :len(i)] = torch.tensor(i)
-            labels[row, :len(l)] = torch.tensor(l)
-            mask[row, :len(i)] = 1
-        yield ids, labels, mask
-
-
 def train_epochs(examples: list, batch_size: int, epochs: int, seed: int, step, label: str,
                  progress=None, on_step=None) -> dict:
     """The loop every trainer shares: each epoch the examples shuffled (by `seed`), cut into
@@ -123,35 +88,3 @@ def train_epochs(examples: list, batch_size: int, epochs: int, seed: int, step, 
     elapsed = time.perf_counter() - start
     return {"loss_curve": curve, "tokens": tokens,
             "tokens_per_s": round(tokens / elapsed, 2) if elapsed else None}
-
-
-def mean_loss(model, tokenizer, examples, batch_size: int = 4, device: str = "cpu") -> float:
-    """Token-weighted mean cross-entropy over the labelled tokens."""
-    import torch
-
-    total, count = 0.0, 0
-    model.eval()
-    with torch.inference_mode():
-        for ids, labels, mask in batches(examples, batch_size, _pad_id(tokenizer)):
-            ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-            target = labels[:, 1:]
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                                     target.reshape(-1), ignore_index=-100,
-                                                     reduction="sum")
-            total += float(loss)
-            count += int((target != -100).sum())
-    return total / max(count, 1)
-
-
-def text_examples(tokenizer, texts: list[str], max_len: int = 256) -> list[tuple[list[int], list[int]]]:
-    """Plain texts (the probe set) as examples whose every token is scored."""
-    out = []
-    for text in texts:
-        ids = _ids(tokenizer(text)["input_ids"])[:max_len]
-        out.append((ids, list(ids)))
-    return out
-
-
-def _pad_id(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

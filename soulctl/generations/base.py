@@ -21,7 +21,7 @@ from soulctl.budget.modelfiles import (
     read_safetensors_header,
 )
 from soulctl.errors import InvalidInput, MissingDependency, NotFound
-from soulctl.generations import sha256_file
+from soulctl.generations.files import sha256_file
 from soulctl.progress import progress_task
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from soulctl.errors import AlreadyExists
-from soulctl.generations import integrity
+import soulctl.generations.integrity as integrity
 from soulctl.generations.files import fsync_dir, fsync_tree, make_read_only, make_writable, manifest
 from soulctl.generations.lineage import LINEAGE, read_lineage
 from soulctl.generations.refs import TMP_PREFIX, current

@@ -172,7 +172,7 @@ def _converter_version(conv: Path) -> str:
 
 
 def _write_record(directory: Path, record: dict) -> None:
-    from soulctl.generations import now_iso
+    from soulctl.generations.refs import now_iso
 
     record["created_at"] = now_iso()
     tmp = directory / "derived.json.tmp"
@@ -181,6 +181,6 @@ def _write_record(directory: Path, record: dict) -> None:
 
 
 def _sha256(path: Path) -> str:
-    from soulctl.generations import sha256_file
+    from soulctl.generations.files import sha256_file
 
     return sha256_file(path)

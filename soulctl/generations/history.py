@@ -9,18 +9,10 @@ import shutil
 from pathlib import Path
 
 from soulctl.errors import CheckFailed, InvalidInput, NotFound
-from soulctl.generations import (
-    DROPPED_DIR,
-    current,
-    dropped_files,
-    generation_ids,
-    make_read_only,
-    make_writable,
-    mark_dropped,
-    read_lineage,
-    resolve,
-    sha256_file,
-)
+from soulctl.generations.build import DROPPED_DIR, dropped_files, mark_dropped
+from soulctl.generations.files import make_read_only, make_writable, sha256_file
+from soulctl.generations.lineage import read_lineage
+from soulctl.generations.refs import current, generation_ids, resolve
 from soulctl.home import Home
 
 

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from soulctl.generations import integrity
+import soulctl.generations.integrity as integrity
 from soulctl.generations.build import DROPPED_DIR, VERIFIED_DIR, dropped_files
 from soulctl.generations.files import make_read_only, make_writable, sha256_file, tree_files
 from soulctl.generations.lineage import LINEAGE, read_lineage

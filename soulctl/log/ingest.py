@@ -14,7 +14,8 @@ import numpy as np
 from soulctl import jsontext
 from soulctl.errors import AlreadyExists, InvalidInput, NotFound
 from soulctl.home import Home
-from soulctl.log import NewPacket, Packet, Store
+from soulctl.log.packets import NewPacket, Packet
+from soulctl.log.store import Store
 from soulctl.log.packets import MAX_PROSE_BYTES, ROLES, check_vectors
 from soulctl.progress import progress_task
 

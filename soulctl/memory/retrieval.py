@@ -10,12 +10,12 @@ from soulctl.errors import InvalidInput
 from soulctl.prose import norm
 
 if TYPE_CHECKING:
-    from soulctl.memory.session import ChatSession
+    from soulctl.memory.conversation import Conversation
 
 LOG_HITS = 6  # log packets weighed for the retrieved sector each turn
 
 
-def retrieved_sector(chat: ChatSession, query: str, vector: np.ndarray | None = None) -> tuple[str, list[str]]:
+def retrieved_sector(chat: Conversation, query: str, vector: np.ndarray | None = None) -> tuple[str, list[str]]:
     """The retrieved sector for `query`: mounted corpora first (half the sector when the log
     is searched too), then the log's packets by meaning and keyword, answers ranked above
     restated questions — skipping what the window already holds, flush records, and the

@@ -9,7 +9,7 @@ from soulctl.errors import ConfigError, InvalidInput
 from soulctl.memory import notebook as nb
 
 if TYPE_CHECKING:
-    from soulctl.memory.session import ChatSession
+    from soulctl.memory.conversation import Conversation
 
 SECTORS = ("self_tokens", "notebook_tokens", "retrieved_tokens", "window_tokens", "reply_tokens")
 
@@ -24,7 +24,7 @@ def check_sectors(mem, context_length: int) -> None:
                           hint="lower memory.* in soul.yaml, or raise roles.soul.context")
 
 
-def check_fits_alone(chat: ChatSession, user_text: str, limit: int) -> None:
+def check_fits_alone(chat: Conversation, user_text: str, limit: int) -> None:
     """The message with the self-definition and the notebook alone (no window, nothing
     retrieved) must fit, or no flush could make room: refused before anything changes."""
     alone = [{"role": "system", "content": chat.system_text()}, {"role": "user", "content": user_text}]
@@ -32,7 +32,7 @@ def check_fits_alone(chat: ChatSession, user_text: str, limit: int) -> None:
         raise too_big(chat, user_text, need, limit)
 
 
-def too_big(chat: ChatSession, user_text: str, need: int, limit: int) -> InvalidInput:
+def too_big(chat: Conversation, user_text: str, need: int, limit: int) -> InvalidInput:
     """The refusal of a turn that cannot fit, naming the sector that is too big."""
     memory = nb.current_all(chat.soul)
     sizes = {kind: chat.count(memory[kind]["text"]) for kind in ("self", "notebook")}

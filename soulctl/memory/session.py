@@ -28,8 +28,10 @@ from soulctl.memory.sectors import check_fits_alone, check_sectors, too_big
 from soulctl.memory.stream import StopCut, TurnCancelled
 
 if TYPE_CHECKING:
+    from soulctl.memory.conversation import Toolbox
     from soulctl.memory.toolturn import ClientTools
     from soulctl.soul import Soul
+
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ class ChatSession:
     majordomo, when soul.yaml names one, keeps the notebook."""
 
     def __init__(self, soul: Soul, session: str, retrieve_log: bool = True, progress=None,
-                 speaker: str = "soul"):
+                 speaker: str = "soul", tools: Toolbox | None = None):
         self.soul, self.session, self.retrieve_log = soul, session, retrieve_log
         self.home, self.store, self.embedder = soul.home, soul.store, soul.embedder
         # who answers: the soul, or its majordomo while the soul's weights are released for the night
@@ -93,9 +95,9 @@ class ChatSession:
         self.keeper, self.keeper_role = engine, speaker  # who rewrites the notebook
         if speaker == "soul" and "majordomo" in self.home.config.roles:
             self.keeper, self.keeper_role = soul.engine("majordomo", progress), "majordomo"
-        from soulctl.memory.tools import TOOLS
-
-        self.tools = list(TOOLS) if self.home.config.roles["soul"].tools and engine.supports_tools else []
+        # the tools it may offer, handed by whoever opened it (memory/ never imports tools/)
+        self.toolbox = tools
+        self.tools = tools.names if tools and self.home.config.roles["soul"].tools and engine.supports_tools else []
         self.mem = self.home.config.memory
         check_sectors(self.mem, engine.context_length)
         from soulctl.corpus.mounts import Wardrobe
@@ -196,10 +198,9 @@ class ChatSession:
             raise InvalidInput(f"the {self.engine.name} backend does not call tools",
                                hint="serve the soul from a server with tool calling (backend: openai, tools: true), "
                                     "or use the REPL's slash commands (/hands, /self, /mount)")
-        from soulctl.memory.tools import TOOLS
-
-        if unknown := [t for t in use_tools if t not in TOOLS]:
-            raise InvalidInput(f"no tool {unknown[0]!r}", hint=f"tools: {', '.join(TOOLS)}")
+        known = self.toolbox.names if self.toolbox else []
+        if unknown := [t for t in use_tools if t not in known]:
+            raise InvalidInput(f"no tool {unknown[0]!r}", hint=f"tools: {', '.join(known) or 'none handed to this session'}")
         self.settle()
         limit = self.engine.context_length - self.mem.reply_tokens
         check_fits_alone(self, user_text, limit)  # before the pressure protocol changes anything
@@ -427,7 +428,7 @@ class ChatSession:
 
 
 def open_session(soul: Soul, session: str | None = None, strict: bool = False, warn=None,
-                 progress=None) -> ChatSession:
+                 progress=None, tools: Toolbox | None = None) -> ChatSession:
     """A ChatSession on the soul for `session` (default: $SOUL_SESSION or a new one). The
     generation served is verified first (cheaply when unchanged): a tampered one is refused with
     `strict`, served with a warning otherwise."""
@@ -443,4 +444,4 @@ def open_session(soul: Soul, session: str | None = None, strict: bool = False, w
                 raise CheckFailed(message + "; refusing to serve it",
                                   hint=f"restore it: soulctl gen materialize {gid}")
             (warn or log.warning)(message + f"; serving it anyway (restore it: soulctl gen materialize {gid})")
-    return ChatSession(soul, session or env_session() or new_session_id(), progress=progress)
+    return ChatSession(soul, session or env_session() or new_session_id(), progress=progress, tools=tools)

@@ -21,7 +21,6 @@ import numpy as np
 
 from soulctl.errors import InvalidInput
 from soulctl.log.packets import NewPacket, new_id
-from soulctl.memory import tools as registry
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +89,6 @@ def start(chat, user_text: str, vector: np.ndarray, messages: list[dict], cites:
 def advance(chat, turn: ToolTurn) -> Outcome:
     """Rounds of calls until the model answers, a client's calls wait, or a limit is met."""
     engine, mem = chat.engine, chat.mem
-    ctx = registry.ToolContext(chat.soul, chat)
     reply = None
     while turn.rounds < MAX_TOOL_ROUNDS:
         offered, choice = _offer(chat, turn)
@@ -119,7 +117,7 @@ def advance(chat, turn: ToolTurn) -> Outcome:
             if c["name"] in theirs:
                 turn.waiting[c["id"]] = {"name": c["name"], "packet": packet}
             else:
-                outcome = registry.call(c["name"], c["arguments"], ctx)
+                outcome = chat.toolbox.call(c["name"], c["arguments"], chat)
                 text = _log_result(chat, turn, c["name"], packet, json.dumps(outcome, ensure_ascii=False,
                                                                             default=str), "error" not in outcome)
                 answers.append({"role": "tool", "tool_call_id": c["id"], "content": text})
@@ -159,7 +157,7 @@ def _offer(chat, turn: ToolTurn) -> tuple[list[dict], object]:
     mine = list(dict.fromkeys([*chat.tools, *turn.forced]))
     client = turn.client
     theirs = client.functions if client and client.choice != "none" else []
-    offered = registry.schemas(mine) if mine else []
+    offered = chat.toolbox.schemas(mine) if mine else []
     offered += theirs
     if turn.rounds < len(turn.forced):
         return offered, {"type": "function", "function": {"name": turn.forced[turn.rounds]}}

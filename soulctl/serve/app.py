@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from soulctl.serve.context import SESSION_HEADER, Served
 
 if TYPE_CHECKING:
-    from soulctl.serve.server import ServeOptions
+    from soulctl.serve.options import ServeOptions
     from soulctl.soul import Soul
 
 
@@ -22,7 +22,7 @@ def create_app(soul: Soul, options: ServeOptions):
     from soulctl.serve.errors import error_response
     from soulctl.serve.gate import Gate
 
-    from soulctl.serve.control import ControlServer
+    from soulctl.home.control import ControlServer
     from soulctl.serve.follow import Follower
 
     served = Served(soul, options.queue, options.max_body, options.url)

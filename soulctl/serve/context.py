@@ -35,7 +35,9 @@ class Sessions:
         if chat is None:
             from soulctl.memory.session import ChatSession
 
-            chat = ChatSession(self.soul, session, speaker=self.speaker)
+            from soulctl.tools import Toolbox
+
+            chat = ChatSession(self.soul, session, speaker=self.speaker, tools=Toolbox())
         self._open[session] = chat
         while len(self._open) > MAX_SESSIONS:
             self._open.popitem(last=False)

@@ -1,7 +1,7 @@
 """The soul's tools over MCP: stdio for Claude Code (`soulctl mcp`), streamable HTTP beside the
 API (`soulctl serve`, at /mcp).
 
-The tools are the registry in memory/tools.py, listed with their own JSON schemas and called
+The tools are the registry in tools/ (tools/registry.py), listed with their own JSON schemas and called
 through its `call`, so MCP, the chat loop and the REPL run the same code. A tool's result is
 JSON text in the content and the same value as structured content; a SoulError comes back as
 an error result with its one line, never as a protocol failure.
@@ -16,7 +16,7 @@ import mcp_types as types
 
 from soulctl import __version__
 from soulctl.errors import SoulError
-from soulctl.memory import tools as registry
+from soulctl import tools as registry
 
 if TYPE_CHECKING:
     from soulctl.soul import Soul

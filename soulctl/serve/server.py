@@ -5,46 +5,19 @@ from __future__ import annotations
 
 import signal
 import socket
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from soulctl.errors import Unavailable, UsageError
+from soulctl.serve.options import Ready, ServeOptions
 
 if TYPE_CHECKING:
     from soulctl.soul import Soul
 
 
-@dataclass
-class ServeOptions:
-    host: str = "127.0.0.1"
-    port: int = 8710
-    token: str | None = None
-    cors: list[str] = field(default_factory=list)
-    queue: int = 4
-    max_body: int = 4 << 20
-    grace: float = 30.0  # seconds a stop waits for running requests
-    mcp: bool = True
-    strict: bool = False  # refuse a generation whose files fail verification
-    url: str | None = None  # where it listens (set once bound)
-    say: Callable[[str], None] | None = None  # what the server tells its log (switches, releases)
-
-
-@dataclass
-class Ready:
-    """What `serve` says once it listens (the command prints it)."""
-
-    url: str
-    mcp_url: str | None
-    generation: str | None
-    backend: str
-    context: int
-    token: bool
-
-
 def serve(soul: Soul, options: ServeOptions, progress=None, warn=None,
           on_ready: Callable[[Ready], None] | None = None) -> str | None:
     """Serve until stopped; returns the signal that stopped it (SIGINT | SIGTERM)."""
-    from soulctl.serve.control import ServerLock
+    from soulctl.home.control import ServerLock
     from soulctl.serve.gate import is_loopback
 
     if not is_loopback(options.host) and options.token is None:
@@ -65,7 +38,11 @@ def _serve(soul: Soul, options: ServeOptions, progress, warn, on_ready) -> str |
     base = f"http://{shown}:{sock.getsockname()[1]}"
     options.url = base + "/v1"
     try:
-        chat = soul.session(strict=options.strict, warn=warn, progress=progress)  # the model loads now
+        from soulctl.memory.session import open_session
+        from soulctl.tools import Toolbox
+
+        chat = open_session(soul, strict=options.strict, warn=warn, progress=progress,
+                            tools=Toolbox())  # the model loads now
         soul.embedder.encode(["warm"])
         app = create_app(soul, options)
     except BaseException:

@@ -151,7 +151,7 @@ def _function(spec: dict, where: str) -> dict:
     name = spec.get("name")
     if not isinstance(name, str) or not NAME.match(name):
         raise BadRequest(f"'{where}.name' must be 1 to 64 letters, digits, _ or -", f"{where}.name")
-    from soulctl.memory.tools import TOOLS
+    from soulctl.tools import TOOLS
 
     if name in TOOLS:
         raise BadRequest(f"'{where}.name' {name!r} is one of the soul's own tools: give yours another name",

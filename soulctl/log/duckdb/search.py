@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from soulctl.log import rank
+import soulctl.log.rank as rank
 from soulctl.log.context import CONTEXT_STEPS
 from soulctl.log.duckdb.connection import LazyRead
 from soulctl.log.duckdb.rows import fetch_by_seq, neighbours, vectors_from, where_clause

@@ -20,7 +20,7 @@ import numpy as np
 
 from soulctl.errors import AlreadyExists, CannotWrite, InvalidInput, NotFound
 from soulctl.interrupts import deferred
-from soulctl.log.duckdb import schema
+import soulctl.log.duckdb.schema as schema
 from soulctl.log.duckdb.connection import attached, release, rollback
 from soulctl.log.duckdb.index import LogIndex
 from soulctl.log.duckdb.lock import store_lock

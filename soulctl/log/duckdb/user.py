@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 
 from soulctl.errors import InvalidInput, NotFound, TimedOut
-from soulctl.log.duckdb import schema
+import soulctl.log.duckdb.schema as schema
 from soulctl.log.duckdb.connection import rollback
 from soulctl.log.duckdb.lock import store_lock
 from soulctl.log.duckdb.rows import SELECT, fixed_array

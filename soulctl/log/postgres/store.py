@@ -16,10 +16,11 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from soulctl.errors import AlreadyExists, InvalidInput, NotFound
-from soulctl.log import rank
+import soulctl.log.rank as rank
 from soulctl.log.context import CONTEXT_STEPS
 from soulctl.log.packets import Filters, Hit, NewPacket, Packet, check_vectors, utcnow
-from soulctl.log.postgres import ranking, schema
+import soulctl.log.postgres.ranking as ranking
+import soulctl.log.postgres.schema as schema
 from soulctl.log.postgres.connect import connect, memory_mb, vec
 from soulctl.log.postgres.user import UserQueries
 from soulctl.log.postgres.filters import neighbours_sql, where_clause

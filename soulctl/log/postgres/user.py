@@ -12,7 +12,7 @@ import numpy as np
 
 from soulctl.errors import InvalidInput, NotFound, TimedOut
 from soulctl.log.packets import utcnow
-from soulctl.log.postgres import schema
+import soulctl.log.postgres.schema as schema
 from soulctl.log.postgres.connect import READER, vec
 from soulctl.log.rows import COLUMNS, RAW, SELECT
 from soulctl.log.store import SQL_TIMEOUT

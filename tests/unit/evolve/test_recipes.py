@@ -8,7 +8,7 @@ from soulctl.errors import InvalidInput
 
 
 def test_recipe_overrides_merge_and_validate_once():
-    from soulctl.evolve.recipes import MergeRecipe, with_overrides
+    from soulctl.home.recipe_schemas import MergeRecipe, with_overrides
 
     recipe = with_overrides(MergeRecipe(), {"anchor_weight": 0.5, "layer": {"density": 0.6}})
     assert (recipe.anchor_weight, recipe.layer.density, recipe.layer.weight) == (0.5, 0.6, 0.5)
@@ -23,7 +23,7 @@ def test_recipe_overrides_merge_and_validate_once():
 def test_the_judge_and_its_rubric_use_one_scale():
     import yaml
 
-    from soulctl.evolve.recipes import ResonateRecipe
+    from soulctl.home.recipe_schemas import ResonateRecipe
     from soulctl.evolve.resonate import JUDGE_ASK, JUDGE_TOP
     from soulctl.home.recipes import shipped_recipes
 

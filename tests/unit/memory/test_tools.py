@@ -3,7 +3,7 @@ the REPL, an MCP client)."""
 
 import pytest
 
-from soulctl.memory.tools import BadArguments, ToolContext, call, check_arguments
+from soulctl.tools import BadArguments, ToolContext, call, check_arguments
 
 
 @pytest.mark.parametrize("name,args,param,words", [

@@ -1,5 +1,5 @@
-"""README's Layout table matches the tree: every module of soulctl/ is named in it, and every
-module it names exists."""
+"""The layout table of docs/architecture.md matches the tree: every module of soulctl/ is
+named in it, and every module it names exists."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def layout_rows() -> list[tuple[str, str]]:
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("## Layout"):text.index("## Exit codes")]
+    text = (REPO / "docs" / "architecture.md").read_text()
+    section = text[text.index("## Layout"):]
     rows = []
     for line in section.splitlines():
         if line.startswith("| `soulctl/"):

@@ -1,4 +1,6 @@
-"""Recipes (recipes/*.yaml): schemas with defaults; values resolve flag → file → default."""
+"""Recipes (recipes/*.yaml): the schemas of every recipe, with defaults; values resolve
+flag → file → default. They live with the home (the floor under everything that reads them),
+so the soul's handle validates a recipe without importing the code that uses it."""
 
 from __future__ import annotations
 
@@ -8,13 +10,40 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from soulctl.errors import ConfigError
-from soulctl.generations.ties import MergeRecipe  # the merge recipe lives with the fold it configures
 from soulctl.home import Home
 from soulctl.home.config import validate_mapping
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class LayerDefaults(_Strict):
+    density: float = Field(0.3, gt=0, le=1)
+    weight: float = Field(0.5, gt=0)
+
+
+class MergeRecipe(_Strict):
+    # fold / magmax: the parent's weights plus the new layers (cost flat in history; fold is
+    # the shipped default, chosen over 30 nights); ties: every layer re-folded onto the anchor
+    # each night (cost grows with history)
+    method: Literal["ties", "fold", "magmax"] = "fold"
+    anchor_weight: float = Field(0.7, ge=0, lt=1)
+    layer: LayerDefaults = Field(default_factory=LayerDefaults)
+    normalize: bool = False  # mergekit's default is true: a lone layer's weight then cancels
+    # fold / magmax: no touched tensor moves further than this from the anchor, relative to the
+    # anchor's own norm (‖W − A‖ ≤ reach·‖A‖); over it, the accumulated change is scaled back
+    reach: float | None = Field(None, gt=0)
+
+    @property
+    def folds(self) -> bool:
+        """Whether a generation is made from its parent's weights (not from the anchor alone)."""
+        return self.method != "ties"
+
+    @property
+    def lam(self) -> float:
+        """λ = 1 − anchor_weight: the share of the merged delta added to the anchor."""
+        return 1.0 - self.anchor_weight
 
 
 class LoraSection(_Strict):
