@@ -72,56 +72,22 @@ class Phase:
                 "fits": self.fits, "components": self.components, "notes": self.notes}
 
 
-@dataclass
-class Training:
-    """What a dream needs to know of its recipe and buffer."""
-
-    trainer: str = "peft"  # peft (torch) | mlx
-    dtype_bytes: int = 4  # the trainer's weights: float32 on torch, the stored dtype on mlx
-    stored_bytes: int = 4  # the generation's weights on disk (what the merge reads)
-    r: int = 32
-    targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj")
-    batch: int = 2
-    tokens: int = 512  # the buffer's longest example (at most the recipe's max_seq_len)
-    checkpointing: bool = False
-
-
-def default_training(serve: Budget) -> Training:
-    """A dream by the shipped recipe for a model the budget knows only by name (a preset, a
-    profile): mlx in the published dtype on Apple silicon, peft in float32 elsewhere."""
-    stored = 2 if serve.models[0].info.quant in ("bf16", "f16") else 4
-    if serve.apple_silicon:
-        return Training(trainer="mlx", dtype_bytes=stored, stored_bytes=stored)
-    return Training(stored_bytes=stored)
-
-
-def plan(serve: Budget, training: Training, layers_folded: int = 2) -> dict:
-    """The dream and the merge of the soul's model, and the night's plan beside `serve`."""
-    info = serve.models[0].info
-    arch = info.arch
-    dream = dream_components(arch, info.params, training)
+def plan(serve: Budget, dream: list[dict], touched: tuple[str, ...], stored_bytes: int,
+         layers_folded: int = 2) -> dict:
+    """The night beside `serve`: the dream's components (what its trainer says it needs), the
+    merge of a layer touching `touched` modules, and whether each fits beside the running
+    server or only beside a released one."""
+    arch = serve.models[0].info.arch
     outs = {"q_proj": arch.heads * arch.head_dim, "k_proj": arch.kv_heads * arch.head_dim,
             "v_proj": arch.kv_heads * arch.head_dim}
-    largest = max(arch.hidden * outs.get(t, arch.hidden) for t in training.targets)
-    merge = merge_components(largest, training.stored_bytes, layers_folded)
-    return {"dream": dream, "merge": merge, "night": night(serve, dream, merge), "training": dict(training.__dict__)}
+    largest = max(arch.hidden * outs.get(t, arch.hidden) for t in touched)
+    merge = merge_components(largest, stored_bytes, layers_folded)
+    return {"dream": dream, "merge": merge, "night": night(serve, dream, merge)}
 
 
-def report(serve: Budget, training: Training) -> dict:
-    """Every phase for `budget`: serve; the dream without and with gradient checkpointing (the
-    recipe's choice first); the merge; and the night with the recipe's dream."""
-    from dataclasses import replace
-
-    chosen = plan(serve, training)
-    other = plan(serve, replace(training, checkpointing=not training.checkpointing))
-    dream = {("with" if t.checkpointing else "without") + "_checkpointing": {
-        "bytes": sum(c["bytes"] for c in p["dream"]), "components": p["dream"]}
-        for t, p in ((training, chosen), (replace(training, checkpointing=not training.checkpointing), other))}
-    return {"serve": {"bytes": serve.total_bytes, "fits": serve.fits},
-            "dream": {**dream, "recipe": "with_checkpointing" if training.checkpointing else "without_checkpointing",
-                      "training": chosen["training"]},
-            "merge": {"bytes": sum(c["bytes"] for c in chosen["merge"]), "components": chosen["merge"]},
-            "night": chosen["night"]}
+def stored_bytes_of(serve: Budget) -> int:
+    """Bytes per weight of the soul's generation on disk (what a merge reads)."""
+    return 2 if serve.models[0].info.quant in ("bf16", "f16") else 4
 
 
 def lora_params(arch: Arch, r: int, targets) -> int:
@@ -132,23 +98,27 @@ def lora_params(arch: Arch, r: int, targets) -> int:
     return arch.layers * sum(r * (ins.get(t, arch.hidden) + outs.get(t, arch.hidden)) for t in targets)
 
 
-def dream_components(arch: Arch, params: int, t: Training) -> list[dict]:
-    lora = lora_params(arch, t.r, t.targets)
-    n = t.batch * t.tokens
-    act = t.dtype_bytes  # activations are kept in the dtype the trainer computes in
+def lora_dream(arch: Arch, params: int, recipe, tokens: int, dtype_bytes: int, runtime: int,
+               trainer: str) -> list[dict]:
+    """A LoRA dream's RAM by component: the weights at the trainer's dtype, the LoRA with its
+    gradients and AdamW's two moments, the activations for the longest example at the recipe's
+    batch (less with gradient checkpointing), the logits, the trainer's runtime."""
+    train = recipe.train
+    lora = lora_params(arch, recipe.lora.r, recipe.lora.target_modules)
+    n = train.batch_size * tokens
+    act = dtype_bytes  # activations are kept in the dtype the trainer computes in
     per_layer = n * (ACT_HIDDEN * arch.hidden + ACT_INTERMEDIATE * arch.intermediate) * act \
-        + t.batch * arch.heads * t.tokens ** 2 * act * ATTN_SCORES
+        + train.batch_size * arch.heads * tokens ** 2 * act * ATTN_SCORES
     activations = arch.layers * per_layer
-    if t.checkpointing:  # each layer's input kept, the layers recomputed in the backward pass
+    if train.gradient_checkpointing:  # each layer's input kept, the layers recomputed in the backward pass
         activations = arch.layers * n * arch.hidden * act + CHECKPOINTED * activations
-    runtime = MLX_RUNTIME if t.trainer == "mlx" else TORCH_RUNTIME
     return [
-        _row("weights", params * t.dtype_bytes, f"{params / 1e9:.2f}B params at {t.dtype_bytes} bytes ({t.trainer})"),
+        _row("weights", params * dtype_bytes, f"{params / 1e9:.2f}B params at {dtype_bytes} bytes ({trainer})"),
         _row("lora + adam", lora * 4 * 4, f"{lora / 1e6:.1f}M LoRA params: weights, gradients, 2 moments (float32)"),
-        _row("activations", activations, f"batch {t.batch} × {t.tokens} tokens, "
-             + ("gradient checkpointing" if t.checkpointing else "no checkpointing")),
+        _row("activations", activations, f"batch {train.batch_size} × {tokens} tokens, "
+             + ("gradient checkpointing" if train.gradient_checkpointing else "no checkpointing")),
         _row("logits", n * arch.vocab * 4 * LOGITS_COPIES, f"{arch.vocab} vocab × {n} tokens"),
-        _row("runtime", runtime, f"{'mlx' if t.trainer == 'mlx' else 'torch'} and the trainer"),
+        _row("runtime", runtime, f"{'mlx' if trainer == 'mlx' else 'torch'} and the trainer"),
     ]
 
 
@@ -186,5 +156,5 @@ def _row(name: str, size: int, detail: str) -> dict:
     return {"name": name, "bytes": int(size), "detail": detail}
 
 
-__all__ = ["GiB", "MiB", "Phase", "Training", "dream_components", "merge_components", "night",
-           "served_while_released", "lora_params"]
+__all__ = ["GiB", "MiB", "Phase", "lora_dream", "merge_components", "night", "plan", "served_while_released",
+           "lora_params", "stored_bytes_of"]

@@ -112,13 +112,14 @@ PHASES = ("all", "serve", "dream", "merge", "night")
 def _phases(serve, home) -> dict:
     """The night's phases: by this home's recipes when the budget is soul.yaml's own stack, else
     by the shipped recipe for the named model (mlx on Apple silicon, peft elsewhere)."""
-    from soulctl.budget.phases import default_training, report
+    from soulctl.evolve.night import night_plan, phases
+    from soulctl.home.recipe_schemas import DreamRecipe
 
     if home is not None:
-        from soulctl.evolve.night import training_for
-
-        return report(serve, training_for(state.soul()))
-    return report(serve, default_training(serve))
+        plan = phases(state.soul())
+        plan.pop("serve_budget")
+        return plan
+    return night_plan(serve, DreamRecipe())
 
 
 def _render(r: dict) -> str:

@@ -23,7 +23,9 @@ from soulctl.generations import (
     verify,
 )
 from soulctl.generations.adapters import AdapterLayer, load_adapter
-from soulctl.generations.ties import Layer, MergePlan, MergeRecipe, predict_drift, resolve_plan, write_merged
+from soulctl.generations.merge_methods.registry import folds, method
+from soulctl.generations.ties import Layer, MergePlan, predict_drift, resolve_plan, write_merged
+from soulctl.home.recipe_schemas import MergeRecipe
 from soulctl.home import Home
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 
 def check_recipe(recipe: MergeRecipe, layers: list[Layer]) -> None:
+    method(recipe.method)  # an unknown method named now, before any adapter is read
     if recipe.normalize and len(layers) == 1 and layers[0].weight != 1:
         raise InvalidInput(
             f"normalize: true with a single adapter layer cancels its weight ({layers[0].weight})",
@@ -72,7 +75,7 @@ def plan_merge(home: Home, adapter_ids: list[str], recipe: MergeRecipe,
                                 adapter.meta.get("base_generation")))
     layers = parent_layers + new_layers
     check_recipe(recipe, layers)
-    if recipe.folds and dropped_files(home, parent):
+    if folds(recipe) and dropped_files(home, parent):
         raise NotFound(f"{parent} has no weights (dropped by gc): a {recipe.method} merge starts from them",
                        hint=f"soulctl gen materialize {parent}")
     return resolve_plan(home, parent, anchor, layers, recipe, new_from=len(parent_layers))
@@ -109,7 +112,7 @@ def merge(soul: Soul, adapter_ids: list[str], recipe: MergeRecipe, density: floa
     }
 
     def write(tmp: Path) -> None:
-        parent_dir = home.generations / plan.parent if plan.recipe.folds else None
+        parent_dir = home.generations / plan.parent if folds(plan.recipe) else None
         lineage["drift"] = write_merged(plan, adapters, anchor_dir, tmp, progress, parent_dir)
 
     build_generation(home, gid, write, lineage, progress)

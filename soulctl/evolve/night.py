@@ -23,30 +23,51 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def training_for(soul: Soul, buffer_path=None):
-    """The dream's budget inputs from the recipe: trainer, dtypes, LoRA shape, batch, and the
-    longest example of the buffer in tokens (the recipe's max_seq_len when there is none yet)."""
-    from soulctl.budget.phases import Training
-    from soulctl.evolve.dream import trainer_for
+def night_plan(serve, recipe, tokens: int | None = None, stored_bytes: int | None = None) -> dict:
+    """Every phase beside `serve` (a Budget) for `budget` and `evolve`: the dream as the recipe's
+    trainer says it needs — without and with gradient checkpointing, the recipe's choice first —
+    the merge of what that trainer's adapter touches, and the night. `auto` is the trainer of
+    the machine the budget is for (mlx_lora on Apple silicon, else peft_lora)."""
+    from soulctl.budget.phases import plan, stored_bytes_of
+    from soulctl.evolve.trainers import known, pick
 
-    recipe = soul.recipe("dream")
-    trainer = trainer_for(recipe.device)
-    tokens = recipe.train.max_seq_len
-    if buffer_path is not None:
-        tokens = min(tokens, _longest(soul, buffer_path))
-    stored = _stored_bytes(soul)
-    return Training(trainer=trainer, dtype_bytes=stored if trainer == "mlx" else 4, stored_bytes=stored,
-                    r=recipe.lora.r, targets=tuple(recipe.lora.target_modules), batch=recipe.train.batch_size,
-                    tokens=tokens, checkpointing=recipe.train.gradient_checkpointing)
+    if recipe.trainer == "auto" and recipe.device != "mlx":
+        name = "mlx_lora" if serve.apple_silicon else "peft_lora"
+        trainer = known()[name]()
+    else:
+        trainer = pick(recipe, check_installed=False)
+    info = serve.models[0].info
+    stored = stored_bytes or stored_bytes_of(serve)
+    tokens = tokens or recipe.train.max_seq_len
+    flipped = recipe.model_copy(update={"train": recipe.train.model_copy(
+        update={"gradient_checkpointing": not recipe.train.gradient_checkpointing})})
+    dreams = {}
+    for r in (recipe, flipped):
+        dreams[("with" if r.train.gradient_checkpointing else "without") + "_checkpointing"] = \
+            trainer.memory(info.arch, info.params, r, tokens, stored)
+    chosen = ("with" if recipe.train.gradient_checkpointing else "without") + "_checkpointing"
+    night = plan(serve, dreams[chosen], trainer.touches(recipe), stored)
+    training = {"trainer": trainer.name, "tokens": tokens, "stored_bytes": stored, "r": recipe.lora.r,
+                "targets": list(recipe.lora.target_modules), "batch": recipe.train.batch_size,
+                "checkpointing": recipe.train.gradient_checkpointing}
+    return {"serve": {"bytes": serve.total_bytes, "fits": serve.fits},
+            "dream": {**{k: {"bytes": sum(c["bytes"] for c in v), "components": v} for k, v in dreams.items()},
+                      "recipe": chosen, "training": training},
+            "merge": {"bytes": sum(c["bytes"] for c in night["merge"]), "components": night["merge"]},
+            "night": night["night"]}
 
 
 def phases(soul: Soul, buffer_path=None) -> dict:
-    """The night's plan for this soul (evolve): its dream and merge beside its server."""
-    from soulctl.budget.phases import plan
+    """The night's plan for this soul (evolve): its dream and merge beside its server, the
+    dream's examples as long as the buffer's longest."""
     from soulctl.budget.plan import plan_budget
 
+    recipe = soul.recipe("dream")
+    tokens = recipe.train.max_seq_len
+    if buffer_path is not None:
+        tokens = min(tokens, _longest(soul, buffer_path))
     serve = plan_budget(home=soul.home, stores=soul.resident_files())
-    return {"serve": serve, **plan(serve, training_for(soul, buffer_path))}
+    return {"serve_budget": serve, **night_plan(serve, recipe, tokens, _stored_bytes(soul))}
 
 
 class Night:

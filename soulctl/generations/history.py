@@ -97,7 +97,9 @@ def drop_weights(home: Home, gid: str) -> bool:
 def rebuild(home: Home, gid: str, out: Path, progress=None, parent_dir: Path | None = None) -> None:
     """Write `gid`'s model files into `out` from its lineage alone (a fold's from its parent's
     weights: `parent_dir`, else the parent's own, else the chain replayed — see replay)."""
-    from soulctl.generations.ties import Layer, MergeRecipe, resolve_plan, write_merged
+    from soulctl.generations.merge_methods.registry import folds
+    from soulctl.generations.ties import Layer, resolve_plan, write_merged
+    from soulctl.home.recipe_schemas import MergeRecipe
 
     lineage = read_lineage(home, gid)
     if not lineage.layers:
@@ -117,9 +119,9 @@ def rebuild(home: Home, gid: str, out: Path, progress=None, parent_dir: Path | N
     anchor = lineage.anchor
     if dropped_files(home, anchor):
         raise NotFound(f"the anchor {anchor} has no weights", hint=f"soulctl gen materialize {anchor}")
-    new_from = len(read_lineage(home, lineage.parent).layers) if recipe.folds else 0
+    new_from = len(read_lineage(home, lineage.parent).layers) if folds(recipe) else 0
     plan, adapters = resolve_plan(home, lineage.parent, anchor, layers, recipe, new_from)
-    if not recipe.folds:
+    if not folds(recipe):
         write_merged(plan, adapters, home.generations / anchor, out, progress)
         return
     scratch = None
@@ -136,13 +138,14 @@ def replay(home: Home, gid: str, progress=None) -> Path:
     """`gid`'s weights: its own directory, or — dropped by gc — rebuilt into a scratch
     directory by replaying the chain forward from the nearest ancestor that has weights (or
     needs none of its parent's), keeping at most two rebuilt generations on disk at a time."""
-    from soulctl.generations.ties import MergeRecipe
+    from soulctl.generations.merge_methods.registry import folds
+    from soulctl.home.recipe_schemas import MergeRecipe
 
     chain = []
     while dropped_files(home, gid):
         chain.append(gid)
         lineage = read_lineage(home, gid)
-        if not lineage.layers or not MergeRecipe(**lineage.recipe).folds:
+        if not lineage.layers or not folds(MergeRecipe(**lineage.recipe)):
             break  # rebuilt from the anchor (or the base model) alone
         gid = lineage.parent
     else:

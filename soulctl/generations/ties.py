@@ -1,6 +1,6 @@
 """A generation as a pure function of its lineage: the anchor plus its adapter layers, folded
-by TIES (DESIGN §6), or — O(1) in history — its parent's weights plus the night's layer
-(`method: fold` or `magmax`; see fold.py). `merge` (evolve/) plans a new generation and `gen
+by TIES (DESIGN §6), or — O(1) in history — its parent's weights plus the night's layer; what a
+method makes of the night's TIES delta is its own (generations/merge_methods/). `merge` (evolve/) plans a new generation and `gen
 materialize` rebuilds one from its lineage; both compute it here.
 
 For each tensor an adapter touches, every layer's delta ΔW = scale·B·A is trimmed to its
@@ -22,6 +22,7 @@ from soulctl.errors import CheckFailed, InvalidInput, NotFound
 from soulctl.generations.adapters import AdapterLayer, load_adapter
 from soulctl.generations.weights import drift_from_sums, module_type, sq_norm
 from soulctl.home import Home
+from soulctl.generations.merge_methods.registry import folds, method
 from soulctl.home.recipe_schemas import MergeRecipe
 from soulctl.progress import progress_task
 
@@ -105,7 +106,7 @@ def resolve_plan(home: Home, parent: str | None, anchor: str, layers: list[Layer
     from `new_from` on (the parent's weights hold the others)."""
     anchor_dir = home.generations / anchor
     shapes = anchor_shapes(anchor_dir)
-    first = new_from if recipe.folds else 0
+    first = new_from if folds(recipe) else 0
     loaded = [None] * first + [load_adapter(home, layer.adapter, expect_sha=layer.sha256) for layer in layers[first:]]
     targets: dict[str, list[int]] = {}
     for i, adapter in enumerate(loaded):
@@ -122,7 +123,7 @@ def resolve_plan(home: Home, parent: str | None, anchor: str, layers: list[Layer
                                    f"{name} is {tuple(want)} in {anchor}, "
                                    f"the adapter makes {(b_shape[0], a_shape[1])}")
             targets.setdefault(name, []).append(i)
-    base_dir = home.generations / parent if recipe.folds and parent else anchor_dir
+    base_dir = home.generations / parent if folds(recipe) and parent else anchor_dir
     plan = MergePlan(parent, anchor, layers, recipe, targets,
                      mergekit_yaml(base_dir, [home.adapters / l.adapter for l in layers[first:]], layers[first:],
                                    recipe), first)
@@ -162,7 +163,7 @@ def write_merged(plan: MergePlan, adapters: list, anchor_dir: Path, out: Path, p
     """Stream the merged model into `out`; return the drift from the anchor measured on the
     way. A fold reads its parent's weights from `parent_dir` (same layout as the anchor's).
     With `out` None nothing is written (the drift a merge would cause)."""
-    if plan.recipe.folds and parent_dir is None:
+    if folds(plan.recipe) and parent_dir is None:
         raise InvalidInput(f"a {plan.recipe.method} merge reads its parent's weights: none given")
     for path in sorted(anchor_dir.iterdir()) if out is not None else ():
         if path.is_file() and path.suffix != ".safetensors" and path.name != "lineage.json":
@@ -175,7 +176,7 @@ def write_merged(plan: MergePlan, adapters: list, anchor_dir: Path, out: Path, p
             header, data_start = safetensors_layout(src)
             order = sorted((k for k in header if k != "__metadata__"),
                            key=lambda k: header[k]["data_offsets"][0])
-            prev_file = open(parent_dir / src.name, "rb") if plan.recipe.folds else None
+            prev_file = open(parent_dir / src.name, "rb") if parent_dir is not None else None
             try:
                 with open(src, "rb") as fin, (open(out / src.name, "wb") if out is not None else _Discard()) as fout:
                     fout.write(fin.read(data_start))  # same header: same layout as the anchor
@@ -230,11 +231,8 @@ def _merged_bytes(plan: MergePlan, adapters: list, name: str, info: dict, raw: b
         idx = plan.targets[name]
         mixed = ties_delta([adapters[i].delta(name) for i in idx], [plan.layers[i].density for i in idx],
                            [plan.layers[i].weight for i in idx], plan.recipe.normalize, plan.recipe.lam)
-        if plan.recipe.folds:
-            from soulctl.generations.fold import fold
-
-            mixed = fold(plan.recipe, base.float(), _tensor(prev, info).float(), mixed)
-        merged = (base.float() + mixed).to(base.dtype)
+        change = method(plan.recipe.method).change(plan.recipe, base.float(), _tensor(prev, info).float(), mixed)
+        merged = (base.float() + change).to(base.dtype)
     else:  # a fold: a tensor an earlier night changed and this one does not
         merged = _tensor(prev, info)
     if not torch.isfinite(merged).all():
@@ -250,5 +248,5 @@ def _merged_bytes(plan: MergePlan, adapters: list, name: str, info: dict, raw: b
 
 def predict_drift(plan: MergePlan, adapters: list, home: Home) -> dict:
     """The drift the merge would cause, computed as the merge does, writing nothing."""
-    parent_dir = home.generations / plan.parent if plan.recipe.folds and plan.parent else None
+    parent_dir = home.generations / plan.parent if folds(plan.recipe) and plan.parent else None
     return write_merged(plan, adapters, home.generations / plan.anchor, None, parent_dir=parent_dir)

@@ -24,21 +24,16 @@ class LayerDefaults(_Strict):
 
 
 class MergeRecipe(_Strict):
-    # fold / magmax: the parent's weights plus the new layers (cost flat in history; fold is
-    # the shipped default, chosen over 30 nights); ties: every layer re-folded onto the anchor
-    # each night (cost grows with history)
-    method: Literal["ties", "fold", "magmax"] = "fold"
+    # the merge method, by the name its module registers (generations/merge_methods/): fold (the
+    # shipped default, chosen over 30 nights) and magmax keep the parent's weights plus the new
+    # layers (cost flat in history); ties re-folds every layer onto the anchor each night
+    method: str = Field("fold", min_length=1)
     anchor_weight: float = Field(0.7, ge=0, lt=1)
     layer: LayerDefaults = Field(default_factory=LayerDefaults)
     normalize: bool = False  # mergekit's default is true: a lone layer's weight then cancels
     # fold / magmax: no touched tensor moves further than this from the anchor, relative to the
     # anchor's own norm (‖W − A‖ ≤ reach·‖A‖); over it, the accumulated change is scaled back
     reach: float | None = Field(None, gt=0)
-
-    @property
-    def folds(self) -> bool:
-        """Whether a generation is made from its parent's weights (not from the anchor alone)."""
-        return self.method != "ties"
 
     @property
     def lam(self) -> float:
@@ -65,6 +60,9 @@ class TrainSection(_Strict):
 
 
 class DreamRecipe(_Strict):
+    # the trainer, by the name its module registers (evolve/trainers/): auto picks the one this
+    # machine suits (mlx_lora on Apple silicon with mlx-lm, else peft_lora)
+    trainer: str = Field("auto", min_length=1)
     lora: LoraSection = Field(default_factory=LoraSection)
     train: TrainSection = Field(default_factory=TrainSection)
     device: Literal["auto", "cpu", "cuda", "mps", "mlx"] = "auto"

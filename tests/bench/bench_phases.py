@@ -49,9 +49,7 @@ def main() -> None:
     parser.add_argument("--tokens", default="64,160,400")
     parser.add_argument("--batch", type=int, default=2)
     args = parser.parse_args()
-    from soulctl.budget.phases import plan
-    from soulctl.budget.plan import plan_budget
-    from soulctl.evolve.night import training_for
+    from soulctl.evolve.night import phases
     from soulctl.home import Home
     from soulctl.soul import Soul
 
@@ -60,7 +58,13 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "soulctl", "init", str(home)], env=ENV, cwd=REPO, check=True,
                        capture_output=True)
         soul = Soul(Home(home))
-        serve = plan_budget(home=soul.home, stores=soul.resident_files())
+        recipe = home / "recipes" / "dream.yaml"
+        recipe.write_text(recipe.read_text().replace("batch_size: 2", f"batch_size: {args.batch}"))
+
+        def planned(path=None, phase="dream") -> tuple[int, int]:
+            plan = phases(Soul(Home(home)), path)  # the recipe read anew
+            part = plan[phase] if phase == "merge" else plan["dream"][plan["dream"]["recipe"]]
+            return part["bytes"], plan["dream"]["training"]["tokens"]
         print(f"{'phase':8s} {'tokens':>6s} {'budget':>10s} {'measured':>10s} {'budget/measured':>16s}")
         adapter = None
         for tokens in [int(t) for t in args.tokens.split(",")]:
@@ -68,21 +72,17 @@ def main() -> None:
             buffer(path, tokens, examples=2 * args.batch)
             dreamt, peak = run(home, "dream", str(path), "--epochs", "1")
             adapter = dreamt["id"]
-            training = training_for(soul, path)
-            training.batch = args.batch
-            budget = sum(c["bytes"] for c in plan(serve, training)["dream"])
-            print(f"{'dream':8s} {training.tokens:6d} {budget / 2**20:8.0f} MiB {peak / 2**20:8.0f} MiB "
+            budget, used = planned(path)
+            print(f"{'dream':8s} {used:6d} {budget / 2**20:8.0f} MiB {peak / 2**20:8.0f} MiB "
                   f"{budget / peak:16.2f}")
-        recipe = home / "recipes" / "dream.yaml"  # the largest again, with gradient checkpointing
+        # the largest again, with gradient checkpointing
         recipe.write_text(recipe.read_text().replace("gradient_checkpointing: false", "gradient_checkpointing: true"))
         dreamt, peak = run(home, "dream", str(path), "--epochs", "1")
-        training = training_for(soul, path)
-        training.batch = args.batch
-        budget = sum(c["bytes"] for c in plan(serve, training)["dream"])
-        print(f"{'dream ck':8s} {training.tokens:6d} {budget / 2**20:8.0f} MiB {peak / 2**20:8.0f} MiB "
+        budget, used = planned(path)
+        print(f"{'dream ck':8s} {used:6d} {budget / 2**20:8.0f} MiB {peak / 2**20:8.0f} MiB "
               f"{budget / peak:16.2f}")
         merged, peak = run(home, "merge", adapter)
-        budget = sum(c["bytes"] for c in plan(serve, training_for(soul))["merge"])
+        budget, _ = planned(phase="merge")
         print(f"{'merge':8s} {'-':>6s} {budget / 2**20:8.0f} MiB {peak / 2**20:8.0f} MiB {budget / peak:16.2f}")
 
 

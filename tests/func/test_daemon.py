@@ -239,7 +239,7 @@ def test_the_budget_has_every_phase_of_the_night(talked):
     report = soulctl("budget", "--phase", "dream", "--json", "--home", talked).json()
     phases = report["phases"]
     dream = phases["dream"]
-    assert dream["recipe"] == "without_checkpointing" and dream["training"]["trainer"] == "peft"
+    assert dream["recipe"] == "without_checkpointing" and dream["training"]["trainer"] == "peft_lora"
     assert dream["training"]["tokens"] == 64 and dream["training"]["r"] == 32  # the home's recipe
     names = {c["name"] for c in dream["without_checkpointing"]["components"]}
     assert names == {"weights", "lora + adam", "activations", "logits", "runtime"}
@@ -247,7 +247,7 @@ def test_the_budget_has_every_phase_of_the_night(talked):
     assert phases["merge"]["bytes"] < dream["without_checkpointing"]["bytes"]
     assert phases["night"]["release"] == "not needed" and phases["night"]["fits"] is True
     seed = soulctl("budget", "--profile", "seed-stack", "--json").json()["phases"]
-    assert seed["dream"]["training"]["trainer"] == "mlx" and seed["night"]["release"] == "needed"
+    assert seed["dream"]["training"]["trainer"] == "mlx_lora" and seed["night"]["release"] == "needed"
     shown = soulctl("budget", "--profile", "seed-stack")
     assert shown.code == 0 and "night: the night fits only with the soul's weights released" in shown.stdout
     lean = ("--os-reserve", "0", "--no-embedder", "--home", talked)

@@ -16,7 +16,7 @@ from soulctl.evolve.merge import merge
 from soulctl.home.recipe_schemas import MergeRecipe
 from soulctl.generations import read_lineage, set_current
 from soulctl.generations.adapters import load_adapter
-from soulctl.generations.fold import invariants
+from soulctl.generations.merge_methods.base import invariants
 from soulctl.generations.history import gc, materialize
 from soulctl.generations.ties import ties_delta
 from soulctl.soul import Soul
@@ -81,13 +81,14 @@ def test_reach_holds_every_tensor_near_the_anchor(nights):
 
 
 def test_magmax_keeps_the_larger_change_entry_by_entry():
-    from soulctl.generations.fold import fold
+    from soulctl.generations.merge_methods.registry import method
 
     base = torch.zeros(4)
     prev = torch.tensor([1.0, -1.0, 0.5, 0.0])
     mixed = torch.tensor([-0.5, -1.0, -2.0, 0.25])
-    assert torch.equal(fold(MergeRecipe(method="magmax"), base, prev, mixed), torch.tensor([1.0, -2.0, -1.5, 0.25]))
-    assert torch.equal(fold(MergeRecipe(method="fold"), base, prev, mixed), prev + mixed)
+    change = method("magmax").change(MergeRecipe(method="magmax"), base, prev, mixed)
+    assert torch.equal(change, torch.tensor([1.0, -2.0, -1.5, 0.25]))
+    assert torch.equal(method("fold").change(MergeRecipe(method="fold"), base, prev, mixed), prev + mixed)
 
 
 def test_a_dropped_chain_is_replayed_to_its_sha256(nights):

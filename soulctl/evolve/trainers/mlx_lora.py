@@ -1,4 +1,4 @@
-"""dream on mlx-lm: the same LoRA (rank, alpha, dropout, q/k/v only, from the recipe), the same
+"""`trainer: mlx_lora` — dream on mlx-lm: the same LoRA (rank, alpha, dropout, q/k/v only, from the recipe), the same
 examples (only the final assistant reply is learned) and the same loss as the torch path, on
 Apple silicon's GPU (or mlx[cpu] elsewhere, slowly). The adapter is converted to PEFT format,
 so merge and lineage stay one path; its meta names the trainer.
@@ -15,18 +15,40 @@ from pathlib import Path
 import numpy as np
 
 from soulctl.errors import InvalidInput, MissingDependency
-from soulctl.home.recipe_schemas import DreamRecipe
+from soulctl.evolve.trainers.base import LoraTrainer
+from soulctl.evolve.trainers.registry import trainer
 from soulctl.evolve.training import train_epochs
 from soulctl.generations.evaluate import encode_conversation
 
 
-def available() -> bool:
-    import importlib.util
+@trainer("mlx_lora")
+class MlxLora(LoraTrainer):
+    package, extra = "mlx-lm", "mlx"
 
-    return importlib.util.find_spec("mlx_lm") is not None
+    def available(self) -> bool:
+        import importlib.util
+
+        return importlib.util.find_spec("mlx_lm") is not None
+
+    def preferred(self) -> bool:
+        """Apple silicon with mlx-lm: its GPU, in the published dtype."""
+        import platform
+        import sys
+
+        return sys.platform == "darwin" and platform.machine() == "arm64" and self.available()
+
+    def memory(self, arch, params: int, recipe, tokens: int, stored_bytes: int) -> list[dict]:
+        from soulctl.budget.phases import MLX_RUNTIME, lora_dream
+
+        return lora_dream(arch, params, recipe, tokens, dtype_bytes=stored_bytes, runtime=MLX_RUNTIME,
+                          trainer="mlx")
+
+    def train(self, model_dir: Path, conversations: list[list[dict]], recipe, staged: Path,
+              progress=None, on_step=None) -> dict:
+        return train_adapter_mlx(model_dir, conversations, recipe, staged, progress, on_step)
 
 
-def train_adapter_mlx(model_dir: Path, conversations: list[list[dict]], recipe: DreamRecipe,
+def train_adapter_mlx(model_dir: Path, conversations: list[list[dict]], recipe,
                       staged: Path, progress=None, on_step=None) -> dict:
     try:
         import mlx.core as mx
@@ -82,7 +104,7 @@ def train_adapter_mlx(model_dir: Path, conversations: list[list[dict]], recipe: 
             "trainable_params": int(trainable), "loss_before": round(before, 5), "loss_after": round(after, 5), **run}
 
 
-def _load(model_dir: Path, recipe: DreamRecipe):
+def _load(model_dir: Path, recipe):
     """The model (mlx-lm), the torch path's tokenizer (its chat template), its layers."""
     from mlx_lm import load
     from transformers import AutoTokenizer
@@ -110,7 +132,7 @@ def _batch(mx, chunk, pad: int):
     return mx.array(ids), mx.array(labels)
 
 
-def _save_peft(model, recipe: DreamRecipe, model_dir: Path, staged: Path, tree_flatten) -> None:
+def _save_peft(model, recipe, model_dir: Path, staged: Path, tree_flatten) -> None:
     import shutil
 
     from safetensors.numpy import save_file
