@@ -1,9 +1,11 @@
-"""The ASGI application: one router per API surface (chat completions, embeddings, models),
-the MCP endpoint at /mcp, all behind the gate (token, body size, CORS only when asked)."""
+"""The ASGI application: the router of each API surface serve/openai/ lists (chat completions,
+the Responses API, embeddings, models), the MCP endpoint at /mcp, all behind the gate (token,
+body size, CORS only when asked)."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -18,8 +20,8 @@ def create_app(soul: Soul, options: ServeOptions):
     from fastapi import FastAPI
     from starlette.exceptions import HTTPException
 
-    from soulctl.serve import chat, embeddings, models, responses
     from soulctl.serve.errors import error_response
+    from soulctl.serve.openai import SURFACES
     from soulctl.serve.gate import Gate
 
     from soulctl.home.control import ControlServer
@@ -55,8 +57,8 @@ def create_app(soul: Soul, options: ServeOptions):
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         return error_response(exc.status_code, str(exc.detail), kind, headers=getattr(exc, "headers", None))
 
-    for surface in (chat, embeddings, models, responses):
-        app.include_router(surface.router)
+    for surface in SURFACES:
+        app.include_router(importlib.import_module(f"soulctl.serve.openai.{surface}.routes").router)
     if mcp_server is not None:
         from soulctl.serve.mcp import http_routes
 

@@ -167,11 +167,10 @@ class Served:
         while len(self.calls) > MAX_CALLS:
             self.calls.popitem(last=False)
 
-    def session_of(self, request: Request, body: dict, field_name: str = "user", calls=(),
+    def session_of(self, request: Request, user: str | None, field_name: str = "user", calls=(),
                    calls_field: str = "messages") -> str:
         """The request's session: its `user`, else the X-Soul-Session header, else — for the
         results of a client's calls — the session that made them, else a new one."""
-        user = field(body, field_name, str, why="a string")
         header = request.headers.get(SESSION_HEADER)
         if user:
             return check_session(user, field_name)

@@ -18,9 +18,9 @@ log = logging.getLogger(__name__)
 class BadRequest(Exception):
     """A request refused before any work: 400 (or the status given), naming the field."""
 
-    def __init__(self, message: str, param: str | None = None, status: int = 400):
+    def __init__(self, message: str, param: str | None = None, status: int = 400, code: str | None = None):
         super().__init__(message)
-        self.param, self.status = param, status
+        self.param, self.status, self.code = param, status, code
 
 
 def error_response(status: int, message: str, kind: str, param: str | None = None,
@@ -43,7 +43,7 @@ def failure(exc: BaseException) -> Response:
         return error_response(CLIENT_LEFT, "the client closed the connection before its request was whole",
                               "invalid_request_error")
     if isinstance(exc, BadRequest):
-        return error_response(exc.status, str(exc), "invalid_request_error", exc.param)
+        return error_response(exc.status, str(exc), "invalid_request_error", exc.param, code=exc.code)
     if isinstance(exc, Busy):
         return error_response(exc.status, str(exc), "server_busy" if exc.status == 503 else "rate_limit_error",
                               headers={"Retry-After": str(exc.retry_after)})

@@ -200,6 +200,20 @@ def test_errors_in_openai_shape(server):
     assert status == 405 and not any(k.startswith("access-control") for k in headers)
 
 
+@pytest.mark.parametrize("path, body", [
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "frobnicate": True}),
+    ("/v1/responses", {"input": "hi", "frobnicate": True}),
+    ("/v1/embeddings", {"input": "hi", "frobnicate": True}),
+])
+def test_an_unknown_field_is_refused_by_name_on_every_surface(server, path, body):
+    status, _, raw = http(server.port, "POST", path, json.dumps(body).encode())
+    error = json.loads(raw)
+    assert status == 400 and set(error) == {"error"}, raw
+    assert {k: error["error"][k] for k in ("type", "param", "code")} == {
+        "type": "invalid_request_error", "param": "frobnicate", "code": "unknown_field"}
+    assert "'frobnicate' is not supported" in error["error"]["message"]
+
+
 def test_mcp_over_http_and_stdio(server, served_home):
     async def exercise(target, label: str) -> dict:
         async with Client(target) as client:
@@ -276,7 +290,8 @@ def test_mcp_over_http_and_stdio(server, served_home):
         assert got["off"].structured_content["result"]["mounted"] == []
 
 
-def test_token_gate_and_bind_refusal(served_home, tmp_path):
+def test_token_gate_and_bind_refusal(gen0_home, tmp_path):
+    served_home = copy_home(gen0_home, tmp_path / "home")  # its own: one server per home
     refused(soulctl("serve", "--host", "0.0.0.0", "--home", served_home), 2, "without a token")
     (tmp_path / "short").write_text("abc\n")
     (tmp_path / "short").chmod(0o600)

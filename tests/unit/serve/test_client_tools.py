@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from soulctl.serve.errors import BadRequest
-from soulctl.serve.tools import chat_offer, chat_results, note, responses_offer, responses_results
+from soulctl.serve.openai.tools import chat_offer, chat_results, note, responses_offer, responses_results
 
 FN = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 

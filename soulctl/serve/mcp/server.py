@@ -185,7 +185,7 @@ def run_stdio(soul: Soul) -> None:
     import anyio
     from mcp.server.stdio import stdio_server
 
-    from soulctl.serve.mcp_stdio import stdio_wire
+    from soulctl.serve.mcp.stdio import stdio_wire
 
     limiter = anyio.CapacityLimiter(1)
 

@@ -1,4 +1,5 @@
-"""GET /v1/models (the soul as its generation's id, and the embedder) and GET /health."""
+"""GET /v1/models (the soul as its generation's id, and the embedder) and GET /health, their
+routes and work (no request body: nothing to model)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 `input` is a string or a list of message items; its last user message is the turn (earlier
 items are accepted and not used: the window is the session's own). `instructions`, and system
 or developer items, are the client's instructions, placed as in chat completions.
-`previous_response_id` continues that response's soul session; otherwise the session is `user`,
+`previous_response_id` continues that response's soul session (only for the `user` that made it); otherwise the session is `user`,
 the X-Soul-Session header, or a new one. A stored response (`store`, the default) is kept in
 data/responses/ and read back by GET. Streaming sends the documented events: response.created,
 response.in_progress, response.output_item.added, response.content_part.added,
@@ -20,35 +20,26 @@ import re
 import time
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from starlette.responses import JSONResponse
 
-from soulctl.serve.chat import json_format, sampling_args, served_turn, soul_fields
 from soulctl.serve.context import SESSION_HEADER
-from soulctl.serve.errors import BadRequest, failure, field, text_of
+from soulctl.serve.errors import BadRequest, failure
+from soulctl.serve.openai.responses.protocol import ResponsesRequest, response_args
 from soulctl.serve.streaming import sse, stream_turn
-from soulctl.serve.tools import responses_offer, responses_results
+from soulctl.serve.turn import served_turn, soul_fields
 
-router = APIRouter()
-
-ACCEPTED = {"model", "input", "instructions", "previous_response_id", "store", "max_output_tokens", "stream",
-            "user", "metadata", "text", "temperature", "top_p", "seed", "top_k", "min_p", "repeat_penalty",
-            "frequency_penalty", "presence_penalty", "parallel_tool_calls", "truncation", "tools", "tool_choice",
-            "reasoning", "include", "prompt_cache_key", "client_metadata", "stream_options", "service_tier"}
-# include values a response without reasoning or logprobs satisfies as it is
-INCLUDABLE = {"reasoning.encrypted_content", "message.output_text.logprobs"}
 RESPONSE_ID = re.compile(r"^resp_[0-9a-f]{32}$")
 
 
-@router.post("/v1/responses")
 async def create(request: Request):
     served = request.app.state.served
     try:
-        body = await served.read_json(request)
+        body = ResponsesRequest.parse(await served.read_json(request))
         args = response_args(body, served.soul_names())
-        owner = principal(request, body.get("user"))
+        owner = principal(request, body.user)
         session = (_stored(served, args["previous"], owner)["soul"]["session"] if args["previous"]
-                   else served.session_of(request, body, calls=args["results"], calls_field="input"))
+                   else served.session_of(request, body.user, calls=args["results"], calls_field="input"))
     except Exception as exc:
         return failure(exc)
     headers = {SESSION_HEADER: session}
@@ -57,7 +48,7 @@ async def create(request: Request):
               "instructions": args["instructions"], "previous_response_id": args["previous"],
               "max_output_tokens": args["max_tokens"], "store": args["store"], "metadata": args["metadata"],
               "temperature": args["sampling"].get("temperature"), "top_p": args["sampling"].get("top_p"),
-              "tools": body.get("tools") or [], "tool_choice": body.get("tool_choice") or "auto",
+              "tools": body.tools or [], "tool_choice": body.tool_choice or "auto",
               "parallel_tool_calls": False, "truncation": "disabled",
               "text": {"format": args["format"]}, "error": None, "incomplete_details": None, "user": owner}
 
@@ -77,85 +68,12 @@ async def create(request: Request):
     return JSONResponse(_finish(record, session, result, served), headers=headers)
 
 
-@router.get("/v1/responses/{response_id}")
 async def read(request: Request, response_id: str):
     try:
         owner = principal(request, request.query_params.get("user"))
         return JSONResponse(_stored(request.app.state.served, response_id, owner))
     except Exception as exc:
         return failure(exc)
-
-
-def response_args(body: dict, soul_names: set[str]) -> dict:
-    if unknown := sorted(set(body) - ACCEPTED):
-        raise BadRequest(f"'{unknown[0]}' is not supported by the soul's Responses API", unknown[0])
-    reasoning = field(body, "reasoning", dict, {}, why="an object")
-    if reasoning.get("effort") not in (None, "none", "minimal"):
-        raise BadRequest("'reasoning.effort' must be none or minimal: the soul does not reason before answering",
-                         "reasoning.effort")
-    include = field(body, "include", list, [], why="a list")
-    if bad := [i for i in include if i not in INCLUDABLE]:
-        raise BadRequest(f"'include' of {bad[0]!r} is not supported", "include")
-    if "message.output_text.logprobs" in include:
-        raise BadRequest("'include' of message.output_text.logprobs is not supported: no logprobs are served",
-                         "include")
-    if field(body, "service_tier", str, "auto", why="a string") not in ("auto", "default"):
-        raise BadRequest("'service_tier' must be auto or default: there is one tier, this machine", "service_tier")
-    model = field(body, "model", str, why="a string")
-    if model and model not in soul_names:
-        raise BadRequest(f"model {model!r} does not exist here; the soul is served as "
-                         f"{', '.join(sorted(soul_names))} (see /v1/models)", "model", status=404)
-    results = responses_results(body.get("input"))
-    text, instructions = _input(body.get("input"), bool(results))
-    given = field(body, "instructions", str, why="a string")
-    fmt = field(body, "text", dict, {}, why="an object").get("format")
-    if fmt is not None and not isinstance(fmt, dict):
-        raise BadRequest("'text.format' must be an object", "text.format")
-    field(body, "parallel_tool_calls", bool, False, why="true or false")
-    if field(body, "truncation", str, "disabled", why="a string") not in ("disabled", "auto"):
-        raise BadRequest("'truncation' must be disabled or auto (the Memory OS never overflows)", "truncation")
-    previous = field(body, "previous_response_id", str, why="a string")
-    metadata = field(body, "metadata", dict, {}, why="an object")
-    return dict(text=text, instructions="\n\n".join([*([given] if given else []), *instructions]) or None,
-                previous=previous, store=field(body, "store", bool, True, why="true or false"),
-                max_tokens=field(body, "max_output_tokens", int, check=lambda v: v >= 1, why="a positive integer"),
-                stream=field(body, "stream", bool, False, why="true or false"), metadata=metadata,
-                sampling={**sampling_args(body), **json_format(fmt, "text.format")},
-                tools=responses_offer(body), results=results, format=fmt or {"type": "text"})
-
-
-def _input(items, answers: bool) -> tuple[str | None, list[str]]:
-    """The turn (the last user message) and the instructions among the input items; a request
-    that `answers` a call (function_call_output items) needs no user message."""
-    if isinstance(items, str):
-        if not items.strip():
-            raise BadRequest("'input' is empty", "input")
-        return items.strip(), []
-    if not isinstance(items, list) or not items:
-        raise BadRequest("'input' must be a string or a non-empty list of message items", "input")
-    text, instructions = None, []
-    for i, item in enumerate(items):
-        where = f"input[{i}]"
-        if not isinstance(item, dict):
-            raise BadRequest(f"'{where}' must be an object", where)
-        kind = item.get("type", "message")
-        if kind in ("reasoning", "function_call", "function_call_output", "custom_tool_call",
-                    "custom_tool_call_output", "web_search_call"):
-            continue  # the client's record of earlier turns: the window is the session's own
-        if kind != "message":
-            raise BadRequest(f"'{where}.type' {kind!r} is not supported: only message items", f"{where}.type")
-        role = item.get("role")
-        if role == "user":
-            text = text_of(item.get("content"), f"{where}.content")
-        elif role in ("system", "developer"):
-            instructions.append(text_of(item.get("content"), f"{where}.content"))
-        elif role != "assistant":
-            raise BadRequest(f"'{where}.role' must be user, assistant, system or developer", f"{where}.role")
-    if answers and text is None:
-        return None, instructions
-    if text is None or not text.strip():
-        raise BadRequest("'input' holds no user message with text: the last one is the turn", "input")
-    return text.strip(), instructions
 
 
 def _finish(record: dict, session: str, result, served, item: str | None = None) -> dict:

@@ -1,0 +1,1 @@
+"""OpenAI's embeddings: routes.py, protocol.py (the request), serving.py (the vectors)."""

@@ -1,0 +1,1 @@
+"""OpenAI's Responses API: routes.py, protocol.py (the request), serving.py (the turn, the stream, stored responses)."""
