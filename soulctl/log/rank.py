@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Protocol
-
 import numpy as np
 
 from soulctl.log.context import with_context
 from soulctl.log.packets import Filters, Hit, Packet
+from soulctl.log.store import Candidates
 from soulctl.search import dates
 from soulctl.search.fusion import rrf
 
@@ -34,21 +33,6 @@ _NOT_NAMES = frozenset(w.capitalize() for w in (
     *dates.MONTHS, *dates.WEEKDAYS, "i", "what", "which", "who", "whom", "whose", "when", "where", "why", "how",
     "did", "does", "do", "is", "are", "was", "were", "the", "a", "an", "and", "or", "my", "our", "we", "you",
     "tell", "can", "could", "would", "should", "has", "have", "had", "in", "on", "at", "of", "for", "to"))
-
-
-class Candidates(Protocol):
-    """What a backend supplies to the ranking, read consistently for one search."""
-
-    def rankings(self, vector: np.ndarray | None, text: str | None, depth: int,
-                 filters: Filters) -> dict[str, list[tuple[int, float]]]: ...
-
-    def neighbours(self, seqs: list[int], filters: Filters) -> dict[int, list[int]]: ...
-
-    def by_seq(self, seqs: list[int]) -> dict[int, Packet]: ...
-
-    def bounds(self): ...  # (first, last) packet dates, or None when empty
-
-    def speakers(self) -> set[str]: ...
 
 
 def capitalised(text: str) -> list[str]:

@@ -10,6 +10,7 @@ import numpy as np
 
 from soulctl import jsontext
 from soulctl.errors import InvalidInput
+import soulctl.log.rank as rank
 from soulctl.log.ingest import decode_lines
 from soulctl.log.packets import Filters, Hit, Packet
 from soulctl.log.store import Store
@@ -45,13 +46,24 @@ def search(store: Store, embedder, query: str, k: int = 10, mode: str = "hybrid"
         query_vector = embedder.encode([query])[0]
     want = k + ANSWERS_SLACK if answers else k
     depth = want if mode != "hybrid" else hybrid_depth(want)
-    found = store.search(query_vector if mode != "keyword" else None,
-                         query if mode != "semantic" else None, want, filters or Filters(), depth,
-                         encode=embedder.encode if mode == "hybrid" and embedder is not None else None)
+    found = ranked(store, query_vector if mode != "keyword" else None, query if mode != "semantic" else None,
+                   want, filters or Filters(), depth,
+                   encode=embedder.encode if mode == "hybrid" and embedder is not None else None)
     results = [SearchResult(hit, packet) for packet, hit in found]
     if answers:
         results.sort(key=lambda r: restates(query, r.packet))  # stable: the plain order otherwise
     return results[:k]
+
+
+def ranked(store: Store, vector: np.ndarray | None, text: str | None, k: int, filters: Filters,
+           depth: int | None = None, encode=None) -> list[tuple[Packet, Hit]]:
+    """The k best packets by `vector` (semantic), `text` (keywords) or both (hybrid), top-down:
+    the backend's candidates, read consistently, ranked by the one ranking every backend shares
+    (log/rank.py), the winners fetched — one pass, no return trips."""
+    with store.candidates() as candidates:
+        if candidates is None:
+            return []
+        return rank.search(candidates, vector, text, k, filters, max(depth or k, k), encode)
 
 
 ANSWERS_SLACK = 10  # restatements pushed down make room for this many more

@@ -1,4 +1,6 @@
-"""The Store interface: every call anyone makes of the log, declared in full (DESIGN §11).
+"""The Store interface: every call anyone makes of the log, declared in full (DESIGN §11), as a
+core (packets and the candidates of a search) and small protocols beside it — marks, memory
+versions, the user's SQL and export, migration.
 
 Backends live in their own folders (log/duckdb/, log/postgres/); nothing outside them
 names a backend or writes SQL, so a backend is added without touching evolve/ or memory/.
@@ -7,7 +9,7 @@ names a backend or writes SQL, so a backend is added without touching evolve/ or
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Iterator, Sequence
+from typing import ContextManager, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -31,8 +33,25 @@ class WriteInterrupted(KeyboardInterrupt):
         self.committed = committed
 
 
-class Store(ABC):
-    """What the rest of soulctl may ask of the log. Backends: duckdb (default), postgres."""
+class Candidates(Protocol):
+    """What a backend supplies to the ranking, read consistently for one search: each ranking
+    as (seq, score) best first, the turns beside a hit, packets by seq, the log's first and last
+    dates, the speakers it holds (meta.speaker)."""
+
+    def rankings(self, vector: np.ndarray | None, text: str | None, depth: int,
+                 filters: Filters) -> dict[str, list[tuple[int, float]]]: ...
+
+    def neighbours(self, seqs: list[int], filters: Filters) -> dict[int, list[int]]: ...
+
+    def by_seq(self, seqs: list[int]) -> dict[int, Packet]: ...
+
+    def bounds(self): ...  # (first, last) packet dates, or None when empty
+
+    def speakers(self) -> set[str]: ...
+
+
+class PacketStore(ABC):
+    """The core: packets written, read, listed and searched (the candidates of a search)."""
 
     # -- the store itself ------------------------------------------------------------------
     @abstractmethod
@@ -73,6 +92,32 @@ class Store(ABC):
     @abstractmethod
     def count(self, filters: Filters | None = None) -> int: ...
 
+    # -- search: the candidates the shared ranking (log/rank.py) orders ------------------------
+    @abstractmethod
+    def candidates(self) -> ContextManager["Candidates | None"]:
+        """A view of the log for one search, read consistently while it is open: the backend's
+        own indexes' rankings with every filter pushed in, and the packets they name (FAISS +
+        tantivy here, pgvector + full-text in PostgreSQL). None when the log is empty. The
+        search runs top-down above it (log/search.py: parse → candidates → rank → fetch)."""
+
+    @abstractmethod
+    def reindex(self) -> dict:
+        """Rebuild whatever derived indexes the backend keeps; returns at least `packets` and
+        `vector_kind` (the vector index's kind), then the backend's own state."""
+
+    def close(self) -> None:
+        """Release connections (a backend with none keeps nothing open between calls)."""
+
+    def stop(self, force: bool = False) -> dict:
+        """Stop a server of the home's own that holds the store (the embedded PostgreSQL), now;
+        a store without one has nothing to stop."""
+        return {"running": False, "stopped": False, "users": [], "reason": "this store runs no server of its own"}
+
+
+class MarkStore(ABC):
+    """Resonance: marks beside the packets (never in them), and the vectors scoring reads."""
+
+    # -- resonance -------------------------------------------------------------------------
     @abstractmethod
     def vectors(self, role: str | None = None) -> tuple[list[dict], np.ndarray]:
         """Every packet of `role` (all when None) in log order as light records (id, seq,
@@ -89,24 +134,6 @@ class Store(ABC):
         """For each vector, its highest inner product with any packet logged before `seqs[i]`
         (−1 when there is none), through the backend's vector index."""
 
-    # -- search ----------------------------------------------------------------------------
-    @abstractmethod
-    def search(self, vector: np.ndarray | None, text: str | None, k: int, filters: Filters,
-               depth: int | None = None, encode=None) -> list[tuple[Packet, Hit]]:
-        """Rank packets by `vector` (semantic), `text` (keywords) or both: hybrid, ranked by
-        log/rank.py, shared by every backend (`encode`, the log's embedder, lets it embed the
-        question as a stage rewrites it).
-
-        A backend supplies the candidates from its own indexes (FAISS + tantivy here, pgvector +
-        full-text in PostgreSQL) and returns whole packets, best first.
-        """
-
-    @abstractmethod
-    def reindex(self) -> dict:
-        """Rebuild whatever derived indexes the backend keeps; returns at least `packets` and
-        `vector_kind` (the vector index's kind), then the backend's own state."""
-
-    # -- resonance -------------------------------------------------------------------------
     @abstractmethod
     def mark(self, packet_id: str, score: float, source: str) -> None:
         """Record a resonance mark (a separate record; the packet itself never changes)."""
@@ -118,6 +145,10 @@ class Store(ABC):
     @abstractmethod
     def latest_marks(self, source: str) -> dict[str, float]:
         """The newest score of each packet from one source (mark, novelty, judge, combined)."""
+
+
+class MemoryStore(ABC):
+    """The notebook and the self-definition: versioned text, every version kept."""
 
     # -- the notebook and the self-definition ----------------------------------------------
     @abstractmethod
@@ -135,6 +166,10 @@ class Store(ABC):
         """A new version; returns its number. `review`: what a checked rewrite kept, dropped
         and evicted (memory/review.py), kept with the version."""
 
+
+class UserStore(ABC):
+    """The user's own use of the log: read-only SQL, export, re-embedding."""
+
     # -- the user's own use ----------------------------------------------------------------
     @abstractmethod
     def sql(self, query: str, timeout: float = SQL_TIMEOUT) -> tuple[list[str], list[tuple]]:
@@ -148,6 +183,10 @@ class Store(ABC):
     @abstractmethod
     def reembed(self, encode, embed_model: str, dim: int, progress=None) -> int:
         """Recompute every embedding with a new embedder; the only way an embedding changes."""
+
+
+class MigrationStore(ABC):
+    """The store as a whole: what it holds, and moving it between backends as stored."""
 
     # -- the store as a whole: info and migration between backends -------------------------
     @abstractmethod
@@ -173,12 +212,8 @@ class Store(ABC):
         """Write rows that raw_packets gave (ids, seqs, vectors kept) in one transaction; marks
         and memory versions, when given, replace this store's own."""
 
-    def close(self) -> None:
-        """Release connections (a backend with none keeps nothing open between calls)."""
 
-    def stop(self, force: bool = False) -> dict:
-        """Stop a server of the home's own that holds the store (the embedded PostgreSQL), now;
-        a store without one has nothing to stop."""
-        return {"running": False, "stopped": False, "users": [], "reason": "this store runs no server of its own"}
-
-
+class Store(PacketStore, MarkStore, MemoryStore, UserStore, MigrationStore):
+    """What a backend implements: every protocol above, each declared in full. Code that needs
+    one part types against that part (a notebook against MemoryStore, a scorer against
+    MarkStore); the soul's handle gives the whole."""

@@ -122,6 +122,7 @@ def bench_search(sizes: list[int], tmp: Path) -> None:
     import faiss
 
     from soulctl.embed import Embedder, bundled_model_dir
+    from soulctl.log.search import ranked
     from soulctl.log import Filters, NewPacket
     from soulctl.log.duckdb import DuckDBStore
     from soulctl.log.search import search
@@ -161,12 +162,12 @@ def bench_search(sizes: list[int], tmp: Path) -> None:
         recalls = []
         for text, vec, gt in zip(query_texts, query_vecs, truth):
             t0 = time.perf_counter()
-            hits = store.search(vec, None, 10, f)
+            hits = ranked(store, vec, None, 10, f)
             timings["semantic"].append(time.perf_counter() - t0)
             got = {p.seq for p, _ in hits}
             recalls.append(len(got & {int(g) + 1 for g in gt}) / 10)  # seq = row + 1
             t0 = time.perf_counter()
-            store.search(None, text, 10, f)
+            ranked(store, None, text, 10, f)
             timings["keyword"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             search(store, embedder, text, 10, "hybrid", f, query_vector=vec)

@@ -48,7 +48,7 @@ def open_backend(name: str, root: Path):
 def run(name: str, size: int, vectors: np.ndarray, texts: list[str], queries: list[str],
         query_vecs: np.ndarray, truth: np.ndarray, model_id: str, root: Path) -> dict:
     from soulctl.log import Filters, NewPacket
-    from soulctl.log.search import hybrid_depth
+    from soulctl.log.search import hybrid_depth, ranked
 
     store = open_backend(name, root)
     try:
@@ -65,19 +65,19 @@ def run(name: str, size: int, vectors: np.ndarray, texts: list[str], queries: li
         f = Filters()
         depth = hybrid_depth(10)
         for vec, text in zip(query_vecs, queries):  # warm caches, as a running server's: one pass
-            store.search(vec, text, 10, f, depth)
+            ranked(store, vec, text, 10, f, depth)
         times = {"semantic": [], "keyword": [], "hybrid": []}
         recalls = []
         for text, vec, gt in zip(queries, query_vecs, truth):
             t0 = time.perf_counter()
-            hits = store.search(vec, None, 10, f)
+            hits = ranked(store, vec, None, 10, f)
             times["semantic"].append(time.perf_counter() - t0)
             recalls.append(len({p.seq for p, _ in hits} & {int(g) + 1 for g in gt}) / 10)  # seq = row + 1
             t0 = time.perf_counter()
-            store.search(None, text, 10, f)
+            ranked(store, None, text, 10, f)
             times["keyword"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            store.search(vec, text, 10, f, depth)
+            ranked(store, vec, text, 10, f, depth)
             times["hybrid"].append(time.perf_counter() - t0)
         return {"ingest": size / load, "build": build, "recall": float(np.mean(recalls)),
                 **{k: 1000 * statistics.median(v) for k, v in times.items()}}

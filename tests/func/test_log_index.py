@@ -9,6 +9,8 @@ import pytest
 from conftest import soulctl
 from test_log import corpus_lines
 
+from soulctl.log.search import ranked
+
 from soulctl.errors import InvalidInput
 from soulctl.log import Filters
 
@@ -38,7 +40,7 @@ def exact_ranking(store, vector, k):
 
 
 def semantic(store, vector, k):
-    return [p.seq for p, _ in store.search(vector, None, k, Filters())]
+    return [p.seq for p, _ in ranked(store, vector, None, k, Filters())]
 
 
 def test_new_packets_are_searched_from_the_tail_then_folded_in(parts):

@@ -5,31 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from soulctl.log.filters import Dialect
+from soulctl.log.filters import where_clause as filters_sql
 from soulctl.log.packets import Filters, Packet
 from soulctl.log.duckdb.schema import MARK_RANK
 from soulctl.log.rows import COLUMNS, SELECT, naive_utc, packet_from_row
 
 
+DIALECT = Dialect("?", "json_extract_string(meta, '$.speaker')")
+
+
 def where_clause(filters: Filters | None) -> tuple[str, list]:
-    """Filters as SQL conditions (each `AND …`) with `?` placeholders."""
-    if filters is None:
-        return "", []
-    parts, params = [], []
-    for name in ("role", "session", "generation", "corpus"):
-        if (value := getattr(filters, name)) is not None:
-            parts.append(f"AND {name} = ?")
-            params.append(value)
-    for name, op in (("since", ">="), ("until", "<=")):
-        if (value := getattr(filters, name)) is not None:
-            parts.append(f"AND ts {op} ?")
-            params.append(naive_utc(value))
-    if filters.min_resonance is not None:
-        parts.append("AND resonance >= ?")
-        params.append(float(filters.min_resonance))
-    if filters.speaker is not None:
-        parts.append("AND json_extract_string(meta, '$.speaker') = ?")
-        params.append(filters.speaker)
-    return " ".join(parts), params
+    """Filters as SQL conditions in DuckDB's dialect (log/filters.py writes them)."""
+    return filters_sql(filters, DIALECT)
 
 
 def neighbours(con, seqs: list[int], filters: Filters, steps) -> dict[int, list[int]]:

@@ -1,15 +1,17 @@
-"""Search on the DuckDB backend: FAISS (memory-mapped) and tantivy rankings under the shared
-lock, fused by reciprocal rank, then one database read for the hits themselves."""
+"""Search's candidates on the DuckDB backend: FAISS (memory-mapped) and tantivy rankings under
+the shared lock, the packets they name read from the database (log/search.py ranks them)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import numpy as np
 
-import soulctl.log.rank as rank
 from soulctl.log.context import CONTEXT_STEPS
 from soulctl.log.duckdb.connection import LazyRead
 from soulctl.log.duckdb.rows import fetch_by_seq, neighbours, vectors_from, where_clause
-from soulctl.log.packets import Filters, Hit, Packet
+from soulctl.log.packets import Filters, Packet
 
 
 def _best_earlier(queries: np.ndarray, seqs: np.ndarray, other_seqs: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -25,22 +27,21 @@ def _best_earlier(queries: np.ndarray, seqs: np.ndarray, other_seqs: np.ndarray,
 class Ranking:
     """Mixed into DuckDBStore: needs its path, index, _write and _sync_indexes."""
 
-    def search(self, vector: np.ndarray | None, text: str | None, k: int, filters: Filters,
-               depth: int | None = None, encode=None) -> list[tuple[Packet, Hit]]:
-        """FAISS (memory-mapped) and tantivy under the shared lock supply the candidates, the
-        shared ranking (log/rank.py) orders them, one database read fetches the hits. Filters on
-        vectors run exactly in DuckDB."""
-        depth = depth or k
+    @contextmanager
+    def candidates(self) -> Iterator[_Candidates | None]:
+        """FAISS (memory-mapped) and tantivy under the shared lock supply the rankings, one
+        database read at a time the packets they name (filters on vectors run exactly in
+        DuckDB). A keyword index a crash or an older soulctl left behind is brought up first."""
         if not self.path.exists():
-            return []
+            yield None
+            return
         state = self.index.state()
-        if text is not None and (state.keyword_seq < state.log_seq  # left behind by a crash
-                                 or not self.index.keyword_current(state)):  # or by an older soulctl
+        if state.keyword_seq < state.log_seq or not self.index.keyword_current(state):
             with self._write() as con:
                 self._sync_indexes(con)
         with LazyRead(self) as db:
             # the index state is read again, consistent with the log under the shared lock
-            return rank.search(_Candidates(self, db, self.index.state()), vector, text, k, filters, depth, encode)
+            yield _Candidates(self, db, self.index.state())
 
     def _vector_ranking(self, db, vector, depth, filters, state) -> list[tuple[int, float]]:
         dim = int(vector.shape[0])

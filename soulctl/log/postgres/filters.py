@@ -1,34 +1,19 @@
-"""Filters as SQL for the Postgres backend (psycopg's `%s` placeholders), and the neighbouring
-turns the context ranking of hybrid search asks for."""
+"""Filters in the Postgres backend's dialect (psycopg's `%s` placeholders; log/filters.py writes
+them), and the neighbouring turns the context ranking of hybrid search asks for."""
 
 from __future__ import annotations
 
+from soulctl.log.filters import Dialect
+from soulctl.log.filters import where_clause as filters_sql
 from soulctl.log.packets import Filters
-from soulctl.log.rows import naive_utc
+
+
+DIALECT = Dialect("%s", "meta->>'speaker'")
 
 
 def where_clause(filters: Filters | None) -> tuple[str, list]:
-    """Filters as SQL conditions (each `AND …`)."""
-    if filters is None:
-        return "", []
-    parts, params = [], []
-    for name in ("role", "session", "generation", "corpus"):
-        if (value := getattr(filters, name)) is not None:
-            parts.append(f"AND {name} = %s")
-            params.append(value)
-    if filters.since is not None:
-        parts.append("AND ts >= %s")
-        params.append(naive_utc(filters.since))
-    if filters.until is not None:
-        parts.append("AND ts <= %s")
-        params.append(naive_utc(filters.until))
-    if filters.min_resonance is not None:
-        parts.append("AND resonance >= %s")
-        params.append(float(filters.min_resonance))
-    if filters.speaker is not None:
-        parts.append("AND meta->>'speaker' = %s")
-        params.append(filters.speaker)
-    return " ".join(parts), params
+    """Filters as SQL conditions in PostgreSQL's dialect (log/filters.py writes them)."""
+    return filters_sql(filters, DIALECT)
 
 
 def neighbours_sql(seqs: list[int], filters: Filters, steps) -> tuple[str, list]:

@@ -8,6 +8,8 @@ commit order and a batch is whole or absent; readers never wait (MVCC). Search r
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import json
 import logging
 import threading
@@ -16,7 +18,6 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from soulctl.errors import AlreadyExists, InvalidInput, NotFound
-import soulctl.log.rank as rank
 from soulctl.log.context import CONTEXT_STEPS
 from soulctl.log.packets import Filters, Hit, NewPacket, Packet, check_vectors, utcnow
 import soulctl.log.postgres.ranking as ranking
@@ -317,14 +318,11 @@ class PostgresStore(UserQueries, Store):
         return out
 
     # -- search ----------------------------------------------------------------------------
-    def search(self, vector: np.ndarray | None, text: str | None, k: int, filters: Filters,
-               depth: int | None = None, encode=None) -> list[tuple[Packet, Hit]]:
+    @contextmanager
+    def candidates(self) -> Iterator[_Candidates | None]:
         """The vector ranking (HNSW, cosine) and the keyword ranking (the GIN-indexed tsvector),
-        each one SQL query with the filters pushed in, run at once on two connections, ordered by
-        the ranking the DuckDB backend uses (log/rank.py)."""
-        if not self._has_tables():
-            return []
-        return rank.search(_Candidates(self), vector, text, k, filters, max(depth or k, k), encode)
+        each one SQL query with the filters pushed in, run at once on two connections."""
+        yield _Candidates(self) if self._has_tables() else None
 
     def _semantic(self, query: np.ndarray, filters: Filters, depth: int) -> list[tuple[int, float]]:
         sql, params = ranking.semantic_sql(filters, depth)
