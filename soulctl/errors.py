@@ -6,7 +6,7 @@ hint naming the fix. The CLI maps the class to its exit code in one place (cli/m
 
 from __future__ import annotations
 
-# The exit-code table (README "Exit codes" mirrors it; a unit test keeps them in step).
+# The exit-code table (README and docs/reference.md mirror it; a unit test keeps them in step).
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1  # a check ran and said no: over budget, verify mismatch, drift past limit
 EXIT_USAGE = 2  # bad flags or arguments (click's own code)

@@ -137,7 +137,7 @@ roles:
     kv: f16                  # KV cache dtype: f16 | bf16 | q8_0 | q4_0
     slots: 1
     tools: false             # true: the model calls the soul's tools (a server with tool calling)
-    sampling:                # per reply; `chat` flags and API requests override (README: sampling)
+    sampling:                # per reply; `chat` flags and API requests override (docs/guides/memory.md: sampling)
       temperature: 0.7
       top_p: 0.9
       top_k: 40
@@ -184,7 +184,7 @@ def load_config(path: Path) -> SoulConfig:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start})",
-                          hint="restore it from a backup, or write it anew (README: soul.yaml)") from None
+                          hint="restore it from a backup, or write it anew (docs/guides/home.md)") from None
     return parse_config(text, str(path))
 
 
@@ -231,7 +231,7 @@ def _config_error(exc: ValidationError, root: Any, source: str) -> ConfigError:
     if err["type"] == "extra_forbidden":
         message = f"unknown key `{loc[-1]}`"
     where = f"{source}:{line}" if line else source
-    return ConfigError(f"{where}: {dotted}: {message}", hint=f"fix {source} (see README: soul.yaml)")
+    return ConfigError(f"{where}: {dotted}: {message}", hint=f"fix {source} (see docs/guides/home.md)")
 
 
 def _line_of(node: Any, loc: list) -> int | None:

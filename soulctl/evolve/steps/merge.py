@@ -10,8 +10,10 @@ class Merge:
     weights = True  # the machine's memory: the night's budget is checked before it
 
     def plan(self, cycle: Cycle) -> dict:
+        from soulctl.generations.merge_methods.registry import method
+
         recipe = cycle.soul.recipe("merge")
-        return {"density": recipe.layer.density, "weight": recipe.layer.weight, "lambda": recipe.lam}
+        return {"method": method(recipe.method).name, "density": recipe.layer.density, "weight": recipe.layer.weight, "lambda": recipe.lam}
 
     def run(self, cycle: Cycle) -> dict:
         from soulctl.evolve.merge import merge

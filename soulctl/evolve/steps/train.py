@@ -1,4 +1,5 @@
-"""The trainer step: a LoRA dreamt on the cycle's buffer (peft on torch, or mlx-lm)."""
+"""The trainer step: an adapter dreamt on the cycle's buffer by the recipe's trainer
+(evolve/trainers/: a LoRA on peft or on mlx-lm)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ class Dream:
     weights = True  # the machine's memory: the night's budget is checked before it
 
     def plan(self, cycle: Cycle) -> dict:
+        from soulctl.evolve.trainers import pick
+
         recipe = cycle.soul.recipe("dream")
-        return {"rank": recipe.lora.r, "alpha": recipe.lora.alpha, "targets": recipe.lora.target_modules,
+        trainer = pick(recipe, check_installed=False)
+        trainer.check(recipe)
+        return {"trainer": trainer.name, "available": trainer.available(), "rank": recipe.lora.r, "alpha": recipe.lora.alpha, "targets": recipe.lora.target_modules,
                 "epochs": recipe.train.epochs, "learning_rate": recipe.train.learning_rate,
                 "device": recipe.device}
 

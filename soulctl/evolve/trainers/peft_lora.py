@@ -127,39 +127,3 @@ def _save(peft_model, model_dir: Path, staged: Path) -> None:
     if isinstance(config.get("target_modules"), list):  # peft keeps a set: its order follows the hash seed
         config["target_modules"] = sorted(config["target_modules"])
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
-def _load(model_dir: Path, recipe, device: str):
-    """The generation on torch in float32, its tokenizer; refused when it lacks a target module."""
-    import torch
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).to(device)
-    modules = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = sorted(set(recipe.lora.target_modules) - modules)
-    if missing:
-        raise InvalidInput(f"{model_dir.name} has no module(s) {', '.join(missing)}",
-                           hint="set lora.target_modules in recipes/dream.yaml to this model's attention projections")
-    return model, tokenizer
-
-
-def _save(peft_model, model_dir: Path, staged: Path) -> None:
-    """The adapter in PEFT format, naming its base by generation id, not this machine's path:
-    the same training, the same bytes."""
-    if staged.exists():
-        shutil.rmtree(staged)
-    peft_model.save_pretrained(str(staged))
-    for extra in staged.glob("README.md"):
-        extra.unlink()
-    config_path = staged / "adapter_config.json"
-    config = json.loads(config_path.read_text())
-    config["base_model_name_or_path"] = model_dir.name
-    if isinstance(config.get("target_modules"), list):  # peft keeps a set: its order follows the hash seed
-        config["target_modules"] = sorted(config["target_modules"])
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-

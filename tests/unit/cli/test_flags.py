@@ -10,7 +10,7 @@ import pytest
 from soulctl.cli.main import hoist_global_flags
 from soulctl.errors import EXIT_CODES
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+REPO = Path(__file__).resolve().parents[3]
 
 def test_global_flags_are_hoisted_before_the_command():
     from soulctl.cli.main import hoist_global_flags
@@ -32,6 +32,7 @@ def test_global_flags_work_anywhere(argv, expected):
     assert hoist_global_flags(argv) == expected
 
 
-def test_readme_exit_code_table_matches_the_code():
-    table = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", README.read_text(), re.M))
+@pytest.mark.parametrize("page", ["README.md", "docs/reference.md"])
+def test_the_exit_code_tables_match_the_code(page):
+    table = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", (REPO / page).read_text(), re.M))
     assert {int(k): v.replace("\\|", "|") for k, v in table.items()} == EXIT_CODES
