@@ -12,7 +12,7 @@ import sys
 import time
 
 from conftest import refused, soulctl
-from tests.func.serving import Served
+from tests.func.served import Served
 
 
 def ask_raw(home, payload: bytes, timeout: float = 30) -> dict | None:

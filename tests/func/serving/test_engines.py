@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import BASE_ENV, refused, soulctl
-from terminal import Terminal
+from tests.func.terminal import Terminal
 
 PROMPT = [{"role": "system", "content": "You are a helpful assistant."},
           {"role": "user", "content": "What is a river?"}]
@@ -180,7 +180,7 @@ def test_backend_errors_name_the_fix(home, tmp_path):
 def test_repl_streams_and_takes_slash_commands(home):
     """The conversation on a real terminal (a pty): streamed replies and slash commands; a
     slash command's mistake does not end the conversation."""
-    standin = Path(__file__).resolve().parent / "standin"  # a stand-in `claude` for /hands
+    standin = Path(__file__).resolve().parents[1] / "standin"  # a stand-in `claude` for /hands
     data = yaml.safe_load((home / "soul.yaml").read_text())
     data["memory"]["self_tokens"] = 128  # a short self-definition to rewrite
     (home / "soul.yaml").write_text(yaml.safe_dump(data))
@@ -284,7 +284,7 @@ def test_a_tool_calling_turn_on_a_real_server(home, tmp_path_factory):
         serve_from(home, url, tools=True)
         assert soulctl("log", "add", "Herons nest by the mill pond every spring.", "--session", "old",
                        "--home", home).code == 0
-        standin = Path(__file__).resolve().parent / "standin"
+        standin = Path(__file__).resolve().parents[1] / "standin"
         result = soulctl("chat", "--tool", "search_memory", "--tool", "invoke_agent", "--session", "tc", "--json",
                          "--home", home, cwd=home, input="Find what we said about herons, then have your hands "
                          "write HANDS.md about them.\n",
@@ -318,7 +318,7 @@ def test_a_clients_tools_round_trip_through_serve(home, tmp_path_factory, tmp_pa
     the result sent in the next request continues the same turn, and the log holds the call,
     its result and the reply, linked. The soul's own tools never reach the client."""
     import openai
-    from serving import Served, error_of, http
+    from tests.func.served import Served, error_of, http
 
     url, proc = start_llama_server(tmp_path_factory, "--chat_format", "chatml-function-calling")
     server = None

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 import yaml
 from conftest import refused, soulctl
-from terminal import Terminal
+from tests.func.terminal import Terminal
 
 
 def configure(home, sampling: dict | None = None, **memory) -> None:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from conftest import BASE_ENV, REPO, copy_home, refused, soulctl
 
-from tests.func.serving import Served, http
+from tests.func.served import Served, http
 
 CONVERSATION = REPO / "scripts" / "demo-conversation.jsonl"
 

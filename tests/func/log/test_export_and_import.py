@@ -1,8 +1,7 @@
-"""Hardening: nothing lost, nothing leaked, every bad input one line with its exit code and
-nothing changed on disk (issue 11). Each test here failed on the code before it."""
+"""Exporting and adding packets: nothing lost, nothing written over, every bad input one line
+with its exit code and nothing changed on disk; Ctrl-C says what was committed."""
 
 from __future__ import annotations
-
 import hashlib
 import json
 import os
@@ -12,9 +11,9 @@ import subprocess
 import sys
 import threading
 import time
-
 import pytest
 from conftest import BASE_ENV, REPO, refused, soulctl
+
 
 LINES = ["The heron waited at the edge of the marsh.", "The tide came in over the sand bar.",
          "A lantern hung from the orchard gate.", "The glacier moved a metre this year."]
@@ -49,7 +48,6 @@ def no_temp_files(directory) -> None:
     assert not [p for p in os.listdir(directory) if ".tmp" in p], os.listdir(directory)
 
 
-# -- 1. export never writes over what it should not ------------------------------------------
 def test_export_never_replaces_the_live_store(logged):
     before = fingerprint(logged)
     for force in ((), ("--force",)):
@@ -101,7 +99,6 @@ def test_export_writes_into_a_fifo_and_devices(logged, tmp_path):
     assert out.code == 0 and len(out.stdout.splitlines()) == 5
 
 
-# -- 3. an export reads back whole ----------------------------------------------------------
 def test_export_round_trips_through_add(logged, gen0_home, tmp_path):
     from conftest import copy_home
 
@@ -144,7 +141,6 @@ def test_import_refuses_vectors_from_another_embedder(home):
     refused(soulctl("log", "add", "x", "--with-embeddings", "--home", home), 2, "--jsonl")
 
 
-# -- 5. no dangling references --------------------------------------------------------------
 def test_dangling_references_are_refused(logged):
     known = soulctl("log", "ls", "-n", "1", "-q", "--home", logged).stdout.strip()
     before = fingerprint(logged)
@@ -169,80 +165,6 @@ def test_dangling_references_are_refused(logged):
     assert soulctl("log", "add", "--jsonl", "--home", logged, input=pair).code == 0
 
 
-# -- 4. materialize rebuilds what was tampered with; serving it warns or refuses ----------------
-def test_materialize_restores_a_tampered_file_and_chat_notices(home):
-    from conftest import flip_byte, unshare
-
-    weights = home / "generations" / "gen-0000" / "model.safetensors"
-    unshare(weights)
-    flip_byte(weights, 4096)
-    os.chmod(weights, 0o444)
-    assert soulctl("gen", "verify", "--home", home).code == 1
-    strict = soulctl("chat", "--strict", "--home", home, input="Hello\n")
-    refused(strict, 1, "gen-0000 fails verification (modified model.safetensors)")
-    assert soulctl("log", "ls", "-q", "--home", home).stdout == ""
-    warned = soulctl("chat", "--home", home, input="Hello\n")
-    assert warned.code == 0 and "warning: gen-0000 fails verification" in warned.stderr, warned
-    result = soulctl("gen", "materialize", "gen-0000", "--json", "--home", home)
-    assert result.code == 0, result
-    assert result.json()["restored"] == ["model.safetensors"]
-    assert soulctl("gen", "verify", "--home", home).code == 0
-
-
-# -- 6-8. the Memory OS refuses what cannot fit, and changes nothing ---------------------------
-def configure(home, context=None, **memory):
-    import yaml
-
-    path = home / "soul.yaml"
-    data = yaml.safe_load(path.read_text())
-    data["memory"].update(memory)
-    if context:
-        data["roles"]["soul"]["context"] = context
-    path.write_text(yaml.safe_dump(data))
-
-
-def test_a_sector_that_cannot_fit_is_refused(home):
-    huge = "You are the soul of this machine and you remember every river. " * 1000
-    before = fingerprint(home) if (home / "data" / "soul.duckdb").exists() else None
-    refused(soulctl("notebook", "set", "--self", "--home", home, input=huge), 5,
-            "its sector holds 1024 (memory.self_tokens)")
-    refused(soulctl("notebook", "set", "--home", home, input=huge), 5, "(memory.notebook_tokens)")
-    if before:
-        assert fingerprint(home) == before
-    assert soulctl("notebook", "history", "--self", "--json", "--home", home).json_lines() == []
-    forced = soulctl("notebook", "set", "--self", "--force", "--json", "--home", home, input=huge)
-    assert forced.code == 0, forced
-    record = soulctl("notebook", "history", "--self", "--json", "--home", home).json_lines()[0]
-    assert "trimmed from" in record["reason"] and "to 1024 tokens (--force)" in record["reason"]
-    assert record["chars"] < len(huge) // 10
-    # a self-definition over its (since lowered) sector: a turn names it and its fix
-    configure(home, context=1024, self_tokens=128, notebook_tokens=128, retrieved_tokens=0,
-              window_tokens=256, reply_tokens=64)
-    refused(soulctl("chat", "--home", home, input="Hello\n"), 5,
-            "the self-definition is 10")
-    assert "over its sector of 128" in soulctl("chat", "--home", home, input="Hello\n").stderr
-
-
-def test_a_refused_message_changes_nothing(home):
-    configure(home, context=1024, self_tokens=128, notebook_tokens=96, retrieved_tokens=0,
-              window_tokens=256, reply_tokens=32)
-    assert soulctl("chat", "--session", "s", "--home", home, input="Tell me about herons.\n").code == 0
-    before = fingerprint(home)
-    long_message = "Please remember every one of these rivers and their mouths. " * 120
-    refused(soulctl("chat", "--session", "s", "--home", home, input=long_message), 5,
-            "send a shorter message")
-    assert fingerprint(home) == before  # no notebook rewrite, no flush, no packet
-
-
-def test_sectors_larger_than_the_context_are_refused(home):
-    configure(home, context=2048, window_tokens=4096)
-    refused(soulctl("chat", "--home", home, input="Hello\n"), 5,
-            "the Memory OS sectors need 8704 tokens (self 1024 + notebook 2048 + retrieved 1024 + "
-            "window 4096 + reply 512) but the model's context is 2048")
-    refused(soulctl("budget", "--ctx", "0"), 2, "--ctx")
-
-
-# -- 9-11. exit codes for ordinary bad input ----------------------------------------------------
 def test_ordinary_bad_input_gets_its_exit_code(logged, tmp_path):
     before = fingerprint(logged)
     refused(soulctl("log", "search", "river", "-k", "1000000000", "--home", logged), 2, "-k")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import refused, soulctl
 
-STANDIN = Path(__file__).resolve().parent / "standin"
+STANDIN = Path(__file__).resolve().parents[1] / "standin"
 
 
 def agent_env(mode: str = "ok", with_agent: bool = True) -> dict:

@@ -171,8 +171,7 @@ def test_bad_input_writes_nothing(evolved, tmp_path):
     copy_home(src, home)
     adapters = home / "data" / "adapters"
     # an adapter from another architecture (the tiny test model's shapes)
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_merge_ties import tiny_adapter, tiny_home
+    from tests.func.generations.test_merge_ties import tiny_adapter, tiny_home
 
     tiny = tiny_home(tmp_path / "tiny")
     foreign = tiny_adapter(tiny, 5)

@@ -23,7 +23,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
 from tests.conftest import BASE_ENV, REPO, copy_home, npm_client, refused, soulctl
-from tests.func.serving import Served, error_of, http
+from tests.func.served import Served, error_of, http
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 
