@@ -71,8 +71,8 @@ def plot(
     from soulctl.outfile import check_output, image_format, output_path
 
     soul = state.soul()
+    check_output(path, force, soul)  # the home's own state first: that refusal matters most
     fmt = image_format(path)
-    check_output(path, force, soul)
     with output_path(path, force, soul) as tmp:
         reports = run(soul.home, tmp, fmt)
     state.out.record({"path": str(path), "generations": [r["id"] for r in reports]}, id_key="path",

@@ -110,15 +110,14 @@ PHASES = ("all", "serve", "dream", "merge", "night")
 
 
 def _phases(serve, home) -> dict:
-    """The night's phases: by this home's recipes when the budget is soul.yaml's own stack, else
-    by the shipped recipe for the named model (mlx on Apple silicon, peft elsewhere)."""
-    from soulctl.evolve.night import night_plan, phases
+    """The night's phases beside `serve` (this budget, command-line overrides included): by this
+    home's dream recipe when the budget is soul.yaml's own stack, else by the shipped recipe for
+    the named model (mlx on Apple silicon, peft elsewhere)."""
+    from soulctl.evolve.night import home_plan, night_plan
     from soulctl.home.recipe_schemas import DreamRecipe
 
     if home is not None:
-        plan = phases(state.soul())
-        plan.pop("serve_budget")
-        return plan
+        return home_plan(state.soul(), serve)
     return night_plan(serve, DreamRecipe())
 
 

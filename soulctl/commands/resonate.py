@@ -95,8 +95,8 @@ def clusters(
 
     home, store, recipe = _ctx()
     if plot:
+        check_output(plot, force, state.soul())  # the home's own state first
         fmt = image_format(plot)
-        check_output(plot, force, state.soul())
     result = run(store, recipe.threshold if threshold is None else threshold, k)
     if plot:
         with output_path(plot, force, state.soul()) as tmp:

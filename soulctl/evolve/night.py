@@ -67,7 +67,13 @@ def phases(soul: Soul, buffer_path=None) -> dict:
     if buffer_path is not None:
         tokens = min(tokens, _longest(soul, buffer_path))
     serve = plan_budget(home=soul.home, stores=soul.resident_files())
-    return {"serve_budget": serve, **night_plan(serve, recipe, tokens, _stored_bytes(soul))}
+    return {"serve_budget": serve, **home_plan(soul, serve, tokens)}
+
+
+def home_plan(soul: Soul, serve, tokens: int | None = None) -> dict:
+    """The night by this home's dream recipe and stored weights beside `serve` (the budget the
+    caller computed: soul.yaml's own, or one with the command line's overrides)."""
+    return night_plan(serve, soul.recipe("dream"), tokens, _stored_bytes(soul))
 
 
 class Night:

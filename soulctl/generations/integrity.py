@@ -219,8 +219,10 @@ def anchor_problems(home: Home, gid: str, progress=None) -> tuple[list[str], str
 
     record = raw_lineage(home, gid)
     source, tools = record.get("source") or {}, record.get("tools") or {}
-    if record.get("parent") is not None or not source:
-        return [f"{gid} is an anchor with no source model recorded"], None
+    if record.get("parent") is not None:
+        return [f"{gid} is an anchor with a parent"], None
+    if not source:
+        return [], "an anchor with no source model recorded is checked by its seal only"
     path = _source_file(source)
     if path is None:
         return [], f"its source model ({source.get('package') or source.get('path')}) is not on this machine"

@@ -152,7 +152,10 @@ def _line_vector(obj: dict, embedder, where: str) -> np.ndarray:
     if model != embedder.model_id:
         raise InvalidInput(f"{where}: the embedding was made by {model}, the configured embedder is "
                            f"{embedder.model_id}", hint="drop --with-embeddings to embed the prose anew")
-    return check_vectors(vector, embedder.dim, f"{where}: embedding")
+    try:
+        return check_vectors(vector, embedder.dim)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}: {exc.message}") from None
 
 
 def check_id(value, where: str) -> str:

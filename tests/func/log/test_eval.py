@@ -60,7 +60,7 @@ def test_eval_gives_known_recall_and_mrr(home, tmp_path):
 def test_bad_question_files_are_refused_in_one_line(home, tmp_path):
     ids = load(home)
     cases = [
-        ([{"question": "heron", "evidence": [ids[0]]}, "{not json"], 5, "line 2: invalid JSON"),
+        ([{"question": "heron", "evidence": [ids[0]]}, "{not json"], 5, "line 2 is not valid JSON"),
         ([{"evidence": [ids[0]]}], 5, "line 1: needs a non-empty string `question`"),
         ([{"question": "heron", "evidence": ids[0]}], 5, "line 1: `evidence` must be a list"),
         ([{"question": "heron", "evidence": ["0190aaaa-0000-7000-8000-000000000000"]}], 5, "line 1: no packet"),

@@ -137,7 +137,10 @@ def test_import_refuses_vectors_from_another_embedder(home):
     line["embed_model"] = model
     line["embedding"] = [0.1] * 10
     refused(soulctl("log", "add", "--jsonl", "--with-embeddings", "--home", home, input=json.dumps(line)),
-            5, "must be 384 finite numbers")
+            5, "line 1: `embedding` has 10 dimensions; the log's embedder gives 384")
+    line["embedding"] = [0.1] * 383 + [1e39]  # infinity in float32
+    refused(soulctl("log", "add", "--jsonl", "--with-embeddings", "--home", home, input=json.dumps(line)),
+            5, "line 1: `embedding` holds a value that is not a finite 32-bit number")
     refused(soulctl("log", "add", "x", "--with-embeddings", "--home", home), 2, "--jsonl")
 
 
