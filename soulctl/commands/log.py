@@ -117,12 +117,13 @@ def search(
     role: options.Role = None, session: options.Session = None, since: options.Since = None, until: options.Until = None,
     generation: options.Generation = None, corpus: options.Corpus = None, min_resonance: options.MinResonance = None,
     speaker: options.Speaker = None,
-    answers: Annotated[bool, typer.Option("--answers", help="Rank packets that restate the query (the question asked before) below those that may answer it, as chat retrieval does.")] = False,
+    plain: Annotated[bool, typer.Option("--plain", help="The fusion's own order: no re-ranking, and a question asked before (restating the query) keeps its place.")] = False,
 ) -> None:
-    """Search by meaning and by keyword, fused by reciprocal rank (the default).
+    """Search by meaning and by keyword (the default), as chat's retrieval does.
 
-    The ranking is plain unless --answers: then a user's earlier question that restates the
-    query comes after every packet that does not (chat's retrieval always ranks so).
+    Both halves' candidates — and a named day's or speaker's turns — are re-ranked by what
+    they say beside the question, and a user's earlier question that restates the query comes
+    after every packet that may answer it. --plain gives the fusion's own order.
     `log search -` answers many queries in one process: plain lines, or JSON lines
     {"query": …, "session": …, "id": …}; each hit line then carries `query_id`.
     """
@@ -139,12 +140,12 @@ def search(
     columns = [Column("rank", align="right"), Column("score", fmt=lambda v: f"{v:.4f}", align="right"),
                Column("id"), Column("role"), Column("session"), Column("prose", fmt=options.snippet)]
     if query != "-":
-        results = run_search(store, embedder, query, k, mode, filters, answers=answers)
+        results = run_search(store, embedder, query, k, mode, filters, plain=plain)
         out.rows(({"rank": i, **r.as_dict()} for i, r in enumerate(results, 1)), columns,
                  empty="no hits")
         return
     queries = list(parse_queries(sys.stdin.buffer.read()))
-    for q, results in search_many(store, embedder, queries, k, mode, filters, answers):
+    for q, results in search_many(store, embedder, queries, k, mode, filters, plain):
         rows = [{"query_id": q["query_id"], "query": q["query"], "rank": i, **r.as_dict()}
                 for i, r in enumerate(results, 1)]
         if not (out.json or out.quiet):

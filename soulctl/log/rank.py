@@ -18,6 +18,7 @@ import dataclasses
 import re
 import numpy as np
 
+import soulctl.log.rerank as rerank
 from soulctl.log.context import with_context
 from soulctl.log.packets import Filters, Hit, Packet
 from soulctl.log.store import Candidates
@@ -128,29 +129,72 @@ def without(text: str, names: list[str]) -> str:
 
 
 def search(c: Candidates, vector: np.ndarray | None, text: str | None, k: int, filters: Filters,
-           depth: int, encode=None) -> list[tuple[Packet, Hit]]:
-    """The k best packets: one half alone, or the hybrid ranking above. `encode` (the log's
-    embedder) lets the ranking embed the question as it asks it, without a speaker's name."""
-    hybrid = vector is not None and text is not None
-    maybe = capitalised(text) if hybrid and filters.speaker is None else []
+           depth: int, encode=None, plain: bool = False) -> list[tuple[Packet, Hit]]:
+    """The k best packets: one half alone, or the hybrid ranking above — re-ranked
+    (log/rerank.py) unless `plain`, when the fusion and its context places are the order, as
+    they are when the rankings find fewer candidates than the re-ranking was fitted on (a small
+    log, a narrow filter: the trees learned from pools of rerank.POOL).
+    `encode` (the log's embedder) lets the ranking embed the question as it asks it, without a
+    speaker's name."""
+    if vector is None or text is None:
+        rankings = c.rankings(vector, text, depth, filters)
+        if not rankings:
+            return []
+        name, ranking = next(iter(rankings.items()))
+        return _fetched(c, [(key, score, {name: i}, {name: score}) for i, (key, score) in enumerate(ranking[:k], 1)])
+    question, rankings = gathered(c, vector, text, depth, filters, encode, plain)
+    if not rankings:
+        return []
+    if question is None or len({seq for r in rankings.values() for seq, _ in r}) < rerank.POOL:
+        weights = {**WEIGHTS, "keyword": WEIGHTS["keyword"] * keyword_weight(c, text, rankings["keyword"])}
+        return _fetched(c, with_context(rrf(rankings, k * 2, weights=weights), k,
+                                        lambda seqs: c.neighbours(seqs, filters)))
+    seqs, x, packets = pool(c, question, rankings)
+    score = rerank.scores(x)
+    ranks = {name: {seq: i for i, (seq, _) in enumerate(r, 1)} for name, r in rankings.items()}
+    values = {name: dict(r) for name, r in rankings.items()}
+    return [(packets[seqs[i]], Hit(packets[seqs[i]].id, float(score[i]),
+                                   {n: ranks[n][seqs[i]] for n in ranks if seqs[i] in ranks[n]},
+                                   {n: values[n][seqs[i]] for n in values if seqs[i] in values[n]}))
+            for i in np.argsort(-score, kind="stable")[:k]]
+
+
+def gathered(c: Candidates, vector: np.ndarray, text: str, depth: int, filters: Filters, encode=None,
+             plain: bool = False) -> tuple[rerank.Question | None, dict[str, list[tuple[int, float]]]]:
+    """A hybrid search's rankings — the halves, and the dated and speaker rankings when the
+    question names a day or a speaker — and the question as the re-ranking reads it (None when
+    `plain` or with no embedder to hand)."""
+    asked, asked_vector = text, vector
+    maybe = capitalised(text) if filters.speaker is None else []
     names = named(text, c.speakers()) if maybe else []  # who speaks is asked only when a name may be
     if names and (rest := without(text, names)):
         vector = encode([rest])[0] if encode is not None else vector
         text = rest
-    rankings = c.rankings(vector, question_words(text) if hybrid else text, depth, filters)
+    rankings = c.rankings(vector, question_words(text), depth, filters)
     if not rankings:
-        return []
-    if hybrid:
-        span = dates.query_span(text)
-        if span is not None and (found := dated(c, span, vector, depth, filters)):
-            rankings["dated"] = found
-        if names and (found := spoken(c, names, vector, depth, filters)):
-            rankings["speaker"] = found
-        weights = {**WEIGHTS, "keyword": WEIGHTS["keyword"] * keyword_weight(c, text, rankings["keyword"])}
-        fused = with_context(rrf(rankings, k * 2, weights=weights), k, lambda seqs: c.neighbours(seqs, filters))
-    else:
-        name, ranking = next(iter(rankings.items()))
-        fused = [(key, score, {name: i}, {name: score}) for i, (key, score) in enumerate(ranking[:k], 1)]
+        return None, {}
+    span = dates.query_span(text)
+    if span is not None and (found := dated(c, span, vector, depth, filters)):
+        rankings["dated"] = found
+    if names and (found := spoken(c, names, vector, depth, filters)):
+        rankings["speaker"] = found
+    if plain or encode is None:
+        return None, rankings
+    return rerank.Question(asked, text, vector, asked_vector, names,
+                           [w for w in maybe if w not in names], span), rankings
+
+
+def pool(c: Candidates, question: rerank.Question,
+         rankings: dict) -> tuple[list[int], np.ndarray, dict[int, Packet]]:
+    """The fusion's first rerank.POOL candidates with their features (log/rerank.py): (seqs,
+    rows, the candidates' and their neighbours' packets)."""
+    candidates = [key for key, *_ in rrf(rankings, rerank.POOL, weights=WEIGHTS)]
+    turns = c.turns(candidates)
+    seqs, x = rerank.features(question, rankings, candidates, turns)
+    return seqs, x, {seq: t.packet for seq, t in turns.items()}
+
+
+def _fetched(c: Candidates, fused: list) -> list[tuple[Packet, Hit]]:
     if not fused:
         return []
     packets = c.by_seq([key for key, *_ in fused])

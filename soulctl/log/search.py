@@ -34,36 +34,36 @@ def hybrid_depth(k: int) -> int:
 
 def search(store: Store, embedder, query: str, k: int = 10, mode: str = "hybrid",
            filters: Filters | None = None, query_vector: np.ndarray | None = None,
-           answers: bool = False) -> list[SearchResult]:
-    """The k best packets for `query`. With `answers`, a packet that merely restates the query
-    (the user asking it before) ranks below every packet that does not: what answers a
-    question comes before the question asked again."""
+           plain: bool = False) -> list[SearchResult]:
+    """The k best packets for `query`, re-ranked (log/rerank.py), and a packet that merely
+    restates the query (the user asking it before) below every packet that does not: what
+    answers a question comes before the question asked again. `plain`: the fusion's order."""
     if mode not in SEARCH_MODES:
         raise InvalidInput(f"unknown search mode {mode!r}", hint=f"use one of {', '.join(SEARCH_MODES)}")
     if not query.strip():
         raise InvalidInput("empty search query")
     if mode != "keyword" and query_vector is None:
         query_vector = embedder.encode([query])[0]
-    want = k + ANSWERS_SLACK if answers else k
-    depth = want if mode != "hybrid" else hybrid_depth(want)
+    want = k if plain else k + ANSWERS_SLACK
+    depth = want if mode != "hybrid" else hybrid_depth(k)  # the re-ranking orders the whole pool
     found = ranked(store, query_vector if mode != "keyword" else None, query if mode != "semantic" else None,
                    want, filters or Filters(), depth,
-                   encode=embedder.encode if mode == "hybrid" and embedder is not None else None)
+                   encode=embedder.encode if mode == "hybrid" and embedder is not None else None, plain=plain)
     results = [SearchResult(hit, packet) for packet, hit in found]
-    if answers:
+    if not plain:
         results.sort(key=lambda r: restates(query, r.packet))  # stable: the plain order otherwise
     return results[:k]
 
 
 def ranked(store: Store, vector: np.ndarray | None, text: str | None, k: int, filters: Filters,
-           depth: int | None = None, encode=None) -> list[tuple[Packet, Hit]]:
+           depth: int | None = None, encode=None, plain: bool = False) -> list[tuple[Packet, Hit]]:
     """The k best packets by `vector` (semantic), `text` (keywords) or both (hybrid), top-down:
     the backend's candidates, read consistently, ranked by the one ranking every backend shares
     (log/rank.py), the winners fetched — one pass, no return trips."""
     with store.candidates() as candidates:
         if candidates is None:
             return []
-        return rank.search(candidates, vector, text, k, filters, max(depth or k, k), encode)
+        return rank.search(candidates, vector, text, k, filters, max(depth or k, k), encode, plain)
 
 
 ANSWERS_SLACK = 10  # restatements pushed down make room for this many more
@@ -73,19 +73,17 @@ _STOP = frozenset("a an the i me my you your we our is are was were be been do d
 
 
 def restates(query: str, packet: Packet) -> bool:
-    """A user's packet that asks what the query asks: the same words, or a question holding all
-    of the query's content words."""
-    if packet.role != "user":
+    """A user's question that asks what the query asks: the same words, or all of the query's
+    content words. (A statement in the query's words is what a search for them wants.)"""
+    if packet.role != "user" or "?" not in packet.prose:
         return False
     asked, said = norm(query), norm(packet.prose)
-    if asked == said:
-        return True
     want = set(asked.split()) - _STOP
-    return "?" in packet.prose and bool(want) and want <= set(said.split())
+    return asked == said or (bool(want) and want <= set(said.split()))
 
 
 def search_many(store: Store, embedder, queries: Iterable[dict], k: int, mode: str,
-                filters: Filters, answers: bool = False) -> Iterator[tuple[dict, list[SearchResult]]]:
+                filters: Filters, plain: bool = False) -> Iterator[tuple[dict, list[SearchResult]]]:
     """Answer many queries in one process, embedding them in batches."""
     batch: list[dict] = []
 
@@ -94,7 +92,7 @@ def search_many(store: Store, embedder, queries: Iterable[dict], k: int, mode: s
                    else [None] * len(batch))
         for q, vec in zip(batch, vectors):
             f = Filters(**{**filters.__dict__, **({"session": q["session"]} if q.get("session") else {})})
-            yield q, search(store, embedder, q["query"], k, mode, f, query_vector=vec, answers=answers)
+            yield q, search(store, embedder, q["query"], k, mode, f, query_vector=vec, plain=plain)
 
     for q in queries:
         batch.append(q)

@@ -8,7 +8,9 @@ names a backend or writes SQL, so a backend is added without touching evolve/ or
 
 from __future__ import annotations
 
+import datetime as dt
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import ContextManager, Iterator, Protocol, Sequence
 
 import numpy as np
@@ -33,10 +35,34 @@ class WriteInterrupted(KeyboardInterrupt):
         self.committed = committed
 
 
+@dataclass(frozen=True)
+class Turn:
+    """What the re-ranking reads of a candidate or a turn beside it (Candidates.turns): the
+    whole packet and its stored vector."""
+    packet: Packet
+    vector: np.ndarray
+
+    @property
+    def session(self) -> str:
+        return self.packet.session
+
+    @property
+    def prose(self) -> str:
+        return self.packet.prose
+
+    @property
+    def speaker(self) -> str | None:
+        return (self.packet.meta or {}).get("speaker")
+
+    @property
+    def day(self) -> dt.date:
+        return self.packet.ts.date()
+
+
 class Candidates(Protocol):
     """What a backend supplies to the ranking, read consistently for one search: each ranking
     as (seq, score) best first, the turns beside a hit, packets by seq, the log's first and last
-    dates, the speakers it holds (meta.speaker)."""
+    dates, the speakers it holds (meta.speaker), and the turns the re-ranking reads."""
 
     def rankings(self, vector: np.ndarray | None, text: str | None, depth: int,
                  filters: Filters) -> dict[str, list[tuple[int, float]]]: ...
@@ -44,6 +70,8 @@ class Candidates(Protocol):
     def neighbours(self, seqs: list[int], filters: Filters) -> dict[int, list[int]]: ...
 
     def by_seq(self, seqs: list[int]) -> dict[int, Packet]: ...
+
+    def turns(self, seqs: list[int]) -> dict[int, Turn]: ...  # the seqs and the seqs ± 1
 
     def bounds(self): ...  # (first, last) packet dates, or None when empty
 

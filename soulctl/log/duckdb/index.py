@@ -97,6 +97,29 @@ class LogIndex:
     def vector_search_many(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return vectors.search_many(self._load_vectors(), queries, k)
 
+    def vectors_of(self, seqs: list[int], state: IndexState) -> dict[int, np.ndarray]:
+        """The stored vectors of `seqs` that the FAISS index and the tail hold (the rest are
+        the database's): read from memory where the database would decompress a column."""
+        out: dict[int, np.ndarray] = {}
+        index = self._load_vectors() if self.has_vectors() else None
+        indexed = np.array([s for s in seqs if s <= state.vector_seq], np.int64)
+        if index is not None and len(indexed):
+            try:
+                found = vectors.reconstruct(index, indexed)
+            except RuntimeError:  # an id the index lacks: the database answers for all
+                found = None
+            if found is not None:
+                out.update(zip(indexed.tolist(), found))
+        rest = [s for s in seqs if s not in out and state.vector_seq < s <= state.tail_seq]
+        # the tail's width is the index's (a log with no index yet is small: the database's)
+        tail = self.tail_arrays(state, index.d) if rest and index is not None else None
+        if tail is not None and len(tail[0]):
+            at = np.searchsorted(tail[0], rest)
+            for seq, i in zip(rest, at):
+                if i < len(tail[0]) and tail[0][i] == seq:
+                    out[seq] = np.array(tail[1][i])
+        return out
+
     def tail_arrays(self, state: IndexState, dim: int):
         """(seqs, vectors) of the tail, memory-mapped; None when the files fall short."""
         if state.tail_rows == 0:

@@ -12,6 +12,7 @@ from soulctl.log.context import CONTEXT_STEPS
 from soulctl.log.duckdb.connection import LazyRead
 from soulctl.log.duckdb.rows import fetch_by_seq, neighbours, vectors_from, where_clause
 from soulctl.log.packets import Filters, Packet
+from soulctl.log.store import Turn
 
 
 def _best_earlier(queries: np.ndarray, seqs: np.ndarray, other_seqs: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -145,6 +146,19 @@ class _Candidates:
 
     def by_seq(self, seqs) -> dict[int, Packet]:
         return fetch_by_seq(self.db.get(), seqs) if seqs else {}
+
+    def turns(self, seqs) -> dict[int, Turn]:
+        """Whole packets, their vectors from the FAISS index and its tail where they hold them
+        (the database would decompress the column for each)."""
+        packets = fetch_by_seq(self.db.get(), sorted({n for s in seqs for n in (s - 1, s, s + 1) if n > 0}))
+        if not packets:
+            return {}
+        vectors = self.store.index.vectors_of(list(packets), self.state)
+        if missing := [s for s in packets if s not in vectors]:
+            found, vecs = vectors_from(self.db.get().execute(
+                f"SELECT seq, embedding FROM packets WHERE seq IN ({', '.join(map(str, missing))})").fetchnumpy())
+            vectors.update(zip(found.tolist(), vecs))
+        return {seq: Turn(p, vectors[seq]) for seq, p in packets.items() if seq in vectors}
 
     def bounds(self):
         first, last = self.db.get().execute("SELECT min(ts), max(ts) FROM packets").fetchone()

@@ -26,7 +26,7 @@ from soulctl.log.postgres.connect import connect, memory_mb, vec
 from soulctl.log.postgres.user import UserQueries
 from soulctl.log.postgres.filters import neighbours_sql, where_clause
 from soulctl.log.rows import SELECT, naive_utc, new_rows, packet_from_new_row, packet_from_row
-from soulctl.log.store import Store, WriteInterrupted, embedder_mismatch
+from soulctl.log.store import Store, Turn, WriteInterrupted, embedder_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +384,13 @@ class _Candidates:
             return {}
         rows = self.store._fetch(f"SELECT {SELECT} FROM log WHERE seq = ANY(%s)", [[int(s) for s in seqs]])
         return {p.seq: p for p in map(packet_from_row, rows)}
+
+    def turns(self, seqs) -> dict[int, Turn]:
+        wanted = sorted({n for s in seqs for n in (s - 1, s, s + 1) if n > 0})
+        if not wanted:
+            return {}
+        rows = self.store._fetch(f"SELECT {SELECT}, embedding FROM log WHERE seq = ANY(%s)", [wanted])
+        return {int(r[1]): Turn(packet_from_row(r[:-1]), vec(r[-1])) for r in rows}
 
     def bounds(self):
         first, last = self.store._fetch("SELECT min(ts), max(ts) FROM packets")[0]

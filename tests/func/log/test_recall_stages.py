@@ -48,7 +48,8 @@ def test_a_temporal_question_finds_the_dated_turn(talk_home):
     assert "dated" in first["ranks"]
     second = top(talk_home, "How far did Ines run on June 8th?")[0]
     assert second["prose"].startswith("Two days ago I ran 8 km")
-    assert top(talk_home, "What was the weather like in June?")[0]["prose"].startswith("It rained")
+    june = top(talk_home, "What was the weather like in June?", k=2)
+    assert any(h["prose"].startswith("It rained") for h in june) and all("dated" in h["ranks"] for h in june)
 
 
 def test_a_named_speaker_question_prefers_that_speakers_turns(talk_home):

@@ -239,7 +239,7 @@ def test_retrieval_skips_the_window_and_ranks_answers_above_the_question_again(h
                         ("user", "Where is my passport?"), ("soul", "I do not know."),
                         ("user", "Where is my passport again?"), ("soul", "I cannot say.")]:
         assert soulctl("log", "add", prose, "--role", role, "--session", "old", "--home", home).code == 0
-    answers = soulctl("log", "search", "passport", "-k", "2", "--answers", "--json", "--home", home).json_lines()
+    answers = soulctl("log", "search", "passport", "-k", "2", "--json", "--home", home).json_lines()
     assert answers[0]["prose"].startswith("My passport is in the blue folder")
     plain = soulctl("log", "search", "passport", "-k", "5", "--json", "--home", home).json_lines()
     assert {r["prose"] for r in plain} >= {"Where is my passport?", "Where is my passport again?"}

@@ -190,7 +190,7 @@ def test_serve_on_postgres_clients_at_once_one_log(talked, tmp_path):
     """`serve` on the Postgres store: turns from clients at once are whole in the log, which
     other processes read while the server holds it; the embedded server stops with its last user."""
     import openai
-    from test_serve import Served
+    from tests.func.served import Served
 
     home = use_backend(copy_home(talked, tmp_path / "home"), "postgres")
     served = Served(home, log=tmp_path / "serve.log")

@@ -7,6 +7,7 @@ import numpy as np
 
 from soulctl.log import rank
 from soulctl.log.packets import Filters, Packet
+from soulctl.log.store import Turn
 from soulctl.search.fusion import rrf
 
 
@@ -42,6 +43,10 @@ class Fixture:
 
     def by_seq(self, seqs):
         return {s: self.packets[s] for s in seqs if s in self.packets}
+
+    def turns(self, seqs):
+        wanted = {n for s in seqs for n in (s - 1, s, s + 1)}
+        return {s: Turn(self.packets[s], self.vectors[s]) for s in wanted if s in self.packets}
 
     def bounds(self):
         days = [p.ts.date() for p in self.packets.values()]
