@@ -13,10 +13,10 @@ questions whose evidence reaches the context the soul sees: the retrieved sector
 at the default budget, each conversation in a home of its own (one person's memory).
 
 The re-ranking's weights (soulctl/log/rerank.json) are fitted here, on this half: `--fit`
-computes every question's candidates and features through the search's own code on the DuckDB
-home, fits the linear model five times — each time on four conversations, scoring the fifth —
-and prints that leave-one-conversation-out recall beside the search's; `--fit --write` then
-fits on all five and writes rerank.json.
+computes every question's candidates and features through the search's own code on each
+store's home, fits the trees five times — each time on four conversations (both stores'
+candidates), scoring the fifth — and prints that leave-one-conversation-out recall beside the
+search's; `--fit --write` then fits on all five and writes rerank.json.
 
 Run: .venv/bin/python tests/bench/bench_locomo.py [--data DIR] [--stores duckdb,postgres]
      [--work DIR (keep and reuse the loaded homes)] [--no-context] [--plain] [--fit [--write]]
@@ -242,22 +242,29 @@ def fit(rows: list[dict]) -> dict:
             "baseline": float(np.ravel(m._baseline_prediction)[0]), "trees": trees}
 
 
-def fitted(rows: list[dict], convs: list[tuple], write: bool) -> dict[str, dict]:
-    """Leave-one-conversation-out: each conversation ranked by trees fitted on the others."""
+def fitted(by_store: dict[str, list[dict]], convs: list[tuple], write: bool) -> dict[str, dict]:
+    """Leave-one-conversation-out: each conversation ranked by trees fitted on the others, the
+    candidates of every store given together (one model for both: their keyword halves differ)."""
     from soulctl.log import rerank
 
-    held = [rerank.as_arrays(fit([r for r in rows if r["conv"] != ci])) for ci in range(len(convs))]
-    questions = [r["question"] for r in rows]
-    figures = {"re-ranked LOCO": scores(ranked_by(rows, held), questions),
-               "ceiling of pool": scores({i: [d for d, y in zip(r["dia"], r["y"]) if y][:1] for i, r in enumerate(rows)},
-                                         questions)}
+    everything = [r for rows in by_store.values() for r in rows]
+    held = [rerank.as_arrays(fit([r for r in everything if r["conv"] != ci])) for ci in range(len(convs))]
+    figures = {}
+    for store, rows in by_store.items():
+        questions = [r["question"] for r in rows]
+        figures[f"{store} re-ranked LOCO"] = scores(ranked_by(rows, held), questions)
+        figures[f"{store} pool ceiling"] = scores(
+            {i: [d for d, y in zip(r["dia"], r["y"]) if y][:1] for i, r in enumerate(rows)}, questions)
     if write:
         model = {"fitted": f"tests/bench/bench_locomo.py --fit --write: {len(convs)} LoCoMo dev conversations, "
-                           f"{len(rows)} questions, {TREES}", **fit(rows)}
+                           f"{len(everything)} questions' candidates from {', '.join(by_store)}, {TREES}",
+                 **fit(everything)}
         path = Path(rerank.__file__).with_name("rerank.json")
         path.write_text(json.dumps(model, separators=(",", ":")) + "\n")
         rerank.trees.cache_clear()
-        figures["re-ranked, all five (in-sample)"] = scores(ranked_by(rows, [rerank.trees()] * len(convs)), questions)
+        for store, rows in by_store.items():
+            figures[f"{store} in-sample"] = scores(ranked_by(rows, [rerank.trees()] * len(convs)),
+                                                   [r["question"] for r in rows])
         print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
     return figures
 
@@ -318,11 +325,16 @@ def main() -> None:
         if store == "postgres":
             soulctl("--home", home, "store", "stop")
     if args.fit:
-        home = work / "home-duckdb"
-        if not home.exists():
-            load(home, "duckdb", packets, template)
         started = time.perf_counter()
-        found = fitted(candidates(home, convs), convs, args.write)
+        by_store = {}
+        for store in [s for s in args.stores.split(",") if s] or ["duckdb"]:
+            home = work / f"home-{store}"
+            if not home.exists():
+                load(home, store, packets, template)
+            by_store[store] = candidates(home, convs)
+            if store == "postgres":
+                soulctl("--home", home, "store", "stop")
+        found = fitted(by_store, convs, args.write)
         print(f"fit: {time.perf_counter() - started:.1f} s")
         rows.update(found)
         figures.update(found)
