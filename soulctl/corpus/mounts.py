@@ -323,7 +323,7 @@ class Wardrobe:
                                    hint=f"rebuild it: soulctl mount refresh {corpus.name} --full")
         depth = max(k * 4, 40) if mode == "hybrid" else k
         if mode != "keyword" and query_vector is None:
-            query_vector = embedder.encode([query])[0]
+            query_vector = embedder.encode_queries([query])[0]
         rankings: dict[str, list] = {}
         for corpus in opened:
             if mode != "keyword":

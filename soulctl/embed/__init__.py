@@ -69,6 +69,9 @@ def describe(model_dir: Path) -> EmbedderInfo:
         p = model_dir / name
         if p.is_file():
             digest.update(p.read_bytes())
+    st_config = model_dir / "config_sentence_transformers.json"
+    if st_config.is_file() and (prompts := json.loads(st_config.read_text()).get("prompts")):
+        digest.update(json.dumps(prompts, sort_keys=True).encode())  # prompts change the vectors
     weights = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin"))
     for w in weights:  # size + head/tail bytes: cheap, and changes with any retrained weights
         st = w.stat()
@@ -152,7 +155,35 @@ class Embedder:
     def dim(self) -> int:
         return self.info.dim
 
+    @property
+    def prompts(self) -> tuple[str, str]:
+        """(query prefix, passage prefix) from the model's sentence-transformers configuration
+        (`prompts`: e5's "query: " and "passage: "); both empty for a symmetric model."""
+        if not hasattr(self, "_prompts"):
+            path = self.model_dir / "config_sentence_transformers.json"
+            found = (json.loads(path.read_text()).get("prompts") or {}) if path.is_file() else {}
+            self._prompts = (str(found.get("query", "")),
+                             str(found.get("passage", found.get("document", ""))))
+        return self._prompts
+
+    @property
+    def asymmetric(self) -> bool:
+        """Whether questions and passages are embedded differently: search embeds its query
+        with encode_queries, and a chat turn — both a question and a packet — twice."""
+        query, passage = self.prompts
+        return query != passage
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of questions, to search passages with (the query prompt before each)."""
+        query, passage = self.prompts
+        return self._encode([query + t for t in texts]) if query != passage else self.encode(texts)
+
     def encode(self, texts: Sequence[str], progress=None) -> np.ndarray:
+        """Vectors of passages: what is stored (the passage prompt before each, if any)."""
+        passage = self.prompts[1]
+        return self._encode([passage + t for t in texts] if passage else texts, progress)
+
+    def _encode(self, texts: Sequence[str], progress=None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         impl = self._encoder(len(texts))

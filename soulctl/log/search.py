@@ -43,14 +43,15 @@ def search(store: Store, embedder, query: str, k: int = 10, mode: str = "hybrid"
     if not query.strip():
         raise InvalidInput("empty search query")
     if mode != "keyword" and query_vector is None:
-        query_vector = embedder.encode([query])[0]
-    want = k if plain else k + ANSWERS_SLACK
+        query_vector = embedder.encode_queries([query])[0]
+    staged = mode == "hybrid" and not plain  # --semantic and --keyword: one half as written
+    want = k + ANSWERS_SLACK if staged else k
     depth = want if mode != "hybrid" else hybrid_depth(k)  # the re-ranking orders the whole pool
     found = ranked(store, query_vector if mode != "keyword" else None, query if mode != "semantic" else None,
                    want, filters or Filters(), depth,
-                   encode=embedder.encode if mode == "hybrid" and embedder is not None else None, plain=plain)
+                   encode=embedder.encode_queries if mode == "hybrid" and embedder is not None else None, plain=plain)
     results = [SearchResult(hit, packet) for packet, hit in found]
-    if not plain:
+    if staged:
         results.sort(key=lambda r: restates(query, r.packet))  # stable: the plain order otherwise
     return results[:k]
 
@@ -88,7 +89,7 @@ def search_many(store: Store, embedder, queries: Iterable[dict], k: int, mode: s
     batch: list[dict] = []
 
     def flush():
-        vectors = (embedder.encode([q["query"] for q in batch]) if mode != "keyword"
+        vectors = (embedder.encode_queries([q["query"] for q in batch]) if mode != "keyword"
                    else [None] * len(batch))
         for q, vec in zip(batch, vectors):
             f = Filters(**{**filters.__dict__, **({"session": q["session"]} if q.get("session") else {})})
