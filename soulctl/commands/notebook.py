@@ -123,7 +123,7 @@ def rewrite(
         raise InvalidInput(f"session {chat.session} has no turns since its last flush: "
                            "nothing to rewrite the notebook from", hint="talk first: soulctl chat --session NAME")
     else:
-        version = chat.pressure()
+        version = chat.pressure("rewritten by hand (notebook rewrite); window flushed")
     kind = "self" if self_ else "notebook"
     record = {**nb.version(chat.soul, kind, version), "session": chat.session}
     state.out.record(record, id_key="version", human=lambda d: d["text"])

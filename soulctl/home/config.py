@@ -71,6 +71,7 @@ class MemoryConfig(_Strict):
     reply_tokens: int = Field(512, ge=16)
     warn: float = Field(0.80, gt=0, le=1)
     pressure: float = Field(0.95, gt=0, le=1)
+    capture: bool = True  # what the user states goes into the notebook in their words (memory/facts.py)
 
 
 class BudgetConfig(_Strict):
@@ -162,6 +163,7 @@ memory:                      # Memory OS sectors, in tokens of the serving model
   reply_tokens: 512
   warn: 0.80
   pressure: 0.95
+  capture: true              # what the user states, kept in the notebook in their words, cited
 store: duckdb:data/soul.duckdb
 hands:
   command: [claude, -p, --output-format, json]

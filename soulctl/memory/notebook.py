@@ -117,6 +117,8 @@ def review_lines(record: dict) -> list[str]:
     lines += [f"dropped by the writer, put back: {line}" for line in found.get("dropped", [])]
     lines += [f"evicted for room (a packet in the log): {line}" for line in found.get("evicted", [])]
     lines += [f"repeated, removed: {line}" for line in found.get("repeated", [])]
+    lines += [f"refused, nothing said supports it: {line}" for line in found.get("unsupported", [])]
+    lines += [f"captured, in the user's words: {line}" for line in found.get("captured", [])]
     if found.get("reasked"):
         lines.append("asked again: " + ", ".join(found["reasked"]))
     return lines

@@ -47,6 +47,8 @@ class Review:
     repeated: list[str] = field(default_factory=list)  # sentences the proposal wrote twice
     echoed: list[str] = field(default_factory=list)  # the prompt's framing, copied into it
     reasked: list[str] = field(default_factory=list)  # why the writer was asked again
+    unsupported: list[str] = field(default_factory=list)  # new lines nothing said supports: refused
+    cited: list[dict] = field(default_factory=list)  # {"line", "packet"}: new lines and what grounds them
 
     def faults(self) -> bool:
         return bool(self.dropped or self.repeated or self.echoed)
@@ -56,7 +58,7 @@ class Review:
 
     def summary(self) -> str:
         parts = [f"kept {self.kept}"]
-        for name in ("superseded", "dropped", "evicted", "repeated"):
+        for name in ("superseded", "dropped", "evicted", "repeated", "unsupported"):
             if n := len(getattr(self, name)):
                 parts.append(f"{name} {n}" if name != "dropped" else f"restored {n}")
         if self.reasked:
@@ -144,6 +146,40 @@ def review(previous: str, proposal: str, window: list[str], embedder) -> Review:
     return result
 
 
+def ground(text: str, previous: str, window: list[str], ids: list[str | None], embedder,
+           found: Review) -> str:
+    """The notebook proposal with only the new lines the conversation supports: a line no
+    previous line holds stays when one turn of the window holds its names and numbers (a line
+    with none: when it is near one turn in meaning), and then cites that turn's packet; a line
+    nothing supports is refused, and kept in `found.unsupported` for the record."""
+    prior = _norm(previous)
+    prior_words = set(prior.split())
+    turns = [(w, i) for w, i in zip(window, ids) if w.strip()]
+    bodies = [_BULLET.sub("", raw).strip() for raw in text.splitlines()]
+    fresh = [n for n, body in enumerate(bodies) if body and not body.startswith("#") and _norm(body)
+             and _norm(body) not in prior and not (specifics(body) and specifics(body) <= prior_words)]
+    if not fresh:
+        return text
+    vectors = embedder.encode([bodies[n] for n in fresh] + [w for w, _ in turns])
+    near = vectors[:len(fresh)] @ vectors[len(fresh):].T if turns else np.zeros((len(fresh), 0), np.float32)
+    lines = text.splitlines()
+    for row, n in enumerate(fresh):
+        names = specifics(bodies[n])
+        holders = [j for j, (w, _) in enumerate(turns) if names and names <= set(_norm(w).split())]
+        if not names and near.shape[1] and float(near[row].max()) >= GROUNDED:
+            holders = [int(near[row].argmax())]
+        if not holders:
+            found.unsupported.append(bodies[n])
+            lines[n] = None
+            continue
+        best = max(holders, key=lambda j: float(near[row, j]))
+        packet = turns[best][1]
+        found.cited.append({"line": bodies[n], "packet": packet})
+        if packet and f"[log {packet}]" not in lines[n]:
+            lines[n] = lines[n].rstrip() + f" [log {packet}]"
+    return "\n".join(line for line in lines if line is not None)
+
+
 def reask_message(found: Review, limit: int) -> str:
     """What the writer is told when its proposal is asked again."""
     parts = []
@@ -187,9 +223,10 @@ def settle(text: str, found: Review, what: str, previous: str, limit: int, count
 
 
 def checked(writer, counter, embedder, ask: list[dict], limit: int, what: str, previous: str,
-            window: list[str]) -> tuple[str, str, list[str], Review]:
+            window: list[str], ids: list[str | None] | None = None) -> tuple[str, str, list[str], Review]:
     """A proposal from `writer` (counted by `counter`, the serving model), checked against the
-    previous version: re-asked once when it drops lines or repeats itself, then settled.
+    previous version: re-asked once when it drops lines or repeats itself, then settled; a
+    notebook's new lines only where the window (`ids`: its packets) supports them (ground).
     Returns (text, notes for the reason, drafts kept for the log, the review)."""
     from soulctl.memory.rewrite import REWRITE_SLACK, write_within
 
@@ -207,4 +244,6 @@ def checked(writer, counter, embedder, ask: list[dict], limit: int, what: str, p
             if len(rechecked.dropped) + 2 * len(rechecked.repeated) <= len(found.dropped) + 2 * len(found.repeated):
                 text, found, notes = second, rechecked, notes + more
             found.reasked = why
+    if what == "notebook":
+        text = ground(text, previous, window, ids or [None] * len(window), embedder, found)
     return settle(text, found, what, previous, limit, counter), notes, drafts, found

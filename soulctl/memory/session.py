@@ -25,7 +25,8 @@ from soulctl.memory import notebook as nb
 from soulctl.memory.retrieval import retrieved_sector
 from soulctl.memory.review import Review, checked
 from soulctl.memory.sectors import check_fits_alone, check_sectors, too_big
-from soulctl.memory.stream import StopCut, TurnCancelled
+from soulctl.memory.facts import cited, keep_stated
+from soulctl.memory.stream import TurnCancelled, generate
 
 if TYPE_CHECKING:
     from soulctl.memory.conversation import Toolbox
@@ -73,6 +74,7 @@ class TurnResult:
     partial: bool = False  # the reply was cut off (its reader left); logged as such
     generation: str | None = None  # the generation that answered
     speaker: str = "soul"  # soul, or majordomo while the soul's weights are released
+    notebook: dict | None = None  # the notebook the prompt held: its version and the packets its lines cite
     instructions: dict | None = None  # what a client's instructions became (serve: soul.instructions)
     tools: dict | None = None  # what became of a client's tools (serve: soul.tools)
     calls: list[dict] = field(default_factory=list)  # a client's tools to call, the turn waiting for them
@@ -85,6 +87,7 @@ class ChatSession:
     def __init__(self, soul: Soul, session: str, retrieve_log: bool = True, progress=None,
                  speaker: str = "soul", tools: Toolbox | None = None):
         self.soul, self.session, self.retrieve_log = soul, session, retrieve_log
+        self.notebook_held: dict | None = None  # the notebook the last prompt held (its version, its cites)
         self.home, self.store, self.embedder = soul.home, soul.store, soul.embedder
         # who answers: the soul, or its majordomo while the soul's weights are released for the night
         self.speaker = speaker
@@ -130,6 +133,7 @@ class ChatSession:
     def system_text(self, retrieved: str = "") -> str:
         memory = nb.current_all(self.soul)
         self_text, notebook = memory["self"]["text"], memory["notebook"]["text"]
+        self.notebook_held = {"version": memory["notebook"]["version"], "cites": cited(notebook)}
         parts = [self_text, "# Notebook\n" + (notebook or "(empty)")]
         if self.instructions:
             parts.append("# The client's instructions\n" + self.instructions)
@@ -205,7 +209,8 @@ class ChatSession:
         limit = self.engine.context_length - self.mem.reply_tokens
         check_fits_alone(self, user_text, limit)  # before the pressure protocol changes anything
         flushed = False
-        vector = self.embedder.encode([user_text])[0]  # one embedding: retrieval and the packet
+        vector = self.embedder.encode([user_text])[0]  # the packet's, and retrieval's unless asymmetric
+        asked = self.embedder.encode_queries([user_text])[0] if self.embedder.asymmetric else vector
         need = self.window_tokens([Turn("user", user_text)])
         if self.window and need >= self.mem.pressure * self.mem.window_tokens:
             self.pressure()
@@ -213,11 +218,11 @@ class ChatSession:
         elif need >= self.mem.warn * self.mem.window_tokens:
             self._say(f"window at {need / self.mem.window_tokens:.0%} of its sector; the notebook is "
                       f"rewritten and the window flushed at {self.mem.pressure:.0%}")
-        messages, prompt_tokens, cites = self.assemble(user_text, vector)
+        messages, prompt_tokens, cites = self.assemble(user_text, asked)
         if prompt_tokens > limit and self.window:
             self.pressure()
             flushed = True
-            messages, prompt_tokens, cites = self.assemble(user_text, vector)
+            messages, prompt_tokens, cites = self.assemble(user_text, asked)
         if prompt_tokens > limit:
             raise too_big(self, user_text, prompt_tokens, limit)
         self.last_prompt = messages
@@ -230,15 +235,17 @@ class ChatSession:
 
             state = toolturn.start(self, user_text, vector, messages, cites, list(use_tools), client, budget,
                                    sampling)
+            keep_stated(self, user_text, state.user_id)
             return self._tool_result(state, user_text, toolturn.advance(self, state), flushed, on_token)
-        reply, stopped, cancelled = self._generate(messages, budget, sampling, stop, on_token)
+        reply, stopped, cancelled = generate(self.engine, messages, budget, sampling, stop, on_token)
         completion = self.engine.count_tokens(reply)
         finish = "cancelled" if cancelled else "stop" if stopped or completion < budget else "length"
         extra = {"partial": True, "cut": cancelled} if cancelled else None
         user_packet, reply_packet = self._log_turn(user_text, vector, reply, prompt_tokens, cites, extra)
+        keep_stated(self, user_text, user_packet)
         self.window += [Turn("user", user_text, user_packet), Turn("assistant", reply, reply_packet)]
         return TurnResult(reply, prompt_tokens, flushed, user_packet, reply_packet, cites,
-                          completion, finish, bool(cancelled), self.generation, self.speaker)
+                          completion, finish, bool(cancelled), self.generation, self.speaker, self.notebook_held)
 
     def answer_calls(self, results: dict[str, str], client_tools: ClientTools | None = None,
                      on_token=None) -> TurnResult:
@@ -260,7 +267,7 @@ class ChatSession:
         """A tool turn's outcome: waiting for a client's calls, or its reply (in the window)."""
         result = TurnResult(outcome.reply, outcome.prompt_tokens, flushed, state.user_id, outcome.reply_id,
                             state.cites, self.engine.count_tokens(outcome.reply) if outcome.reply else 0,
-                            generation=self.generation, speaker=self.speaker)
+                            generation=self.generation, speaker=self.speaker, notebook=self.notebook_held)
         if outcome.calls:
             self.waiting = (state, user_text)
             result.calls, result.finish_reason = outcome.calls, "tool_calls"
@@ -269,28 +276,6 @@ class ChatSession:
             on_token(outcome.reply)  # made whole (the tool rounds do not stream): one piece
         self.window += [Turn("user", user_text, state.user_id), Turn("assistant", outcome.reply, outcome.reply_id)]
         return result
-
-    def _generate(self, messages: list[dict], max_tokens: int, sampling: Sampling, stop, on_token):
-        """The reply: (text, ended at a stop string, why it was cut off or None)."""
-        if not on_token and not stop:
-            return self.engine.chat(messages, max_tokens, sampling), False, None
-        cut, cancelled = StopCut(stop), None
-        pieces = self.engine.stream(messages, max_tokens, sampling)
-        try:
-            for piece in pieces:
-                if (out := cut.feed(piece)) and on_token:
-                    on_token(out)
-                if cut.stopped:
-                    break
-            else:
-                if (out := cut.flush()) and on_token:
-                    on_token(out)
-        except TurnCancelled as exc:
-            cancelled = str(exc) or "cancelled"
-        finally:
-            if close := getattr(pieces, "close", None):
-                close()  # stops the model: a generator closed early ends its generation
-        return cut.text.strip(), cut.stopped, cancelled
 
     def _log_turn(self, user_text: str, vector: np.ndarray, reply: str, prompt_tokens: int,
                   cites: list[str], extra: dict | None = None) -> tuple[str, str]:
@@ -314,14 +299,14 @@ class ChatSession:
         self.store.settle()
 
     # -- the pressure protocol -----------------------------------------------------------
-    def pressure(self) -> int:
+    def pressure(self, reason: str = "pressure: window flushed") -> int:
         """Rewrite the notebook from the window (checked), flush, resume."""
         import time
 
         started = time.monotonic()
         self._say(f"window at {self.fill():.0%}: rewriting the notebook from {len(self.window)} turns, "
                   "then flushing the window…")
-        version, packets, found = self._rewrite_notebook("pressure: window flushed")
+        version, packets, found = self._rewrite_notebook(reason)
         flush = NewPacket(prose=f"window flushed after {len(self.window)} turns; notebook v{version} injected",
                           role="system", session=self.session, generation=self.generation,
                           meta={"kind": "flush", "turns": len(self.window), "notebook_version": version})
@@ -401,7 +386,8 @@ class ChatSession:
     def _checked(self, writer, ask: list[dict], limit: int, what: str, previous: str,
                  guidance: str | None = None) -> tuple[str, str, list[str], Review]:
         window = [t.content for t in self.window] + ([guidance] if guidance else [])  # what may supersede
-        return checked(writer, self.engine, self.embedder, ask, limit, what, previous, window)
+        ids = [t.packet_id for t in self.window] + ([None] if guidance else [])  # what a new line cites
+        return checked(writer, self.engine, self.embedder, ask, limit, what, previous, window, ids)
 
     def _evictions(self, kind: str, version: int, found: Review) -> list[NewPacket]:
         """Every line a rewrite evicted for room, as a packet the log's search finds."""

@@ -1,6 +1,9 @@
-"""A reply as it is written: cut at stop strings, and stopped when nobody reads it any more."""
+"""A reply as it is written: cut at stop strings, without the memory's markup, and stopped when
+nobody reads it any more."""
 
 from __future__ import annotations
+
+import re
 
 
 class TurnCancelled(Exception):
@@ -35,3 +38,79 @@ class StopCut:
         upto = max(upto, self.sent)
         out, self.sent = self.text[self.sent:upto], upto
         return out
+
+
+# The retrieved sector's own markup (memory/retrieval.py, corpus/mounts.render_hit) and the
+# system prompt's headings, as a model echoes them into its reply: never logged, never returned.
+_MARK = re.compile(r"\[log\b[^\[\]\n]{0,60}\][ \t]?")
+_HEADER = re.compile(r"^[ \t]*(?:\[[\w.-]{1,40}\] \S+:\d+(?:-\d+)?(?: \([^)\n]*\))?|# (?:Retrieved|Notebook|"
+                     r"The client's instructions))[ \t]*$")
+_HOLD = 80  # an open bracket held back this long at most, waiting for its end
+
+
+def unmarked(text: str) -> str:
+    """`text` without the memory's markup: `[log 2026-06-30 user]` tags wherever they are, and
+    whole lines that are a corpus hit's header or a system prompt heading."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\n")
+        if _HEADER.match(body):
+            continue
+        cleaned = _MARK.sub("", body)
+        if cleaned.strip() or not body.strip() or cleaned == body:
+            lines.append(cleaned + line[len(body):])
+    return "".join(lines)
+
+
+class Unmarked:
+    """A stream of pieces without the memory's markup: what could still turn out to be markup
+    (an open `[`, a line that starts like a header) is held back until it is settled."""
+
+    def __init__(self) -> None:
+        self.raw, self.sent = "", 0
+
+    def feed(self, piece: str) -> str:
+        self.raw += piece
+        return self._emit(self._settled())
+
+    def flush(self) -> str:
+        return self._emit(len(self.raw))
+
+    def _settled(self) -> int:
+        upto = len(self.raw)
+        line_start = self.raw.rfind("\n") + 1
+        if self.raw[line_start:].lstrip()[:1] in ("[", "#"):
+            upto = line_start  # the line may be a header: wait for its end
+        opened = self.raw.rfind("[")
+        if opened >= 0 and "]" not in self.raw[opened:] and len(self.raw) - opened < _HOLD:
+            upto = min(upto, opened)
+        return upto
+
+    def _emit(self, upto: int) -> str:
+        clean = unmarked(self.raw[:upto])
+        out = clean[self.sent:] if len(clean) >= self.sent else ""
+        self.sent = max(self.sent, len(clean))
+        return out
+
+
+def generate(engine, messages: list[dict], max_tokens: int, sampling, stop, on_token) -> tuple[str, bool, str | None]:
+    """A reply from `engine`: (text, ended at a stop string, why it was cut off or None), cut at
+    `stop`, the memory's markup taken out, streamed to `on_token` when there is one."""
+    if not on_token and not stop:
+        return unmarked(engine.chat(messages, max_tokens, sampling)).strip(), False, None
+    cut, clean, cancelled = StopCut(stop), Unmarked(), None
+    pieces = engine.stream(messages, max_tokens, sampling)
+    try:
+        for piece in pieces:
+            if (out := clean.feed(cut.feed(piece))) and on_token:
+                on_token(out)
+            if cut.stopped:
+                break
+        if (out := clean.feed(cut.flush()) + clean.flush()) and on_token:
+            on_token(out)
+    except TurnCancelled as exc:
+        cancelled = str(exc) or "cancelled"
+    finally:
+        if close := getattr(pieces, "close", None):
+            close()  # stops the model: a generator closed early ends its generation
+    return unmarked(cut.text).strip(), cut.stopped, cancelled

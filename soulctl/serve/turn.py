@@ -65,4 +65,4 @@ def soul_fields(session: str, result) -> dict:
     return {"session": session, "user_id": result.user_id, "reply_id": result.reply_id,
             "retrieved": result.retrieved, "flushed": result.flushed, "generation": result.generation,
             "answered_by": result.speaker, "instructions": result.instructions,
-            "tools": result.tools}
+            "tools": result.tools, "notebook": result.notebook}

@@ -16,3 +16,24 @@ def test_stop_strings_cut_a_stream_without_leaking_a_prefix():
     assert cut.feed("a") + cut.feed("b") == "ab"
     cut = StopCut(["\n\n"])
     assert cut.feed("one\n") == "one" and cut.feed("\ntwo") == "" and cut.stopped and cut.text == "one"
+
+
+def test_the_memorys_markup_never_reaches_a_reply_whole_or_streamed():
+    import random
+
+    from soulctl.memory.stream import Unmarked, unmarked
+
+    reply = ("Sure.\n[log 2019-06-30 user] my dog is Biscuit\nHe is a [log 2026-01-01 soul] beagle.\n"
+             "[notes] plans.md:1-20 (Trips)\n# Retrieved\nSee [1] and [the list] too.\n")
+    clean = unmarked(reply)
+    assert clean == "Sure.\nmy dog is Biscuit\nHe is a beagle.\nSee [1] and [the list] too.\n"
+    assert unmarked("Plain words, [brackets] kept.") == "Plain words, [brackets] kept."
+    rng = random.Random(7)
+    for _ in range(300):  # any cut of the stream into pieces gives the same text, nothing leaked early
+        stream, sent, at = Unmarked(), [], 0
+        while at < len(reply):
+            n = rng.randint(1, 7)
+            sent.append(stream.feed(reply[at:at + n]))
+            at += n
+        sent.append(stream.flush())
+        assert "".join(sent) == clean and not any("[log" in piece for piece in sent)
