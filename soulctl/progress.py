@@ -39,20 +39,39 @@ NULL = NullProgress()
 
 
 class LineProgress:
-    """Progress for a reader that is not a terminal (a log file, the scheduler's mail): one line
-    per step that took a while — what it was, how much, how long."""
+    """Progress for a reader that is not a terminal (a log file, the scheduler's mail): a line
+    every EVERY seconds while a step runs (what, how much of how much, about how long left), and
+    one when a step that took a while ends — what it was, how much, how long."""
 
     MIN_SECONDS = 2.0  # quicker steps say nothing
+    EVERY = 20.0  # DESIGN §9: at least every 30 s of a long step
 
-    def __init__(self, say):
+    def __init__(self, say, every: float | None = None):
         self.say = say
+        self.every = every or self.EVERY
 
     @contextmanager
     def task(self, description: str, total: float | None = None) -> Iterator[_NullTask]:
+        import threading
         import time
 
-        started, counted = time.perf_counter(), _CountingTask()
-        yield counted
+        started, counted, stop = time.perf_counter(), _CountingTask(), threading.Event()
+
+        def beat():
+            while not stop.wait(self.every):
+                took = time.perf_counter() - started
+                left = ""
+                if total and counted.done:
+                    left = f", ~{took / counted.done * max(total - counted.done, 0):.0f} s left"
+                of = f"{counted.done:g}" + (f" of {total:g}" if total else "")
+                self.say(f"{description}: {of} after {took:.0f} s{left}")
+
+        beating = threading.Thread(target=beat, name="soulctl-progress", daemon=True)
+        beating.start()
+        try:
+            yield counted
+        finally:
+            stop.set()
         took = time.perf_counter() - started
         if took >= self.MIN_SECONDS:
             done = f"{counted.done:g}" + (f" of {total:g}" if total else "") if counted.done else ""

@@ -1,6 +1,7 @@
 """`soulctl status`: the living daemon on one screen — the generation served beside `current`,
 the server (up since when, released for the night or not, its open sessions and how full their
-windows are), the service and the schedule, the last cycle and how it ended, the next one, the
+windows are), the service and the schedule, a cycle running now (its stage, progress and
+what is left), the last cycle and how it ended, the next one, the
 log's size. Reads only; asks a running server over its control channel."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def status(soul: Soul) -> dict:
         "home": str(home.root), "current": cur, "anchor": ids[0] if ids else None,
         "generations": len(ids), **_part("server", lambda: _server(home)),
         **_part("service", lambda: service.status(home)), **_part("schedule", lambda: _schedule(home)),
-        **_part("last_cycle", lambda: _cycle(soul)), **_part("log", lambda: {"packets": soul.store.count()}),
+        **_part("cycle", lambda: _running(home)), **_part("last_cycle", lambda: _cycle(soul)), **_part("log", lambda: {"packets": soul.store.count()}),
     }
     record["served"] = record["server"].get("generation")
     return record
@@ -61,6 +62,18 @@ def _schedule(home) -> dict:
     timer = schedule.installed(home)
     return {"installed": timer is not None, **({"name": timer["name"], "scheduler": timer["scheduler"],
                                                 "next_run": schedule.next_run(timer)} if timer else {})}
+
+
+def _running(home) -> dict | None:
+    """The cycle running now: its stage, the work inside it and what is left (None: none runs)."""
+    from soulctl.evolve.watch import running
+
+    state = running(home)
+    if state is None:
+        return None
+    return {"pid": state["pid"], "since": _iso(state.get("started")), "elapsed_s": state["elapsed_s"],
+            "stage": state.get("stage"), "step": state.get("step"), "steps": state.get("steps"),
+            "progress": state.get("progress")}
 
 
 def _cycle(soul) -> dict | None:

@@ -6,7 +6,7 @@ from soulctl.cli import state
 
 HELP = """What the soul is doing: the generation served beside `current`, the server (up since,
 released for the night, its sessions and their window's fill), the service, the schedule and
-the next run, the last cycle and how it ended, the log's size.
+the next run, a cycle running now (its stage and what is left), the last cycle and how it ended, the log's size.
 
   soulctl status
   soulctl status --json | jq .server.sessions
@@ -22,7 +22,7 @@ def run() -> None:
 def _render(r: dict) -> str:
     lines = [f"home       {r['home']}", f"current    {r['current']} (anchor {r['anchor']}, {r['generations']} generations)"
              if r["current"] else "current    none (no generation can be read; soulctl gen ls)"]
-    for name in ("server", "service", "schedule", "last_cycle", "log"):
+    for name in ("server", "service", "schedule", "cycle", "last_cycle", "log"):
         part = r[name]
         if isinstance(part, dict) and "error" in part:
             lines.append(f"{name.replace('_', ' '):10s} cannot read: {part['error']}")
@@ -56,6 +56,19 @@ def _schedule(timer: dict, r: dict) -> list[str]:
             if timer["installed"] else "schedule   none (soulctl schedule install)"]
 
 
+def _running(cycle: dict | None, r: dict) -> list[str]:
+    if not cycle:
+        return []
+    steps = cycle.get("steps") or []
+    line = (f"cycle      running since {cycle['since']} (pid {cycle['pid']}): {cycle['stage'] or 'starting'}"
+            + (f", step {cycle['step']} of {len(steps)}" if cycle.get("step") else ""))
+    if p := cycle.get("progress"):
+        line += f" — {p['task']} {p['done']:g}" + (f" of {p['total']:g}" if p.get("total") else "")
+        if p.get("eta_s") is not None:
+            line += f", about {p['eta_s'] / 60:.0f} min left" if p["eta_s"] >= 90 else f", about {p['eta_s']:.0f} s left"
+    return [line]
+
+
 def _cycle(cycle: dict | None, r: dict) -> list[str]:
     if not cycle:
         return ["last cycle none yet (soulctl evolve)"]
@@ -64,5 +77,5 @@ def _cycle(cycle: dict | None, r: dict) -> list[str]:
             f"{drift} — {cycle['reason']}"]
 
 
-RENDER = {"server": _server, "service": _service, "schedule": _schedule, "last_cycle": _cycle,
+RENDER = {"server": _server, "service": _service, "schedule": _schedule, "cycle": _running, "last_cycle": _cycle,
           "log": lambda log, r: [f"log        {log['packets']} packets"]}

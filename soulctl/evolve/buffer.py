@@ -148,6 +148,20 @@ def _choose(meta, resonant, learned, recipe, store, threshold, cluster, k, role)
     return sorted(chosen, key=lambda i: -(meta[i]["resonance"] or 0))
 
 
+def sizing_examples(home: Home, store: Store, recipe: ResonateRecipe, include_learned: bool = False) -> list[str]:
+    """Every example the night's buffer could hold, as chat lines: each reply not degenerate
+    that qualifies or is not scored yet (and not learned, unless learned ones may come back),
+    with its context. Read before the cycle scores anything, so `evolve --dry-run` and the
+    cycle size the night's dream on the same examples (evolve/night.py)."""
+    meta, _ = store.vectors(None)
+    learned = set() if include_learned or recipe.rehearsal else learned_ids(home)
+    explicit = store.latest_marks("mark")
+    may = [i for i, m in enumerate(meta) if m["role"] == "soul" and m["id"] not in learned
+           and (m["id"] in explicit or not flaws(m["prose"]))
+           and (m["resonance"] is None or m["resonance"] >= recipe.threshold)]
+    return _examples(meta, may, recipe.context_turns)[0]
+
+
 def _dedup(meta, vecs, chosen, resonant, learned, cosine) -> tuple[list[int], list[str]]:
     """Greedy: the most resonant of each near-duplicate group stays; a new moment that repeats
     one already learned, or one kept here, is covered — and counted as learned from now on, so

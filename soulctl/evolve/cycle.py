@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable
 
 from soulctl.errors import EXIT_STEP_FAILED, SoulError, Unavailable
 from soulctl.evolve.steps import Cycle, Stop, steps_named
+from soulctl.evolve.watch import Watch
 from soulctl.home import Home
 from soulctl.processes import alive
 
@@ -90,51 +91,68 @@ def _clean_staging(home: Home) -> None:
 
 
 def evolve(soul: Soul, dry_run: bool = False, remove_rejected: bool = False, include_learned: bool = False,
-           progress=None, say: Callable[[str], None] | None = None) -> dict:
+           progress=None, say: Callable[[str], None] | None = None,
+           heartbeat: Callable[[str], None] | None = None) -> dict:
     """One cycle; returns its record: status (accepted | rejected | nothing-new | plan), buffer,
     adapter, generation, drift, probe loss, absorption, failures, timings, and what a running
     server did (released for the night, serving what). A failed step raises (its own SoulError,
-    or StepFailed) after the record is logged. `say` gets one line per stage, with its time."""
-    from soulctl.evolve.night import Night
+    or StepFailed) after the record is logged. `say` gets one line per stage, with its time;
+    `heartbeat` a line at least every HEARTBEAT_S seconds while the cycle runs (evolve/watch.py)."""
+    from soulctl.evolve.buffer import sizing_examples
     from soulctl.generations import current
 
-    home, say = soul.home, say or (lambda line: None)
-    recipe = soul.recipe("evolve")
-    steps = steps_named(recipe.steps)
+    home = soul.home
+    steps = steps_named(soul.recipe("evolve").steps)
     with cycle_lock(home):
-        cycle = Cycle(soul, current(home), include_learned, remove_rejected, progress)
-        record: dict = {"status": None, "parent": cycle.parent, "buffer": None, "adapter": None,
-                        "generation": None, "steps": [s.name for s in steps], "timings": {}}
+        sizing = sizing_examples(home, soul.store, soul.recipe("resonate"), include_learned)
         if dry_run:
-            return _plan(soul, cycle, steps, record)
-        _clean_staging(home)
-        started = time.perf_counter()
-        night = Night(soul, recipe.lease_s, say)
-        failed: SoulError | None = None
-        cause: BaseException | None = None
-        try:
-            status, reason = _run(cycle, steps, record, night, say)
-            if status == "accepted":
-                from soulctl.generations import set_current
+            cycle = Cycle(soul, current(home), include_learned, remove_rejected, progress, sizing=sizing)
+            return _plan(soul, cycle, steps, _record(cycle, steps))
+        with Watch(home, [s.name for s in steps], heartbeat) as watch:
+            cycle = Cycle(soul, current(home), include_learned, remove_rejected, watch.progress(progress),
+                          sizing=sizing)
+            return _cycle(soul, cycle, steps, watch, say or (lambda line: None))
 
-                set_current(home, cycle.generation)
-        except KeyboardInterrupt:
-            night.close()
-            raise
-        except Exception as exc:
-            cause = exc
-            failed = exc if isinstance(exc, SoulError) else StepFailed(
-                f"{record.get('step')} failed: {type(exc).__name__}: {exc}",
-                hint="current did not move; rerun with -v for the traceback")
-            status, reason = "failed", f"{record.get('step') or 'the cycle'} failed: {failed.message}"
-        served = night.close()  # the server serves `current`: restored after a release, or following it
-        if served is not None:
-            record["served"] = served.get("generation")
-        record = _finish(soul, record, status, reason, started)
-        say(f"{status}: {reason}")
-        if failed is not None:
-            raise failed from (None if failed is cause else cause)
-        return record
+
+def _record(cycle: Cycle, steps) -> dict:
+    return {"status": None, "parent": cycle.parent, "buffer": None, "adapter": None,
+            "generation": None, "steps": [s.name for s in steps], "timings": {}}
+
+
+def _cycle(soul: Soul, cycle: Cycle, steps, watch: Watch, say: Callable[[str], None]) -> dict:
+    """The cycle proper, under its lock and watched."""
+    from soulctl.evolve.night import Night
+
+    home, recipe = soul.home, soul.recipe("evolve")
+    record = _record(cycle, steps)
+    _clean_staging(home)
+    started = time.perf_counter()
+    night = Night(soul, recipe.lease_s, say)
+    failed: SoulError | None = None
+    cause: BaseException | None = None
+    try:
+        status, reason = _run(cycle, steps, record, night, say, watch)
+        if status == "accepted":
+            from soulctl.generations import set_current
+
+            set_current(home, cycle.generation)
+    except KeyboardInterrupt:
+        night.close()
+        raise
+    except Exception as exc:
+        cause = exc
+        failed = exc if isinstance(exc, SoulError) else StepFailed(
+            f"{record.get('step')} failed: {type(exc).__name__}: {exc}",
+            hint="current did not move; rerun with -v for the traceback")
+        status, reason = "failed", f"{record.get('step') or 'the cycle'} failed: {failed.message}"
+    served = night.close()  # the server serves `current`: restored after a release, or following it
+    if served is not None:
+        record["served"] = served.get("generation")
+    record = _finish(soul, record, status, reason, started)
+    say(f"{status}: {reason}")
+    if failed is not None:
+        raise failed from (None if failed is cause else cause)
+    return record
 
 
 def _plan(soul: Soul, cycle: Cycle, steps, record: dict) -> dict:
@@ -142,18 +160,19 @@ def _plan(soul: Soul, cycle: Cycle, steps, record: dict) -> dict:
     from soulctl.evolve.night import phases
 
     plan = {s.name: s.plan(cycle) for s in steps}
-    night = phases(soul)["night"]
+    night = phases(soul, cycle.sizing)["night"]
     plan["night"] = {"release": night["release"], "fits": night["fits"]}
     record.update(status="plan", plan=plan, unscored=plan.get("score", {}).get("unscored"))
     return record
 
 
-def _run(cycle: Cycle, steps, record: dict, night, say) -> tuple[str, str]:
+def _run(cycle: Cycle, steps, record: dict, night, say, watch: Watch) -> tuple[str, str]:
     """The steps in order; (status, reason) of how the cycle ended. Before the first step that
     loads weights, the night's budget is checked (and a running server released if need be)."""
     for s in steps:
+        watch.stage(s.name)
         if getattr(s, "weights", False) and "night" not in record:
-            record["night"] = night.enter(cycle.buffer and cycle.buffer.get("path"))
+            record["night"] = night.enter(cycle.sizing)
         say(f"{s.name} …")
         t = time.perf_counter()
         record["step"] = s.name

@@ -57,15 +57,16 @@ def night_plan(serve, recipe, tokens: int | None = None, stored_bytes: int | Non
             "night": night["night"]}
 
 
-def phases(soul: Soul, buffer_path=None) -> dict:
+def phases(soul: Soul, examples: list[str] | None = None) -> dict:
     """The night's plan for this soul (evolve): its dream and merge beside its server, the
-    dream's examples as long as the buffer's longest."""
+    dream's examples as long as the longest of `examples` (the buffer's candidates:
+    evolve/buffer.sizing_examples), at most the recipe's max_seq_len."""
     from soulctl.budget.plan import plan_budget
 
     recipe = soul.recipe("dream")
     tokens = recipe.train.max_seq_len
-    if buffer_path is not None:
-        tokens = min(tokens, _longest(soul, buffer_path))
+    if examples is not None:
+        tokens = min(tokens, _longest(soul, examples))
     serve = plan_budget(home=soul.home, stores=soul.resident_files())
     return {"serve_budget": serve, **home_plan(soul, serve, tokens)}
 
@@ -86,12 +87,12 @@ class Night:
         self.plan: dict | None = None
         self._stop = threading.Event()
 
-    def enter(self, buffer_path=None) -> dict:
-        """Check the night's plan; release the server's soul when it must be. Returns what was
-        decided, for the cycle's record."""
+    def enter(self, examples: list[str] | None = None) -> dict:
+        """Check the night's plan (sized on `examples`, as the dry run was); release the
+        server's soul when it must be. Returns what was decided, for the cycle's record."""
         from soulctl.home import control
 
-        plan = phases(self.soul, buffer_path)["night"]
+        plan = phases(self.soul, examples)["night"]
         self.plan = plan
         server = control.running(self.soul.home)
         decided = {"release": plan["release"], "server": bool(server)}
@@ -148,8 +149,9 @@ def _stored_bytes(soul: Soul) -> int:
     return {"float32": 4, "bfloat16": 2, "float16": 2}.get(str(dtype), 4)
 
 
-def _longest(soul: Soul, buffer_path) -> int:
-    """The buffer's longest example in the generation's tokens (a light tokenizer read)."""
+def _longest(soul: Soul, examples: list[str]) -> int:
+    """The longest example (chat lines as a buffer holds them) in the generation's tokens (a
+    light tokenizer read)."""
     import json
 
     from tokenizers import Tokenizer
@@ -158,7 +160,7 @@ def _longest(soul: Soul, buffer_path) -> int:
 
     tokenizer = Tokenizer.from_file(str(soul.home.generations / (current(soul.home) or "gen-0000") / "tokenizer.json"))
     longest = 0
-    for line in open(buffer_path, encoding="utf-8"):
+    for line in examples:
         if line.strip():
             text = "\n".join(m.get("content", "") for m in json.loads(line).get("messages", []))
             longest = max(longest, len(tokenizer.encode(text).ids) + 8 * len(json.loads(line)["messages"]))

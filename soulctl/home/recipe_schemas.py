@@ -77,11 +77,11 @@ class AnchorRecipe(_Strict):
 
 class ResonateRecipe(_Strict):
     weights: dict[Literal["mark", "novelty", "judge"], float] = {"mark": 1.0, "novelty": 0.5, "judge": 0.5}
-    threshold: float = Field(0.6, ge=0, le=1)
+    threshold: float = Field(0.4, ge=0, le=1)
     dedup_cosine: float = Field(0.95, gt=0, le=1)
     context_turns: int = Field(4, ge=0)
     rehearsal: float = Field(0.0, ge=0, le=1)  # share of learned moments replayed beside the new
-    min_examples: int = Field(8, ge=1)  # `evolve` does nothing with fewer new moments
+    min_examples: int = Field(6, ge=1)  # `evolve` does nothing with fewer new moments
     judge_rubric: str = ("You judge moments in a conversation. A reply resonates when it surprises, "
                          "deepens an idea, or shows a distinct and coherent character. Score 0 for "
                          "generic or empty replies and 9 for replies worth remembering.")

@@ -62,7 +62,8 @@ def main() -> None:
         recipe.write_text(recipe.read_text().replace("batch_size: 2", f"batch_size: {args.batch}"))
 
         def planned(path=None, phase="dream") -> tuple[int, int]:
-            plan = phases(Soul(Home(home)), path)  # the recipe read anew
+            examples = path.read_text().splitlines() if path is not None else None
+            plan = phases(Soul(Home(home)), examples)  # the recipe read anew
             part = plan[phase] if phase == "merge" else plan["dream"][plan["dream"]["recipe"]]
             return part["bytes"], plan["dream"]["training"]["tokens"]
         print(f"{'phase':8s} {'tokens':>6s} {'budget':>10s} {'measured':>10s} {'budget/measured':>16s}")

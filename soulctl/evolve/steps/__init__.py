@@ -34,6 +34,7 @@ class Cycle:
     include_learned: bool = False
     remove_rejected: bool = False
     progress: Any = None
+    sizing: list[str] | None = None  # the examples the night is sized on, read before any step (night.py)
     buffer: dict | None = None  # the buffer step's record (id, examples, log ids …)
     adapter: dict | None = None  # the trainer's summary of the adapter it made
     generation: str | None = None  # the merged generation, not yet current

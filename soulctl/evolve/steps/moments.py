@@ -38,7 +38,7 @@ class Buffer:
                 "census": counts, "moments": census_line(counts)}
 
     def run(self, cycle: Cycle) -> dict:
-        from soulctl.evolve.buffer import NothingNew, build_buffer
+        from soulctl.evolve.buffer import NothingNew, build_buffer, census_line
 
         soul = cycle.soul
         recipe = soul.recipe("resonate")
@@ -50,5 +50,5 @@ class Buffer:
         record = {"buffer": buffer["id"], "examples": buffer["examples"]}
         if buffer["examples"] < recipe.min_examples:
             raise Stop("nothing-new", f"{buffer['examples']} new moments, fewer than the recipe's "
-                                      f"min_examples {recipe.min_examples}", record)
+                                      f"min_examples {recipe.min_examples} ({census_line(buffer['census'])})", record)
         return record

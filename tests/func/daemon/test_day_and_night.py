@@ -42,8 +42,8 @@ def talked(gen0_home, tmp_path_factory):
     """The demo conversation, and recipes for a quick night: six moments, one short epoch."""
     home = copy_home(gen0_home, tmp_path_factory.mktemp("daemon") / "home")
     assert soulctl("log", "add", "--jsonl", "--home", home, input=CONVERSATION.read_text()).code == 0
-    recipe(home, "resonate", "threshold: 0.6", "threshold: 0.45")
-    recipe(home, "resonate", "min_examples: 8", "min_examples: 4")
+    recipe(home, "resonate", "threshold: 0.4 ", "threshold: 0.45 ")
+    recipe(home, "resonate", "min_examples: 6", "min_examples: 4")
     recipe(home, "dream", "epochs: 3", "epochs: 1")
     recipe(home, "dream", "max_seq_len: 512", "max_seq_len: 64")
     return home
@@ -165,6 +165,8 @@ def test_a_night_that_needs_the_memory_releases_the_soul_then_serves_the_new_one
     server = Served(home, log=tmp_path / "serve.log")
     try:
         assert models(server.port)["id"] == "gen-0000"
+        plan = soulctl("evolve", "--dry-run", "--json", "--home", home).json()["plan"]
+        assert plan["night"]["release"] == "needed", plan["night"]  # the cycle below agrees
         thread, box = in_background(stream, server.port, "before-night", 60)
         time.sleep(1.0)
         evolve = subprocess.Popen([sys.executable, "-m", "soulctl", "--home", str(home), "--json", "evolve"],
@@ -177,10 +179,15 @@ def test_a_night_that_needs_the_memory_releases_the_soul_then_serves_the_new_one
         assert refused_turn[0] == 503 and int(refused_turn[1]["retry-after"]) >= 1
         assert "dreaming" in refused_turn[2]["error"]["message"]
         assert models(server.port)["soul"]["released"] is True
+        watched = soulctl("status", "--json", "--home", home).json()["cycle"]  # a night you can see
+        assert watched["stage"] == "dream" and watched["steps"][watched["step"] - 1] == "dream", watched
+        assert watched["pid"] == evolve.pid and watched["elapsed_s"] > 0
         out, _ = evolve.communicate(timeout=900)
         assert evolve.returncode == 0, (tmp_path / "evolve.log").read_text()
         record = json.loads(out)
         assert record["status"] == "accepted" and record["night"]["released"] is True
+        assert record["night"]["release"] == plan["night"]["release"]
+        assert soulctl("status", "--json", "--home", home).json()["cycle"] is None
         assert record["served"] == record["generation"] == "gen-0001"
         after = turn(server.port, "after-night")
         assert after[0] == 200 and after[2]["model"] == "gen-0001" and models(server.port)["id"] == "gen-0001"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import re
 import plistlib
 import os
 import signal
@@ -33,8 +34,8 @@ def talked(gen0_home, tmp_path_factory):
     home = tmp_path_factory.mktemp("cycle") / "home"
     copy_home(gen0_home, home)
     assert soulctl("log", "add", "--jsonl", "--home", home, input=CONVERSATION.read_text()).code == 0
-    set_recipe(home, "resonate", "threshold: 0.6", "threshold: 0.45")  # 6 of the 16 replies
-    set_recipe(home, "resonate", "min_examples: 8", "min_examples: 4")
+    set_recipe(home, "resonate", "threshold: 0.4 ", "threshold: 0.45 ")  # 6 of the 16 replies
+    set_recipe(home, "resonate", "min_examples: 6", "min_examples: 4")
     set_recipe(home, "dream", "epochs: 3", "epochs: 1")
     return home
 
@@ -76,7 +77,7 @@ def test_a_cycle_learns_only_new_moments_then_has_nothing_to_do(talked, tmp_path
     assert greeting not in learned and kept["dropped_unprompted"] == 1, kept
 
     again = evolve(home)  # everything resonant was learned: nothing to do, nothing changes
-    assert again.code == 0 and again.json()["status"] == "nothing-new", again
+    assert again.code == 10 and again.json()["status"] == "nothing-new", again  # a quiet night
     assert "learned by the current generation" in again.json()["reason"] and current(home) == "gen-0001"
     assert [p["meta"]["evolve"]["status"] for p in cycle_packets(home)] == ["nothing-new", "accepted"]
 
@@ -190,11 +191,17 @@ def test_nothing_new_below_min_examples_does_nothing(talked, tmp_path):
     copy_home(talked, home)
     set_recipe(home, "resonate", "min_examples: 4", "min_examples: 500")
     result = evolve(home)
-    assert result.code == 0, result
+    assert result.code == 10, result  # a quiet night: the documented code the units count a success
     r = result.json()
     assert r["status"] == "nothing-new" and "fewer than the recipe's min_examples 500" in r["reason"]
+    assert r["mark"].startswith("soulctl resonate") and "soul replies qualify (resonance ≥ 0.45)" in r["reason"]
     assert r["adapter"] is None and current(home) == "gen-0000"
     assert not list((home / "data").glob("adapters/ad-*")) and not (home / "generations" / "gen-0001").exists()
+    said = soulctl("--home", home, "evolve", timeout=900)  # for a person: one line, the count, the threshold, how to mark
+    assert said.code == 10 and len(said.stdout.strip().splitlines()) == 1, said
+    line = said.stdout.strip()
+    assert line.startswith("quiet night: ") and "min_examples 500" in line and "soulctl resonate mark" in line, line
+    assert re.search(r"\d+ of \d+ soul replies qualify", line), line
 
 
 # -- schedule ------------------------------------------------------------------------------
