@@ -77,7 +77,7 @@ class AnchorRecipe(_Strict):
 
 class ResonateRecipe(_Strict):
     weights: dict[Literal["mark", "novelty", "judge"], float] = {"mark": 1.0, "novelty": 0.5, "judge": 0.5}
-    threshold: float = Field(0.4, ge=0, le=1)
+    threshold: float = Field(0.3, ge=0, le=1)
     dedup_cosine: float = Field(0.95, gt=0, le=1)
     context_turns: int = Field(4, ge=0)
     rehearsal: float = Field(0.0, ge=0, le=1)  # share of learned moments replayed beside the new

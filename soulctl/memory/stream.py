@@ -45,6 +45,7 @@ class StopCut:
 _MARK = re.compile(r"\[log\b[^\[\]\n]{0,60}\][ \t]?")
 _HEADER = re.compile(r"^[ \t]*(?:\[[\w.-]{1,40}\] \S+:\d+(?:-\d+)?(?: \([^)\n]*\))?|# (?:Retrieved|Notebook|"
                      r"The client's instructions))[ \t]*$")
+_CUT = re.compile(r"\s*\[(?:l(?:o(?:g\b[^\[\]\n]{0,60})?)?)?$")  # a tag the reply's end cut off
 _HOLD = 80  # an open bracket held back this long at most, waiting for its end
 
 
@@ -62,6 +63,12 @@ def unmarked(text: str) -> str:
     return "".join(lines)
 
 
+def finished(text: str) -> str:
+    """The whole reply's text, cleaned: `unmarked`, and a tag its end cut off unfinished taken out
+    (`… a cup of coffee.\n\n[log 2026-0`, a reply that ran out of tokens)."""
+    return _CUT.sub("", unmarked(text))
+
+
 class Unmarked:
     """A stream of pieces without the memory's markup: what could still turn out to be markup
     (an open `[`, a line that starts like a header) is held back until it is settled."""
@@ -74,7 +81,7 @@ class Unmarked:
         return self._emit(self._settled())
 
     def flush(self) -> str:
-        return self._emit(len(self.raw))
+        return self._emit(len(self.raw), finished)
 
     def _settled(self) -> int:
         upto = len(self.raw)
@@ -86,8 +93,8 @@ class Unmarked:
             upto = min(upto, opened)
         return upto
 
-    def _emit(self, upto: int) -> str:
-        clean = unmarked(self.raw[:upto])
+    def _emit(self, upto: int, clean_up=unmarked) -> str:
+        clean = clean_up(self.raw[:upto])
         out = clean[self.sent:] if len(clean) >= self.sent else ""
         self.sent = max(self.sent, len(clean))
         return out
@@ -97,7 +104,7 @@ def generate(engine, messages: list[dict], max_tokens: int, sampling, stop, on_t
     """A reply from `engine`: (text, ended at a stop string, why it was cut off or None), cut at
     `stop`, the memory's markup taken out, streamed to `on_token` when there is one."""
     if not on_token and not stop:
-        return unmarked(engine.chat(messages, max_tokens, sampling)).strip(), False, None
+        return finished(engine.chat(messages, max_tokens, sampling)).strip(), False, None
     cut, clean, cancelled = StopCut(stop), Unmarked(), None
     pieces = engine.stream(messages, max_tokens, sampling)
     try:
@@ -113,4 +120,4 @@ def generate(engine, messages: list[dict], max_tokens: int, sampling, stop, on_t
     finally:
         if close := getattr(pieces, "close", None):
             close()  # stops the model: a generator closed early ends its generation
-    return unmarked(cut.text).strip(), cut.stopped, cancelled
+    return finished(cut.text).strip(), cut.stopped, cancelled

@@ -21,7 +21,7 @@ import numpy as np
 
 from soulctl.errors import InvalidInput
 from soulctl.log.packets import NewPacket, new_id
-from soulctl.memory.stream import unmarked
+from soulctl.memory.stream import finished
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def _answer(chat, turn: ToolTurn, reply: str | None) -> Outcome:
     prompt_tokens = engine.count_chat_tokens(turn.messages)
     if reply is None:
         reply = engine.chat(turn.messages, turn.budget, turn.sampling)
-    reply = unmarked(reply).strip()  # the memory's markup, echoed, is never logged nor returned
+    reply = finished(reply).strip()  # the memory's markup, echoed, is never logged nor returned
     chat.last_prompt = turn.messages
     soul = NewPacket(prose=reply or "(no reply)", role=chat.speaker, session=chat.session, parent=turn.user_id,
                      generation=chat.generation, corpus=turn.corpus,

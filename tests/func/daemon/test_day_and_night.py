@@ -42,7 +42,7 @@ def talked(gen0_home, tmp_path_factory):
     """The demo conversation, and recipes for a quick night: six moments, one short epoch."""
     home = copy_home(gen0_home, tmp_path_factory.mktemp("daemon") / "home")
     assert soulctl("log", "add", "--jsonl", "--home", home, input=CONVERSATION.read_text()).code == 0
-    recipe(home, "resonate", "threshold: 0.4 ", "threshold: 0.45 ")
+    recipe(home, "resonate", "threshold: 0.3 ", "threshold: 0.45 ")
     recipe(home, "resonate", "min_examples: 6", "min_examples: 4")
     recipe(home, "dream", "epochs: 3", "epochs: 1")
     recipe(home, "dream", "max_seq_len: 512", "max_seq_len: 64")

@@ -34,7 +34,7 @@ def talked(gen0_home, tmp_path_factory):
     home = tmp_path_factory.mktemp("cycle") / "home"
     copy_home(gen0_home, home)
     assert soulctl("log", "add", "--jsonl", "--home", home, input=CONVERSATION.read_text()).code == 0
-    set_recipe(home, "resonate", "threshold: 0.4 ", "threshold: 0.45 ")  # 6 of the 16 replies
+    set_recipe(home, "resonate", "threshold: 0.3 ", "threshold: 0.45 ")  # 6 of the 16 replies
     set_recipe(home, "resonate", "min_examples: 6", "min_examples: 4")
     set_recipe(home, "dream", "epochs: 3", "epochs: 1")
     return home

@@ -22,7 +22,6 @@ def test_a_failing_step_ends_the_cycle_logged_and_typed(gen0_home, tmp_path):
     assert soulctl("log", "add", "--jsonl", "--home", home, input=conversation.read_text()).code == 0
     recipes = home / "recipes"
     (recipes / "resonate.yaml").write_text((recipes / "resonate.yaml").read_text()
-                                           .replace("threshold: 0.4 ", "threshold: 0.3 ")
                                            .replace("min_examples: 6", "min_examples: 2"))
     (recipes / "dream.yaml").write_text((recipes / "dream.yaml").read_text()
                                         .replace("[q_proj, k_proj, v_proj]", "[q_proj, nosuch_proj]"))

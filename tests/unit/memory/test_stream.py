@@ -37,3 +37,14 @@ def test_the_memorys_markup_never_reaches_a_reply_whole_or_streamed():
             at += n
         sent.append(stream.flush())
         assert "".join(sent) == clean and not any("[log" in piece for piece in sent)
+
+
+def test_a_tag_the_replys_end_cut_off_is_taken_out_too():
+    from soulctl.memory.stream import Unmarked, finished
+
+    for cut in ("I have coffee.\n\n[log", "I have coffee. [log 2026-0", "I have coffee. [l", "I have coffee. ["):
+        assert finished(cut) == "I have coffee.", cut
+        stream = Unmarked()
+        assert ("".join(stream.feed(piece) for piece in cut.split(" ")[:1]) + "".join(
+            stream.feed(" " + piece) for piece in cut.split(" ")[1:]) + stream.flush()).rstrip() == "I have coffee.", cut
+    assert finished("See [1] and [the list].") == "See [1] and [the list]."
