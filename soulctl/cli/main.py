@@ -27,6 +27,7 @@ from soulctl.commands import (
     init,
     log,
     log_data,
+    log_import,
     merge,
     mount,
     notebook,
@@ -96,7 +97,7 @@ COMMANDS: dict[str, tuple] = {
     "chat": (chat.run, chat.HELP),
     "notebook": (notebook.app,),
     "gen": (gen.app, gen_upkeep.app),  # one noun, its verbs in two modules
-    "log": (log.app, log_data.app),  # one noun, its verbs in two modules
+    "log": (log.app, log_data.app, log_import.app),  # one noun, its verbs in three modules
     "mount": (mount.app,),
     "resonate": (resonate.app,),
     "dream": (dream.run, dream.HELP),

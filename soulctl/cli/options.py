@@ -14,7 +14,7 @@ Keyword = Annotated[bool, typer.Option("--keyword", help="BM25 half only.")]
 Force = Annotated[bool, typer.Option("--force", help="Replace an existing file.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (required when not on a terminal).")]
 # the packet filters of `log ls` and `log search` (and whatever lists packets next)
-Role = Annotated[Optional[str], typer.Option("--role", help="user, soul, majordomo, hands, tool, system.")]
+Role = Annotated[Optional[str], typer.Option("--role", help="user, soul, majordomo, hands, tool, system, peer.")]
 Session = Annotated[Optional[str], typer.Option("--session", help="Only this session.")]
 Since = Annotated[Optional[str], typer.Option("--since", help="ISO time or age (30m, 2h, 7d).")]
 Until = Annotated[Optional[str], typer.Option("--until", help="ISO time or age.")]

@@ -27,7 +27,7 @@ PACKET_COLUMNS = [
 @app.command("add")
 def add(
     text: Annotated[Optional[str], typer.Argument(help="The packet's prose; omit to read stdin.")] = None,
-    role: Annotated[str, typer.Option("--role", help="user, soul, majordomo, hands, tool, system.")] = "user",
+    role: Annotated[str, typer.Option("--role", help="user, soul, majordomo, hands, tool, system, peer.")] = "user",
     session: Annotated[Optional[str], typer.Option("--session", help="Session id (default: $SOUL_SESSION, else a new one).")] = None,
     meta: Annotated[Optional[str], typer.Option("--meta", help="JSON object stored with each packet.")] = None,
     parent: Annotated[Optional[str], typer.Option("--parent", help="The packet this one replies to.")] = None,

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-ROLES = ("user", "soul", "majordomo", "hands", "tool", "system")
+ROLES = ("user", "soul", "majordomo", "hands", "tool", "system", "peer")  # peer: another assistant, imported
 MAX_PROSE_BYTES = 1_000_000  # one packet's text; larger input is refused, not truncated
 MAX_DIM = 8192  # dimensions of any vector taken in (the largest embedders give 4096)
 

@@ -67,7 +67,7 @@ def test_a_newcomers_day_is_kept_and_their_first_night_grows(gen0_home, tmp_path
         said: dict[str, str] = {}  # what the user said -> its packet
         replies = []
         for session, text in DAY:
-            reply = client.chat.completions.create(model="soul", user=f"lena-{session}", max_tokens=24,
+            reply = client.chat.completions.create(model="soul", user=f"lena-{session}", max_tokens=16,
                                                    messages=[{"role": "user", "content": text}])
             said[text] = reply.model_extra["soul"]["user_id"]
             replies.append(reply.choices[0].message.content)
