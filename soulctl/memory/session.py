@@ -26,7 +26,7 @@ from soulctl.memory.retrieval import retrieved_sector
 from soulctl.memory.review import Review, checked
 from soulctl.memory.sectors import check_fits_alone, check_sectors, too_big
 from soulctl.memory.facts import cited, keep_stated
-from soulctl.memory.stream import TurnCancelled, generate
+from soulctl.memory.stream import generate
 
 if TYPE_CHECKING:
     from soulctl.memory.conversation import Toolbox

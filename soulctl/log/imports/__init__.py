@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib
+import json
 import pkgutil
 import uuid
 from dataclasses import dataclass, field
@@ -99,3 +100,28 @@ def when(value, where: str) -> _dt.datetime:
         except ValueError:
             raise InvalidInput(f"{where}: time {value!r} is not ISO 8601 or epoch seconds") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.timezone.utc)
+
+
+def json_lines(path: Path, hint: str) -> Iterator[tuple[int, str, dict]]:
+    """(line number, where, object) of each non-blank line of a JSON-lines file, read a line at
+    a time; a line that is not one JSON object names itself."""
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            where = f"{path}: line {number}"
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise InvalidInput(f"{where}: invalid JSON ({getattr(exc, 'msg', exc)})", hint=hint) from None
+            if not isinstance(obj, dict):
+                raise InvalidInput(f"{where}: expected a JSON object", hint=hint)
+            yield number, where, obj
+
+
+def attached(text: str, files: list[str]) -> tuple[str, dict]:
+    """A message's text and notes given the files attached to it: noted by name, and named in
+    place of an empty text (an attachment alone is still a turn)."""
+    if not files:
+        return text, {}
+    return (text if text.strip() else "[" + ", ".join(files) + "]"), {"attachments": files}

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from soulctl.errors import InvalidInput
-from soulctl.log.imports import Said, importer, when
+from soulctl.log.imports import Said, attached, importer, when
 from soulctl.log.imports.jsonarray import elements
 
 ROLES = {"human": "user", "assistant": "peer"}
@@ -34,13 +34,8 @@ def read(path: Path) -> Iterator[Said]:
             if not text.strip():
                 text = "\n".join(c.get("text", "") for c in message.get("content") or []
                                  if isinstance(c, dict) and c.get("type") == "text" and isinstance(c.get("text"), str))
-            notes = {}
-            files = [str(f.get("file_name") or "file") for key in ("attachments", "files")
-                     for f in message.get(key) or [] if isinstance(f, dict)]
-            if files:
-                notes["attachments"] = files
-                if not text.strip():
-                    text = "[" + ", ".join(files) + "]"
+            text, notes = attached(text, [str(f.get("file_name") or "file") for key in ("attachments", "files")
+                                          for f in message.get(key) or [] if isinstance(f, dict)])
             if role is None or not text.strip():
                 continue
             yield Said(str(message.get("uuid") or f"{cid}:{n}"), cid, role, text,

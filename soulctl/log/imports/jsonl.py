@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 from typing import Iterator
 
 from soulctl.errors import InvalidInput
-from soulctl.log.imports import Said, importer, when
+from soulctl.log.imports import Said, importer, json_lines, when
 from soulctl.log.packets import ROLES
 
 
@@ -20,26 +19,17 @@ def sniff(path: Path, head: bytes) -> bool:
 
 
 def read(path: Path) -> Iterator[Said]:
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            where = f"{path}: line {number}"
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise InvalidInput(f"{where}: invalid JSON ({getattr(exc, 'msg', exc)})",
-                                   hint="each line must be one JSON object") from None
-            text = obj.get("prose", obj.get("text")) if isinstance(obj, dict) else None
-            if not isinstance(text, str):
-                raise InvalidInput(f"{where}: needs a string `prose` (or `text`)")
-            role = str(obj.get("role") or "user")
-            if role not in ROLES:
-                raise InvalidInput(f"{where}: unknown role {role!r}", hint=f"roles: {', '.join(ROLES)}")
-            if not text.strip():
-                continue
-            ts = when(obj["ts"], where) if obj.get("ts") else _dt.datetime.fromtimestamp(path.stat().st_mtime,
-                                                                                      _dt.timezone.utc)
-            meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
-            yield Said(str(obj.get("id") or f"{path.name}:{number}"), str(obj.get("session") or path.stem),
-                       role, text, ts, speaker=meta.get("speaker"))
+    for number, where, obj in json_lines(path, "each line must be one JSON object"):
+        text = obj.get("prose", obj.get("text"))
+        if not isinstance(text, str):
+            raise InvalidInput(f"{where}: needs a string `prose` (or `text`)")
+        role = str(obj.get("role") or "user")
+        if role not in ROLES:
+            raise InvalidInput(f"{where}: unknown role {role!r}", hint=f"roles: {', '.join(ROLES)}")
+        if not text.strip():
+            continue
+        ts = when(obj["ts"], where) if obj.get("ts") else _dt.datetime.fromtimestamp(path.stat().st_mtime,
+                                                                                  _dt.timezone.utc)
+        meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+        yield Said(str(obj.get("id") or f"{path.name}:{number}"), str(obj.get("session") or path.stem),
+                   role, text, ts, speaker=meta.get("speaker"))

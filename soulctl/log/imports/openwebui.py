@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterator
 
 from soulctl.errors import InvalidInput
-from soulctl.log.imports import Said, importer, when
+from soulctl.log.imports import Said, attached, importer, when
 from soulctl.log.imports.jsonarray import elements
 
 ROLES = {"user": "user", "assistant": "peer", "system": "system"}
@@ -31,12 +31,8 @@ def read(path: Path) -> Iterator[Said]:
                 continue
             role = ROLES.get(str(message.get("role")))
             text = message.get("content") if isinstance(message.get("content"), str) else ""
-            notes = {}
-            if files := [str(f.get("name") or f.get("type") or "file") for f in message.get("files") or []
-                         if isinstance(f, dict)]:
-                notes["attachments"] = files
-                if not text.strip():
-                    text = "[" + ", ".join(files) + "]"
+            text, notes = attached(text, [str(f.get("name") or f.get("type") or "file")
+                                          for f in message.get("files") or [] if isinstance(f, dict)])
             if role is None or not text.strip():
                 continue
             yield Said(str(message.get("id") or f"{cid}:{n}"), cid, role, text,

@@ -5,12 +5,10 @@ message's other swipes are counted, not imported."""
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 from typing import Iterator
 
-from soulctl.errors import InvalidInput
-from soulctl.log.imports import Said, importer, when
+from soulctl.log.imports import Said, importer, json_lines, when
 
 
 @importer("sillytavern", "SillyTavern chat (.jsonl): a header (user_name, character_name, create_date), "
@@ -21,29 +19,18 @@ def sniff(path: Path, head: bytes) -> bool:
 
 
 def read(path: Path) -> Iterator[Said]:
-    with open(path, "rb") as fh:
-        header: dict = {}
-        for number, raw in enumerate(fh, start=1):
-            where = f"{path}: line {number}"
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise InvalidInput(f"{where}: invalid JSON ({getattr(exc, 'msg', exc)})",
-                                   hint="the chat file is cut short or not SillyTavern's: export it again") from None
-            if not isinstance(obj, dict):
-                raise InvalidInput(f"{where}: expected a JSON object")
-            if number == 1 and "mes" not in obj:
-                header = obj
-                continue
-            if obj.get("is_system") or not isinstance(obj.get("mes"), str) or not obj["mes"].strip():
-                continue
-            cid = f"{header.get('character_name') or path.stem}:{header.get('create_date') or path.stem}"
-            notes = {"alternates_skipped": len(obj["swipes"]) - 1} if len(obj.get("swipes") or []) > 1 else {}
-            role = "user" if obj.get("is_user") else "peer"
-            yield Said(f"{cid}:{number}", cid, role, obj["mes"], _time(obj.get("send_date"), where),
-                       speaker=obj.get("name"), title=header.get("character_name"), notes=notes)
+    header: dict = {}
+    for number, where, obj in json_lines(path, "the chat file is cut short or not SillyTavern's: export it again"):
+        if number == 1 and "mes" not in obj:
+            header = obj
+            continue
+        if obj.get("is_system") or not isinstance(obj.get("mes"), str) or not obj["mes"].strip():
+            continue
+        cid = f"{header.get('character_name') or path.stem}:{header.get('create_date') or path.stem}"
+        notes = {"alternates_skipped": len(obj["swipes"]) - 1} if len(obj.get("swipes") or []) > 1 else {}
+        role = "user" if obj.get("is_user") else "peer"
+        yield Said(f"{cid}:{number}", cid, role, obj["mes"], _time(obj.get("send_date"), where),
+                   speaker=obj.get("name"), title=header.get("character_name"), notes=notes)
 
 
 def _time(value, where: str) -> _dt.datetime:
