@@ -54,7 +54,7 @@ _RELATION = re.compile(
     r"started|starts|owns?|owned|married|teach(?:es)?|plays?|runs?|drives?|speaks?|prefers?|allergic|"
     r"hates?|loves?|likes?|enjoys?|due|expires?|begins?|ends?|costs?|weighs?|uses?|visit(?:s|ed)?|lost|"
     r"bought|sold|adopted|retired|graduated|grew up|stays?|keeps?|parks?|eats?|drinks?|need|needs|"
-    r"goes|flies|flying|arrives?|leaving|moving)\b", _I)
+    r"goes|flies|flying|arrives?|leaving)\b", _I)
 # how one is, not what is so: a passing state or a judgement, unless something specific is named
 _PASSING = re.compile(r"\b(tired|hungry|bored|busy|sleepy|fine|happy|sad|excited|stressed|awful|great|terrible|"
                       r"brilliant|amazing|boring|nice|lovely|fun|good|bad|weird|funny|cool|wonderful|"
@@ -67,7 +67,8 @@ _FIX = re.compile(r"\b(actually|correction|i meant|i was wrong|turns out|not any
 _MONTH = re.compile(r"\b(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(tember)?|"
                     r"oct(ober)?|nov(ember)?|dec(ember)?|monday|tuesday|wednesday|thursday|friday|"
                     r"saturday|sunday)\b", _I)
-_CITE = re.compile(r"\[log ([0-9a-f-]{8,})\]\s*$")
+_CITES = re.compile(r"\[log ([0-9a-f-]{8,})\]")  # a line's source: `[log <packet id>]`
+_CITE = re.compile(_CITES.pattern + r"\s*$")  # ... at the line's end
 
 
 def stated(text: str) -> list[str]:
@@ -141,7 +142,7 @@ class Captured:
 
 def cited(notebook: str) -> list[str]:
     """The packets a notebook's lines cite (`[log <id>]`), in its order."""
-    return re.findall(r"\[log ([0-9a-f-]{8,})\]", notebook or "")
+    return _CITES.findall(notebook or "")
 
 
 def line_for(fact: str, packet_id: str, when: _dt.date) -> str:

@@ -35,7 +35,7 @@ def packet_of(fmt: Format, said: Said, as_user: str | None) -> NewPacket:
         source["title"] = said.title
     meta = {"source": source, **({"speaker": speaker} if speaker else {}), **said.notes}
     return NewPacket(id=packet_id(fmt.name, said.source_id), prose=said.text, role=said.role,
-                     session=f"{fmt.name}:{said.conversation}", ts=said.ts, meta=meta, resonance_source=None)
+                     session=f"{fmt.name}:{said.conversation}", ts=said.ts, meta=meta)
 
 
 def import_file(store: Store, embedder, path: Path, fmt: Format, as_user: str | None = None,
@@ -57,6 +57,7 @@ def import_file(store: Store, embedder, path: Path, fmt: Format, as_user: str | 
     if not dry_run:
         check_embedder(store, embedder)
     batch: list[NewPacket] = []
+    user = as_user.strip() if as_user and as_user.strip() else None
 
     def flush():
         present = store.existing_ids([p.id for p in batch])
@@ -78,14 +79,10 @@ def import_file(store: Store, embedder, path: Path, fmt: Format, as_user: str | 
                 summary["before_since"] += 1
                 task.advance(1)
                 continue
-            batch.append(packet_of(fmt, said, None if said.role != "user" else _as_user(as_user)))
+            batch.append(packet_of(fmt, said, user))
             if len(batch) >= BATCH:
                 flush()
         if batch:
             flush()
     summary["conversations"] = len(conversations)
     return summary
-
-
-def _as_user(name: str | None) -> str | None:
-    return name.strip() if name and name.strip() else None
