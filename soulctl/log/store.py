@@ -8,6 +8,8 @@ names a backend or writes SQL, so a backend is added without touching evolve/ or
 
 from __future__ import annotations
 
+import contextlib
+
 import datetime as dt
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -105,6 +107,11 @@ class PacketStore(ABC):
 
     def settle(self) -> None:
         """Wait for any work add_then_index left running."""
+
+    def bulk(self) -> ContextManager[None]:
+        """Around a long run of adds (an import): a backend may bound the memory it keeps
+        between them, so the writer stays flat however large the log grows."""
+        return contextlib.nullcontext()
 
     @abstractmethod
     def get(self, packet_id: str, with_embedding: bool = False) -> Packet:

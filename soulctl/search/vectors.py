@@ -18,6 +18,9 @@ def nlist_for(total: int) -> int:
 
 
 SCAN = 30_000  # vectors an IVF search looks at
+# vectors the IVF centroids are trained on, at most: 98 MB held while training. 500k
+# embedding-shaped vectors, nlist 2828: recall@10 0.965 trained on 65k, 0.970 on 113k (40 a list)
+TRAIN_MAX = 65_536
 
 
 def nprobe_for(nlist: int, total: int) -> int:
@@ -34,7 +37,7 @@ def new_index(dim: int, total: int, train_sample: Callable[[int], np.ndarray] | 
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
     nlist = nlist_for(total)
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.train(np.ascontiguousarray(train_sample(min(total, 40 * nlist)), dtype=np.float32))
+    index.train(np.ascontiguousarray(train_sample(min(total, 40 * nlist, TRAIN_MAX)), dtype=np.float32))
     return index
 
 

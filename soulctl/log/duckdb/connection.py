@@ -21,6 +21,26 @@ log = logging.getLogger(__name__)
 
 _instance: duckdb.DuckDBPyConnection | None = None
 _instance_lock = threading.RLock()
+_memory_limit: str | None = None  # see limited_memory
+
+
+@contextmanager
+def limited_memory(limit: str = "128MB") -> Iterator[None]:
+    """Cap DuckDB's buffer pool while a bulk write runs (an import): by default it keeps the
+    blocks it read up to 80% of RAM, so a long import would grow with the log it writes. The
+    bulk path's queries are a batch or a chunk of vectors at a time, well inside the cap."""
+    global _memory_limit
+    with _instance_lock:
+        before, _memory_limit = _memory_limit, limit
+        if _instance is not None:
+            _instance.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        with _instance_lock:
+            _memory_limit = before
+            if _instance is not None:
+                _instance.execute("RESET memory_limit" if before is None else f"SET memory_limit = '{before}'")
 
 
 @contextmanager
@@ -37,6 +57,8 @@ def attached(path: Path, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]
     with _instance_lock:
         if _instance is None:
             _instance = duckdb.connect(":memory:")
+            if _memory_limit is not None:
+                _instance.execute(f"SET memory_limit = '{_memory_limit}'")
         con = _instance
         target = str(path).replace("'", "''")
         try:

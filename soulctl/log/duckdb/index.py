@@ -23,7 +23,7 @@ from typing import Iterable
 
 import numpy as np
 
-from soulctl.search import vectors
+from soulctl.search import vectorfile, vectors
 from soulctl.search.keyword import open_index, parse_query, user_query
 
 log = logging.getLogger(__name__)
@@ -142,26 +142,31 @@ class LogIndex:
             self._vectors_stamp = stamp
         return self._vectors
 
-    def vector_extend(self, seqs: np.ndarray, vecs: np.ndarray, total: int, sample) -> None:
-        """Add vectors; (re)train an IVF index when the log first passes IVF_MIN or doubles."""
-        import faiss
-
+    def vector_extend(self, chunks: vectorfile.Chunks, everything: vectorfile.Chunks, upto: int,
+                      total: int, dim: int, sample) -> None:
+        """Fold the vectors of `chunks` (those past the index, up to seq `upto`) into the index
+        file, streamed (vectorfile); (re)train an IVF index on `sample` and fold `everything`
+        when the log first passes IVF_MIN or doubles."""
         state = self.state()
         path = self.root / VECTORS
         self.root.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{VECTORS}.{os.getpid()}")
         retrain = total >= vectors.IVF_MIN and (state.vector_kind != "ivf" or total >= 2 * state.trained_at)
-        if retrain:
-            index = vectors.new_index(vecs.shape[1], total, lambda n: sample(n)[1])
-            seqs, vecs = sample(None)  # everything
-            state.trained_at = total
-        elif path.is_file():
-            index = faiss.read_index(str(path))
-        else:
-            index = vectors.new_index(vecs.shape[1], 0)
-        vectors.add(index, seqs, vecs)
-        vectors.write(index, path)
-        state.vector_kind = vectors.kind(index)
-        state.vector_seq = int(seqs.max()) if len(seqs) else state.vector_seq
+        try:
+            if retrain:
+                trained = vectors.new_index(dim, total, sample)
+                vectorfile.extend(None, tmp, everything, trained=trained)
+                state.trained_at = total
+            else:
+                try:
+                    vectorfile.extend(path if path.is_file() else None, tmp, chunks, dim=dim)
+                except vectorfile.Unreadable:  # not a file these writers extend: again, whole
+                    vectorfile.extend(None, tmp, everything, dim=dim)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        state.vector_kind = vectorfile.kind(path)
+        state.vector_seq = int(upto)
         state.tail_seq, state.tail_rows = state.vector_seq, 0  # folded in: the tail starts again
         self.save_state(state)
         self._vectors = None

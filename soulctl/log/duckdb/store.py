@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -21,7 +22,7 @@ import numpy as np
 from soulctl.errors import AlreadyExists, CannotWrite, InvalidInput, NotFound
 from soulctl.interrupts import deferred
 import soulctl.log.duckdb.schema as schema
-from soulctl.log.duckdb.connection import attached, release, rollback
+from soulctl.log.duckdb.connection import attached, limited_memory, release, rollback
 from soulctl.log.duckdb.index import LogIndex
 from soulctl.log.duckdb.lock import store_lock
 from soulctl.log.duckdb.memory import MemoryVersions
@@ -33,6 +34,34 @@ from soulctl.log.rows import SELECT, new_rows, packet_from_new_row, packet_from_
 from soulctl.log.store import Store, WriteInterrupted, embedder_mismatch
 
 log = logging.getLogger(__name__)
+
+
+VECTOR_CHUNK = 16_384  # vectors read from the database at once when the index is extended
+
+
+def _passes(con, after: int, upto: int):
+    """A pass over the vectors of packets after..upto, VECTOR_CHUNK seqs at a time (a range,
+    so no query holds more than a chunk), each time it is called."""
+    def chunks():
+        for lo in range(after, upto, VECTOR_CHUNK):
+            with warnings.catch_warnings():  # "an extra copy of the rows": one chunk's, not the log's
+                warnings.simplefilter("ignore", UserWarning)
+                table = con.execute("SELECT seq, embedding FROM packets WHERE seq > ? AND seq <= ? ORDER BY seq",
+                                    [lo, min(lo + VECTOR_CHUNK, upto)]).to_arrow_table()
+            if table.num_rows:
+                seqs = table.column("seq").to_numpy()
+                flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+                yield seqs, flat.astype(np.float32, copy=False).reshape(table.num_rows, -1)
+    return chunks
+
+
+def _sample(chunks, n: int, total: int) -> np.ndarray:
+    """About `n` of the vectors, chosen by their seq's hash (the same ones every time), read a
+    chunk at a time: a reservoir sample in the database would hold its rows twice."""
+    cut = min(1.0, n / max(total, 1)) * 2**32
+    picked = [vecs[(seqs.astype(np.uint64) * np.uint64(0x9E3779B1)) % np.uint64(2**32) < cut]
+              for seqs, vecs in chunks()]
+    return np.concatenate(picked) if picked else np.zeros((0, 0), np.float32)
 
 
 def vector_lag_limit(total: int) -> int:
@@ -183,6 +212,11 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
         self._upkeep.start()
         return job.committed()
 
+    def bulk(self):
+        """DuckDB's buffer pool capped (connection.limited_memory): it would otherwise keep every
+        block an import wrote and read, growing with the log."""
+        return limited_memory()
+
     def settle(self) -> None:
         """Wait for background upkeep (indexing and checkpoint after add_then_index)."""
         if self._upkeep is not None:
@@ -305,17 +339,9 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
         state = self.index.state()
         lag = max_seq - state.vector_seq
         if lag and (force_vectors or lag >= vector_lag_limit(total)):
-            def sample(n):
-                if n is None:
-                    q = "SELECT seq, embedding FROM packets ORDER BY seq"
-                else:
-                    q = f"SELECT seq, embedding FROM packets USING SAMPLE {int(n)} ROWS (reservoir, 7)"
-                return vectors_from(con.execute(q).fetchnumpy())
-
-            seqs, vecs = vectors_from(con.execute(
-                "SELECT seq, embedding FROM packets WHERE seq > ? ORDER BY seq",
-                [state.vector_seq]).fetchnumpy())
-            self.index.vector_extend(seqs, vecs, total, sample)
+            everything = _passes(con, 0, max_seq)
+            self.index.vector_extend(_passes(con, state.vector_seq, max_seq), everything, max_seq, total,
+                                     self._existing_dim(con), lambda n: _sample(everything, n, total))
         elif lag and state.tail_seq < max_seq:  # the few past the index go to its tail
             dim = self._existing_dim(con)
             restart = state.tail_seq < state.vector_seq or not self.index.tail_ok(state, dim)

@@ -69,7 +69,7 @@ def import_file(store: Store, embedder, path: Path, fmt: Format, as_user: str | 
         task.advance(len(batch))
         batch.clear()
 
-    with progress_task(progress, "Importing turns", total) as task:
+    with progress_task(progress, "Importing turns", total) as task, store.bulk():
         for said in fmt.read(path):
             summary["turns"] += 1
             conversations.add(said.conversation)

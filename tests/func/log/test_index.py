@@ -120,3 +120,52 @@ def test_memory_is_cached_until_any_process_writes_it(parts):
     assert nb.current(soul, "notebook")["text"] == "the sea matters more"  # another's seen
     assert soulctl("notebook", "set", "--self", "--home", home.root, input="You are Ember.\n").code == 0
     assert nb.current(soul, "self")["text"] == "You are Ember."
+
+
+def test_an_index_past_ivf_min_is_trained_then_extended_holding_every_packet(parts, monkeypatch):
+    """The vector index is written as a stream (search/vectorfile.py), never whole in memory:
+    through the exact index, its IVF retraining and an extension, every packet is in it with
+    the vector the database holds."""
+    import faiss
+
+    from soulctl.search import vectors
+
+    monkeypatch.setattr(vectors, "IVF_MIN", 600)
+    monkeypatch.setattr(vectors, "nlist_for", lambda total: 8)
+    monkeypatch.setattr("soulctl.log.duckdb.store.vector_lag_limit", lambda total: 200)
+    home, store, embedder = parts
+    rng = np.random.default_rng(0)
+    kinds = []
+    for start in range(0, 1250, 250):
+        vecs = rng.standard_normal((250, 384)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        store.add(packets([f"packet {start + i}" for i in range(250)]), vecs, embedder.model_id)
+        kinds.append(store.index.state().vector_kind)
+    state = store.index.state()  # exact, exact, trained at 750, extended, extended
+    assert kinds == ["flat", "flat", "ivf", "ivf", "ivf"]
+    assert (state.trained_at, state.vector_seq) == (750, 1250)
+    index = faiss.read_index(str(home.data / "index" / "log" / "vectors.faiss"))
+    assert index.ntotal == 1250
+    _, rows = store.sql("SELECT seq, embedding FROM packets WHERE seq IN (1, 700, 1250) ORDER BY seq")
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    got = index.reconstruct_batch(np.array([r[0] for r in rows], np.int64))
+    assert np.allclose(got, np.array([r[1] for r in rows], np.float32))
+    assert semantic(store, got[1], 1) == [700]
+
+
+def test_a_bulk_write_caps_duckdbs_buffer_pool_then_gives_it_back(parts):
+    """An import runs inside store.bulk(): DuckDB would otherwise keep every block it read, up
+    to 80% of RAM, and the importing process would grow with the log."""
+    home, store, embedder = parts
+    lines = corpus_lines(3)
+    store.add(packets(lines), embedder.encode(lines), embedder.model_id)
+
+    def limit():
+        return store.sql("SELECT current_setting('memory_limit')")[1][0][0]
+
+    before = limit()
+    with store.bulk():
+        assert limit() == "122.0 MiB"  # 128 MB
+        store.add(packets(["one more"]), embedder.encode(["one more"]), embedder.model_id)
+    assert limit() == before != "122.0 MiB"
+    assert store.count() == 4
