@@ -7,7 +7,7 @@ nodes with a branch ending at `current_node`, some edited, so alternates exist),
 word list; the bare encoder reads the same turns' texts from a file and encodes them in
 batches of 512 (as the import writes), so neither holds the whole set of vectors.
 
-Run: .venv/bin/python tests/bench/bench_import.py [--sizes 20,200] (MB)
+Run: .venv/bin/python tests/bench/bench_import.py [--sizes 20,200] [--bare-turns 20000] (MB)
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("--bare-turns", type=int, default=0,
                         help="the bare encoder embeds at most this many of the turns (0: all); its rate and "
                              "peak do not depend on the count, and at 200 MB all of them take 40 minutes")
+    parser.add_argument("--bare-runs", type=int, default=3, help="bare encoder runs per size (the median)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,12 +113,17 @@ def main() -> None:
             turns = export(source, mb, texts)
             home = make_home(tmp / f"h{mb:g}")
             took, peak = peak_of([sys.executable, "-m", "soulctl", "--home", str(home), "log", "import", str(source)])
-            bare = subprocess.run([sys.executable, "-c", BARE, str(texts), str(args.bare_turns or turns)],
-                                  capture_output=True, text=True, cwd=REPO)
-            if bare.returncode:
-                raise SystemExit(bare.stderr[-1500:])
-            n, bare_took, bare_peak = bare.stdout.split()
-            bare_rate = int(n) / float(bare_took)
+            runs = []  # the bare encoder's peak varies by ±50 MiB between identical runs: the median
+            for _ in range(args.bare_runs):
+                bare = subprocess.run([sys.executable, "-c", BARE, str(texts), str(args.bare_turns or turns)],
+                                      capture_output=True, text=True, cwd=REPO)
+                if bare.returncode:
+                    raise SystemExit(bare.stderr[-1500:])
+                n, bare_took, bare_peak = bare.stdout.split()
+                runs.append((int(n) / float(bare_took), int(bare_peak)))
+            bare_rate = statistics.median(r for r, _ in runs)
+            bare_peak = statistics.median(p for _, p in runs)
+            n = f"{n} ({', '.join(f'{p / 1024:.0f}' for _, p in runs)} MiB in {len(runs)} runs)"
             rows.append((mb, turns, took, peak, bare_rate, int(bare_peak)))
             print(f"{mb:g} MB: {turns} turns; import {turns / took:.0f} turns/s, peak {peak / 1024:.0f} MiB; "
                   f"bare encoder {bare_rate:.0f} texts/s on {n} of them (encoding only), peak "
