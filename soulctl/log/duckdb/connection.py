@@ -25,7 +25,7 @@ _memory_limit: str | None = None  # see limited_memory
 
 
 @contextmanager
-def limited_memory(limit: str = "128MB") -> Iterator[None]:
+def limited_memory(limit: str = "64MB") -> Iterator[None]:
     """Cap DuckDB's buffer pool while a bulk write runs (an import): by default it keeps the
     blocks it read up to 80% of RAM, so a long import would grow with the log it writes. The
     bulk path's queries are a batch or a chunk of vectors at a time, well inside the cap."""

@@ -55,13 +55,19 @@ def _passes(con, after: int, upto: int):
     return chunks
 
 
-def _sample(chunks, n: int, total: int) -> np.ndarray:
+def _sample(chunks, n: int, total: int, dim: int) -> np.ndarray:
     """About `n` of the vectors, chosen by their seq's hash (the same ones every time), read a
-    chunk at a time: a reservoir sample in the database would hold its rows twice."""
+    chunk at a time into one array (a reservoir sample in the database, or joining the chunks'
+    picks, would hold the sample twice)."""
     cut = min(1.0, n / max(total, 1)) * 2**32
-    picked = [vecs[(seqs.astype(np.uint64) * np.uint64(0x9E3779B1)) % np.uint64(2**32) < cut]
-              for seqs, vecs in chunks()]
-    return np.concatenate(picked) if picked else np.zeros((0, 0), np.float32)
+    out = np.empty((min(total, n + 8 * int(np.sqrt(n)) + 64), dim), dtype=np.float32)  # room for the hash's spread
+    filled = 0
+    for seqs, vecs in chunks():
+        picked = vecs[(seqs.astype(np.uint64) * np.uint64(0x9E3779B1)) % np.uint64(2**32) < cut]
+        take = min(len(picked), len(out) - filled)
+        out[filled:filled + take] = picked[:take]
+        filled += take
+    return out[:filled]
 
 
 def vector_lag_limit(total: int) -> int:
@@ -339,9 +345,9 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
         state = self.index.state()
         lag = max_seq - state.vector_seq
         if lag and (force_vectors or lag >= vector_lag_limit(total)):
-            everything = _passes(con, 0, max_seq)
+            everything, dim = _passes(con, 0, max_seq), self._existing_dim(con)
             self.index.vector_extend(_passes(con, state.vector_seq, max_seq), everything, max_seq, total,
-                                     self._existing_dim(con), lambda n: _sample(everything, n, total))
+                                     dim, lambda n: _sample(everything, n, total, dim))
         elif lag and state.tail_seq < max_seq:  # the few past the index go to its tail
             dim = self._existing_dim(con)
             restart = state.tail_seq < state.vector_seq or not self.index.tail_ok(state, dim)

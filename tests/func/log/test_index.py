@@ -160,12 +160,15 @@ def test_a_bulk_write_caps_duckdbs_buffer_pool_then_gives_it_back(parts):
     lines = corpus_lines(3)
     store.add(packets(lines), embedder.encode(lines), embedder.model_id)
 
-    def limit():
-        return store.sql("SELECT current_setting('memory_limit')")[1][0][0]
+    def limit():  # on the instance the store's own reads and writes use
+        from soulctl.log.duckdb.connection import attached
+
+        with attached(store.path, read_only=True) as con:
+            return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
 
     before = limit()
     with store.bulk():
-        assert limit() == "122.0 MiB"  # 128 MB
+        assert limit() == "61.0 MiB"  # 64 MB
         store.add(packets(["one more"]), embedder.encode(["one more"]), embedder.model_id)
-    assert limit() == before != "122.0 MiB"
+    assert limit() == before != "61.0 MiB"
     assert store.count() == 4
