@@ -63,6 +63,22 @@ def kind(path: Path) -> str:
         return "ivf" if fh.read(4) == b"IwFl" else "flat"
 
 
+# -- training sample --------------------------------------------------------------------
+def sample(chunks: Chunks, n: int, total: int, dim: int) -> np.ndarray:
+    """About `n` of the vectors, chosen by their seq's hash (the same ones every time), read a
+    chunk at a time into one array (a reservoir sample in the database, or joining the chunks'
+    picks, would hold the sample twice)."""
+    cut = min(1.0, n / max(total, 1)) * 2**32
+    out = np.empty((min(total, n + 8 * int(np.sqrt(n)) + 64), dim), dtype=np.float32)  # room for the hash's spread
+    filled = 0
+    for seqs, vecs in chunks():
+        picked = vecs[(seqs.astype(np.uint64) * np.uint64(0x9E3779B1)) % np.uint64(2**32) < cut]
+        take = min(len(picked), len(out) - filled)
+        out[filled:filled + take] = picked[:take]
+        filled += take
+    return out[:filled]
+
+
 # -- flat ---------------------------------------------------------------------------------
 def _flat(old, new: Chunks, out: Path) -> int:
     """`old`: the old index, an open binary file (or an empty one's bytes)."""

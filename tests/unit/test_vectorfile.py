@@ -86,3 +86,11 @@ def test_a_file_of_another_kind_is_unreadable_not_misread(tmp_path):
     faiss.write_index(hnsw, str(tmp_path / "h.faiss"))
     with pytest.raises(vectorfile.Unreadable):
         vectorfile.extend(tmp_path / "h.faiss", tmp_path / "o.faiss", passes(np.arange(1), data(1, 6), 1))
+
+
+def test_the_training_sample_is_the_same_vectors_however_they_are_read():
+    vecs, ids = data(5000, 7), np.arange(1, 5001)
+    one = vectorfile.sample(passes(ids, vecs, 64), 1000, 5000, D)
+    other = vectorfile.sample(passes(ids, vecs, 999), 1000, 5000, D)
+    assert np.array_equal(one, other) and 800 < len(one) < 1200  # about n, picked by each seq's hash
+    assert len(vectorfile.sample(passes(ids, vecs, 64), 10_000, 5000, D)) == 5000  # n past the total: all

@@ -3,6 +3,8 @@ table), and reads of whole packets by seq."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from soulctl.log.filters import Dialect
@@ -103,3 +105,22 @@ def insert_rows(con, rows: list[dict], dim: int) -> None:
             for c in INSERT_COLUMNS) + " FROM incoming")
     finally:
         con.unregister("incoming")
+
+
+VECTOR_CHUNK = 16_384  # vectors read from the database at once when the index is extended
+
+
+def vector_chunks(con, after: int, upto: int):
+    """A pass over the vectors of packets after..upto, VECTOR_CHUNK seqs at a time (a range,
+    so no query holds more than a chunk), each time it is called."""
+    def chunks():
+        for lo in range(after, upto, VECTOR_CHUNK):
+            with warnings.catch_warnings():  # "an extra copy of the rows": one chunk's, not the log's
+                warnings.simplefilter("ignore", UserWarning)
+                table = con.execute("SELECT seq, embedding FROM packets WHERE seq > ? AND seq <= ? ORDER BY seq",
+                                    [lo, min(lo + VECTOR_CHUNK, upto)]).to_arrow_table()
+            if table.num_rows:
+                seqs = table.column("seq").to_numpy()
+                flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+                yield seqs, flat.astype(np.float32, copy=False).reshape(table.num_rows, -1)
+    return chunks

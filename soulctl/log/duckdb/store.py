@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -26,48 +25,15 @@ from soulctl.log.duckdb.connection import attached, limited_memory, release, rol
 from soulctl.log.duckdb.index import LogIndex
 from soulctl.log.duckdb.lock import store_lock
 from soulctl.log.duckdb.memory import MemoryVersions
-from soulctl.log.duckdb.rows import insert_rows, vectors_from, where_clause
+from soulctl.log.duckdb.rows import insert_rows, vector_chunks, vectors_from, where_clause
 from soulctl.log.duckdb.search import Ranking
 from soulctl.log.duckdb.user import UserQueries
 from soulctl.log.packets import Filters, NewPacket, Packet, check_vectors, utcnow
 from soulctl.log.rows import SELECT, new_rows, packet_from_new_row, packet_from_row
 from soulctl.log.store import Store, WriteInterrupted, embedder_mismatch
+from soulctl.search import vectorfile
 
 log = logging.getLogger(__name__)
-
-
-VECTOR_CHUNK = 16_384  # vectors read from the database at once when the index is extended
-
-
-def _passes(con, after: int, upto: int):
-    """A pass over the vectors of packets after..upto, VECTOR_CHUNK seqs at a time (a range,
-    so no query holds more than a chunk), each time it is called."""
-    def chunks():
-        for lo in range(after, upto, VECTOR_CHUNK):
-            with warnings.catch_warnings():  # "an extra copy of the rows": one chunk's, not the log's
-                warnings.simplefilter("ignore", UserWarning)
-                table = con.execute("SELECT seq, embedding FROM packets WHERE seq > ? AND seq <= ? ORDER BY seq",
-                                    [lo, min(lo + VECTOR_CHUNK, upto)]).to_arrow_table()
-            if table.num_rows:
-                seqs = table.column("seq").to_numpy()
-                flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-                yield seqs, flat.astype(np.float32, copy=False).reshape(table.num_rows, -1)
-    return chunks
-
-
-def _sample(chunks, n: int, total: int, dim: int) -> np.ndarray:
-    """About `n` of the vectors, chosen by their seq's hash (the same ones every time), read a
-    chunk at a time into one array (a reservoir sample in the database, or joining the chunks'
-    picks, would hold the sample twice)."""
-    cut = min(1.0, n / max(total, 1)) * 2**32
-    out = np.empty((min(total, n + 8 * int(np.sqrt(n)) + 64), dim), dtype=np.float32)  # room for the hash's spread
-    filled = 0
-    for seqs, vecs in chunks():
-        picked = vecs[(seqs.astype(np.uint64) * np.uint64(0x9E3779B1)) % np.uint64(2**32) < cut]
-        take = min(len(picked), len(out) - filled)
-        out[filled:filled + take] = picked[:take]
-        filled += take
-    return out[:filled]
 
 
 def vector_lag_limit(total: int) -> int:
@@ -345,9 +311,9 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
         state = self.index.state()
         lag = max_seq - state.vector_seq
         if lag and (force_vectors or lag >= vector_lag_limit(total)):
-            everything, dim = _passes(con, 0, max_seq), self._existing_dim(con)
-            self.index.vector_extend(_passes(con, state.vector_seq, max_seq), everything, max_seq, total,
-                                     dim, lambda n: _sample(everything, n, total, dim))
+            everything, dim = vector_chunks(con, 0, max_seq), self._existing_dim(con)
+            self.index.vector_extend(vector_chunks(con, state.vector_seq, max_seq), everything, max_seq, total,
+                                     dim, lambda n: vectorfile.sample(everything, n, total, dim))
         elif lag and state.tail_seq < max_seq:  # the few past the index go to its tail
             dim = self._existing_dim(con)
             restart = state.tail_seq < state.vector_seq or not self.index.tail_ok(state, dim)
