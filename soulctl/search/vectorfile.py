@@ -33,7 +33,8 @@ COPY = 1 << 24  # bytes copied at once
 
 
 class Unreadable(ValueError):
-    """A file that is not a layout these writers know (the caller rebuilds in memory)."""
+    """A file that is not a layout these writers know (the caller writes the index anew from
+    every vector, still as a stream)."""
 
 
 def extend(path: Path | None, out: Path, new: Chunks, trained=None, dim: int | None = None) -> int:

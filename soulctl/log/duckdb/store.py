@@ -25,7 +25,7 @@ from soulctl.log.duckdb.connection import attached, limited_memory, release, rol
 from soulctl.log.duckdb.index import LogIndex
 from soulctl.log.duckdb.lock import store_lock
 from soulctl.log.duckdb.memory import MemoryVersions
-from soulctl.log.duckdb.rows import insert_rows, vector_chunks, vectors_from, where_clause
+from soulctl.log.duckdb.rows import insert_rows, vector_chunks, where_clause
 from soulctl.log.duckdb.search import Ranking
 from soulctl.log.duckdb.user import UserQueries
 from soulctl.log.packets import Filters, NewPacket, Packet, check_vectors, utcnow
@@ -317,11 +317,9 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
         elif lag and state.tail_seq < max_seq:  # the few past the index go to its tail
             dim = self._existing_dim(con)
             restart = state.tail_seq < state.vector_seq or not self.index.tail_ok(state, dim)
-            seqs, vecs = vectors_from(con.execute(
-                "SELECT seq, embedding FROM packets WHERE seq > ? ORDER BY seq",
-                [state.vector_seq if restart else state.tail_seq]).fetchnumpy())
-            if len(seqs):
+            for seqs, vecs in vector_chunks(con, state.vector_seq if restart else state.tail_seq, max_seq)():
                 self.index.tail_append(seqs, vecs, restart)
+                restart = False  # the tail started again: later chunks extend it
 
     def reindex(self) -> dict:
         """Rebuild the derived indexes from the database."""
