@@ -110,17 +110,27 @@ def insert_rows(con, rows: list[dict], dim: int) -> None:
 VECTOR_CHUNK = 16_384  # vectors read from the database at once when the index is extended
 
 
+def arrow(con, sql: str, params: list):
+    """A query's rows as an Arrow table: embeddings as fixed-size lists of floats, not a
+    Python object per number (the whole log's vectors in one read: resonance, buffers)."""
+    with warnings.catch_warnings():  # "an extra copy of the rows": the caller wants them all
+        warnings.simplefilter("ignore", UserWarning)
+        return con.execute(sql, params).to_arrow_table()
+
+
+def matrix(column, rows: int) -> np.ndarray:
+    """An Arrow column of embeddings as one float32 matrix of `rows` rows."""
+    flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return flat.astype(np.float32, copy=False).reshape(rows, -1)
+
+
 def vector_chunks(con, after: int, upto: int):
     """A pass over the vectors of packets after..upto, VECTOR_CHUNK seqs at a time (a range,
     so no query holds more than a chunk), each time it is called."""
     def chunks():
         for lo in range(after, upto, VECTOR_CHUNK):
-            with warnings.catch_warnings():  # "an extra copy of the rows": one chunk's, not the log's
-                warnings.simplefilter("ignore", UserWarning)
-                table = con.execute("SELECT seq, embedding FROM packets WHERE seq > ? AND seq <= ? ORDER BY seq",
-                                    [lo, min(lo + VECTOR_CHUNK, upto)]).to_arrow_table()
+            table = arrow(con, "SELECT seq, embedding FROM packets WHERE seq > ? AND seq <= ? ORDER BY seq",
+                          [lo, min(lo + VECTOR_CHUNK, upto)])  # one chunk's copy, not the log's
             if table.num_rows:
-                seqs = table.column("seq").to_numpy()
-                flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-                yield seqs, flat.astype(np.float32, copy=False).reshape(table.num_rows, -1)
+                yield table.column("seq").to_numpy(), matrix(table.column("embedding"), table.num_rows)
     return chunks

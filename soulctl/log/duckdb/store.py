@@ -25,6 +25,7 @@ from soulctl.log.duckdb.connection import attached, limited_memory, release, rol
 from soulctl.log.duckdb.index import LogIndex
 from soulctl.log.duckdb.lock import store_lock
 from soulctl.log.duckdb.memory import MemoryVersions
+import soulctl.log.duckdb.rows as rows_module
 from soulctl.log.duckdb.rows import insert_rows, vector_chunks, where_clause
 from soulctl.log.duckdb.search import Ranking
 from soulctl.log.duckdb.user import UserQueries
@@ -256,12 +257,14 @@ class DuckDBStore(MemoryVersions, Ranking, UserQueries, Store):
         with self._read() as con:
             if con is None:
                 return [], np.zeros((0, 0), np.float32)
-            rows = con.execute(f"SELECT id, seq, session, role, prose, resonance, embedding FROM log "
-                               f"{where} ORDER BY seq", [role] if role else []).fetchall()
-        meta = [{"id": r[0], "seq": r[1], "session": r[2], "role": r[3], "prose": r[4], "resonance": r[5]}
-                for r in rows]
-        vecs = np.array([r[6] for r in rows], dtype=np.float32) if rows else np.zeros((0, 0), np.float32)
-        return meta, vecs
+            table = rows_module.arrow(con, f"SELECT id, seq, session, role, prose, resonance, embedding FROM log "
+                                            f"{where} ORDER BY seq", [role] if role else [])
+        if not table.num_rows:
+            return [], np.zeros((0, 0), np.float32)
+        names = ("id", "seq", "session", "role", "prose", "resonance")
+        columns = [table.column(name).to_pylist() for name in names]
+        meta = [dict(zip(names, row)) for row in zip(*columns)]
+        return meta, rows_module.matrix(table.column("embedding"), table.num_rows)
 
     def unmarked(self, source: str, role: str | None = None) -> tuple[list[dict], np.ndarray]:
         where = "AND role = ?" if role else ""
