@@ -13,9 +13,11 @@ if TYPE_CHECKING:
     from soulctl.soul import Soul
 
 
-def status(soul: Soul) -> dict:
+def status(soul: Soul, server=None) -> dict:
     """Every part of the soul's state that can be read; a part that cannot (a missing data/,
-    a corrupt record) says why in its own `error`, and the rest is still reported."""
+    a corrupt record) says why in its own `error`, and the rest is still reported. `server`:
+    how to read the server's part (default: ask the running server over its control channel;
+    the server itself reads its own)."""
     from soulctl.generations import current, generation_ids
     from soulctl.serve import service
 
@@ -24,7 +26,7 @@ def status(soul: Soul) -> dict:
     cur, ids = gens if isinstance(gens, tuple) else (None, [])
     record = {
         "home": str(home.root), "current": cur, "anchor": ids[0] if ids else None,
-        "generations": len(ids), **_part("server", lambda: _server(home)),
+        "generations": len(ids), **_part("server", server or (lambda: _server(home))),
         **_part("service", lambda: service.status(home)), **_part("schedule", lambda: _schedule(home)),
         **_part("cycle", lambda: _running(home)), **_part("last_cycle", lambda: _cycle(soul)), **_part("log", lambda: {"packets": soul.store.count()}),
     }

@@ -13,7 +13,8 @@ HELP = """Serve the soul, with its memory, as an OpenAI-compatible API and an MC
 
 POST /v1/chat/completions is a Memory OS turn (streamed or not) on the session named by the
 request's `user` field or an X-Soul-Session header; POST /v1/embeddings uses the log's
-embedder; GET /v1/models, GET /health; MCP (streamable HTTP) at /mcp. Loopback only unless a
+embedder; GET /v1/models, GET /health; MCP (streamable HTTP) at /mcp; the console, a web page
+of the soul's state, lineage, memory, resonance and a chat, at / (--no-console: none). Loopback only unless a
 bearer token is given (--token-file, or SOULCTL_SERVE_TOKEN); no CORS unless --cors. The
 model serves one request at a time: --queue more wait, the next gets 429 with Retry-After.
 Ctrl-C or SIGTERM stops accepting, lets requests finish (a stream still running after
@@ -39,6 +40,7 @@ def run(
     max_body: Annotated[str, typer.Option("--max-body", help="Largest request body (413 above).")] = "4MiB",
     grace: Annotated[float, typer.Option(help="Seconds a stop waits for running requests.", min=0)] = 30.0,
     mcp: Annotated[bool, typer.Option("--mcp/--no-mcp", help="Also serve MCP at /mcp.")] = True,
+    console: Annotated[bool, typer.Option("--console/--no-console", help="Also serve the console (a web page) at /.")] = True,
     strict: Annotated[bool, typer.Option("--strict", help="Refuse to serve a generation whose files fail verification.")] = False,
 ) -> None:
     from soulctl.serve.gate import read_token
@@ -47,12 +49,13 @@ def run(
 
     out = state.out
     options = ServeOptions(host=host, port=port, token=read_token(token_file), cors=cors or [], queue=queue,
-                           max_body=parse_size(max_body, "--max-body"), grace=grace, mcp=mcp, strict=strict,
+                           max_body=parse_size(max_body, "--max-body"), grace=grace, mcp=mcp, console=console, strict=strict,
                            say=lambda line: out.info(f"serve: {line}"))
 
     def ready(r) -> None:
         out.info(f"serving {r.generation or 'the soul'} ({r.backend}, context {r.context}) at {r.url}"
-                 + (f", MCP at {r.mcp_url}" if r.mcp_url else "") + (", token required" if r.token else "")
+                 + (f", MCP at {r.mcp_url}" if r.mcp_url else "")
+                 + (f", console at {r.url[:-3]}/" if options.console else "") + (", token required" if r.token else "")
                  + " — Ctrl-C to stop")
 
     with out.progress_bars() as progress:  # the model loads before the first request

@@ -66,9 +66,37 @@ def compare(home: Home, a: str, b: str, prompts: list[str], seed: int = 0, max_t
                      "loss_change": round(second["loss"] - first["loss"], 6),
                      "changed": first["answer"] != second["answer"]})
     changes = [r["loss_change"] for r in rows]
-    return {"a": ids[0], "b": ids[1], "seed": seed, "max_tokens": max_tokens, "sampling": sampling.as_dict(),
+    made = {"a": ids[0], "b": ids[1], "seed": seed, "max_tokens": max_tokens, "sampling": sampling.as_dict(),
             "prompts": rows, "summary": {"prompts": len(rows), "changed": sum(r["changed"] for r in rows),
                                          "mean_loss_change": round(sum(changes) / len(changes), 6)}}
+    _keep(home, made)
+    return made
+
+
+def _path(home: Home, a: str, b: str) -> Path:
+    return home.data / "behaviour" / f"{a}..{b}.json"
+
+
+def _keep(home: Home, made: dict) -> None:
+    """The last comparison of two generations, kept for the console (data/behaviour/A..B.json)."""
+    import json
+    import os
+
+    path = _path(home, made["a"], made["b"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(made, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def kept(home: Home, a: str, b: str) -> dict | None:
+    """The last `gen diff A B --behaviour` of these two generations, if one was run."""
+    import json
+
+    try:
+        return json.loads(_path(home, a, b).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _answer_all(evaluator: Evaluator, gid: str, prompts: list[str], sampling, seed: int, max_tokens: int,

@@ -83,3 +83,32 @@ def next_run(record: dict, now: dt.datetime | None = None) -> str:
     if details["every"] == "week":
         run += dt.timedelta(days=(0 - run.weekday()) % 7)
     return run.isoformat(timespec="minutes")
+
+
+def start_now(home: Home) -> dict:
+    """A night started now, as its own process: the installed schedule's unit where the
+    platform can start one on demand (systemd, launchd), else a detached `soulctl evolve`
+    appending to data/evolve.log as the scheduled nights do. Refused while a cycle runs."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from soulctl.errors import Unavailable
+    from soulctl.evolve.watch import running
+
+    if (state := running(home)) is not None:
+        raise Unavailable(f"a night is already running (pid {state['pid']}, {state.get('stage') or 'starting'})",
+                       hint="watch it with `soulctl status`")
+    record = installed(home)
+    if record is not None and record["scheduler"] in ("systemd", "launchd"):
+        unit = (["systemctl", "--user", "start", f"{record['name']}.service"] if record["scheduler"] == "systemd"
+                else ["launchctl", "kickstart", f"gui/{os.getuid()}/{Path(next(iter(record['files']))).stem}"])
+        proc = subprocess.run(unit, capture_output=True, text=True)
+        if proc.returncode == 0:
+            return {"started": "unit", "name": record["name"], "scheduler": record["scheduler"]}
+    log = home.data / "evolve.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(platform.soulctl_command(home, "evolve"), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=home.root)
+    return {"started": "process", "pid": proc.pid, "log": str(log)}

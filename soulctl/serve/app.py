@@ -1,6 +1,7 @@
 """The ASGI application: the router of each API surface serve/openai/ lists (chat completions,
-the Responses API, embeddings, models), the MCP endpoint at /mcp, all behind the gate (token,
-body size, CORS only when asked)."""
+the Responses API, embeddings, models), the MCP endpoint at /mcp, the console at / (unless
+--no-console), all behind the gate (token or the console's sign-in, body size, CORS only when
+asked)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ def create_app(soul: Soul, options: ServeOptions):
 
     for surface in SURFACES:
         app.include_router(importlib.import_module(f"soulctl.serve.openai.{surface}.routes").router)
+    guard = _console(app, served, options) if options.console else None
     if mcp_server is not None:
         from soulctl.serve.mcp import http_routes
 
@@ -70,9 +72,21 @@ def create_app(soul: Soul, options: ServeOptions):
                            allow_headers=["Authorization", "Content-Type", SESSION_HEADER, "Mcp-Session-Id",
                                           "Mcp-Protocol-Version"],
                            expose_headers=[SESSION_HEADER, "Mcp-Session-Id"])
-    gate = Gate(app, options.token, options.max_body, access=options.say)
+    gate = Gate(app, options.token, options.max_body, access=options.say, console=guard)
     gate.served = served  # for the server's signal handlers
     return gate
+
+
+def _console(app, served: Served, options: ServeOptions):
+    """The console's routes on the app; its guard, for the gate."""
+    from urllib.parse import urlsplit
+
+    from soulctl.serve.console.guard import Guard
+    from soulctl.serve.console.pages import build_router
+
+    guard = Guard(options.token, options.host, urlsplit(options.url or "").port or 0)
+    app.include_router(build_router(served, guard))
+    return guard
 
 
 def _mcp(served: Served, options: ServeOptions):

@@ -43,6 +43,10 @@ class Sessions:
             self._open.popitem(last=False)
         return chat
 
+    def peek(self, session: str) -> ChatSession | None:
+        """The open conversation `session`, if open (not opened, not touched)."""
+        return self._open.get(session)
+
     def clear(self) -> None:
         """Forget every open conversation (their windows reopen from the log, on the engine
         that serves them next)."""
@@ -72,6 +76,7 @@ class Served:
         self.generation = soul.engine("soul").generation  # the generation served
         self.follower = None  # set by the app: who keeps `generation` on `current`
         self.calls: OrderedDict[str, str] = OrderedDict()  # a client's call id -> its session
+        self.stopping = lambda: False  # whether a stop has begun (set by server.run)
 
     @property
     def engine(self):

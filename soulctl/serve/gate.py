@@ -75,13 +75,28 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_console_path(path: str) -> bool:
+    from soulctl.serve.console import is_console_path as console_owns
+
+    return console_owns(path)
+
+
+async def send_text(send, status: int, text: str, headers: dict | None = None) -> None:
+    body = (text + "\n").encode()
+    raw = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), str(v).encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodyTooLarge(Exception):
     pass
 
 
 class Gate:
-    def __init__(self, app, token: str | None, max_body: int, access=None):
+    def __init__(self, app, token: str | None, max_body: int, access=None, console=None):
         self.app, self.max_body = app, max_body
+        self.console = console  # the console's guard (serve/console/guard.py), when it is served
         self.token = f"Bearer {token}".encode() if token else None
         self.access = access  # told one line per request: method, path, status, ms, session, generation
 
@@ -106,11 +121,31 @@ class Gate:
                             if key in seen)
             self.access(f"{scope['method']} {scope['path']} {seen.get('status', '-')} {ms:.0f} ms{extra}")
 
+    def _console(self, scope, headers: dict):
+        """A console request refused (a sender of the answer), or None to let it through: a
+        Host that is not this server's (DNS rebinding), or no sign-in where a token is set."""
+        from soulctl.serve.console.guard import OPEN, Refusal
+
+        try:
+            self.console.check_host(headers)
+        except Refusal as exc:
+            status, message = exc.status, exc.message
+            return lambda send: send_text(send, status, message)
+        if scope["path"] in OPEN or self.console.admitted(headers):
+            return None
+        if scope["method"] in ("GET", "HEAD"):
+            return lambda send: send_text(send, 303, "sign in first: /login", {"location": "/login"})
+        return lambda send: send_text(send, 401, "sign in first (or send `Authorization: Bearer <token>`)",
+                                      {"www-authenticate": "Bearer"})
+
     async def _gate(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        if self.token is not None and scope["path"] not in OPEN_PATHS:
+        if self.console is not None and is_console_path(scope["path"]):
+            if (refused := self._console(scope, headers)) is not None:
+                return await refused(send)
+        elif self.token is not None and scope["path"] not in OPEN_PATHS:
             given = headers.get(b"authorization", b"")
             if not hmac.compare_digest(given, self.token):  # constant time in the token's bytes
                 return await send_error(send, 401, "missing or wrong bearer token: send "

@@ -17,6 +17,7 @@ class ServeOptions:
     max_body: int = 4 << 20
     grace: float = 30.0  # seconds a stop waits for running requests
     mcp: bool = True
+    console: bool = True  # the console at / (serve/console/)
     strict: bool = False  # refuse a generation whose files fail verification
     url: str | None = None  # where it listens (set once bound)
     say: Callable[[str], None] | None = None  # what the server tells its log (switches, releases)

@@ -88,7 +88,10 @@ def run(app, sock: socket.socket, grace: float) -> str | None:
     try:
         config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=grace, lifespan="on",
                                 access_log=False, server_header=False)
-        uvicorn.Server(config).run(sockets=[sock])
+        server = uvicorn.Server(config)
+        if served := getattr(app, "served", None):  # long-lived feeds (the console's) end when a stop begins
+            served.stopping = lambda: server.should_exit
+        server.run(sockets=[sock])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
