@@ -23,21 +23,30 @@ def _render(d: dict) -> str:
                      f"{b['loss']:.4f} (ppl {b['parent_ppl']} → {b['ppl']})")
     if d["absorption"] is not None:
         lines.append(f"absorption        {d['absorption']:+.4f} nats/token")
+    if d.get("held_out_absorption") is not None:
+        lines.append(f"held out          {d['held_out_absorption']:+.4f} nats/token (replies the night did not train on)")
+    for n in d.get("nights") or []:
+        kept = "  ".join(f"{kind} {n[kind]['kept']:+.4f} of {n[kind]['absorbed']:+.4f}"
+                         + (f" ({n[kind]['retention']:.2f})" if n[kind]["retention"] is not None else "")
+                         for kind in ("trained", "held_out") if kind in n)
+        lines.append(f"night {n['generation']} ({n['buffer']})  kept {kept}")
     return "\n".join(lines)
 
 
 @app.command("show")
 def show() -> None:
     """The anchor and the current generation's drift from it."""
-    drift(None)
+    drift(None, False)
 
 
 @app.command("drift")
-def drift(gen: Annotated[Optional[str], typer.Argument(help="A generation (default: current).")] = None) -> None:
-    """Weight drift per module type and overall; probe loss vs the anchor; absorption."""
+def drift(gen: Annotated[Optional[str], typer.Argument(help="A generation (default: current).")] = None,
+          nights: Annotated[bool, typer.Option("--nights", help="Also how much of every night it absorbed the generation still holds (a loss per night's buffer).")] = False) -> None:
+    """Weight drift per module type and overall; probe loss vs the anchor; absorption (and on
+    the slice the night held out, when it held one); with --nights, retention of every night."""
     from soulctl.evolve.anchor import drift as run
 
-    report = run(state.home(), gen)
+    report = run(state.home(), gen, nights=nights)
     state.out.record(report, human=_render)
 
 

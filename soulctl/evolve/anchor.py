@@ -61,11 +61,12 @@ def probe_loss(home: Home, gid: str, models: Evaluator) -> float:
     return cache["probe_loss"]
 
 
-def buffer_loss(home: Home, gid: str, buffer_id: str, models: Evaluator) -> float | None:
+def buffer_loss(home: Home, gid: str, buffer_id: str, models: Evaluator, held_out: bool = False) -> float | None:
+    """`gid`'s loss on a night's buffer, or on the slice that night held out (None: no such file)."""
     cache = _cached(home, gid)
-    key = f"buffer_loss:{buffer_id}"
+    key = f"{'holdout' if held_out else 'buffer'}_loss:{buffer_id}"
     if key not in cache:
-        path = home.buffers / f"{buffer_id}.jsonl"
+        path = home.buffers / (f"{buffer_id}.holdout" if held_out else f"{buffer_id}.jsonl")
         if not path.is_file():
             return None
         cache[key] = round(models.conversation_loss(gid, read_buffer(path)), 6)
@@ -73,8 +74,10 @@ def buffer_loss(home: Home, gid: str, buffer_id: str, models: Evaluator) -> floa
     return cache[key]
 
 
-def drift(home: Home, ref: str | None = None, models: Evaluator | None = None) -> dict:
-    """Weights drift (from lineage), probe loss vs the anchor, absorption vs the parent."""
+def drift(home: Home, ref: str | None = None, models: Evaluator | None = None, nights: bool = False) -> dict:
+    """Weights drift (from lineage), probe loss vs the anchor, absorption vs the parent (on the
+    night's buffer, and on the slice it held out when it held one); with `nights`, how much of
+    every night it absorbed the generation still holds (retention)."""
     models = models or Evaluator(home)
     gid = resolve(home, ref)
     lineage = read_lineage(home, gid)
@@ -89,12 +92,12 @@ def drift(home: Home, ref: str | None = None, models: Evaluator | None = None) -
         "probe_loss": gen_probe, "probe_ppl": round(math.exp(gen_probe), 4),
         "anchor_probe_loss": anchor_probe, "anchor_probe_ppl": round(math.exp(anchor_probe), 4),
         "probe_loss_delta": round(gen_probe - anchor_probe, 6),
-        "absorption": None, "buffers": [],
+        "absorption": None, "held_out_absorption": None, "buffers": [],
     }
     if parent:
         parent_layers = set(read_lineage(home, parent).adapters)
         new = [l for l in lineage.layers if l["adapter"] not in parent_layers]
-        gains = []
+        gains, held_gains = [], []
         for layer in new:
             buffer_id = _buffer_of(home, layer)
             if buffer_id is None:
@@ -104,12 +107,51 @@ def drift(home: Home, ref: str | None = None, models: Evaluator | None = None) -
             if before is None or after is None:
                 continue
             gains.append(before - after)
-            report["buffers"].append({"buffer": buffer_id, "parent_loss": before, "loss": after,
-                                      "parent_ppl": round(math.exp(before), 4),
-                                      "ppl": round(math.exp(after), 4)})
+            row = {"buffer": buffer_id, "parent_loss": before, "loss": after,
+                   "parent_ppl": round(math.exp(before), 4), "ppl": round(math.exp(after), 4)}
+            held_before = buffer_loss(home, parent, buffer_id, models, held_out=True)
+            if held_before is not None:  # the night held a slice out: did it learn beyond its lines?
+                held_after = buffer_loss(home, gid, buffer_id, models, held_out=True)
+                held_gains.append(held_before - held_after)
+                row.update(held_out_parent_loss=held_before, held_out_loss=held_after)
+            report["buffers"].append(row)
         if gains:
             report["absorption"] = round(sum(gains) / len(gains), 6)
+        if held_gains:
+            report["held_out_absorption"] = round(sum(held_gains) / len(held_gains), 6)
+    if nights:
+        report["nights"] = retention(home, gid, models)
     return report
+
+
+def retention(home: Home, gid: str, models: Evaluator) -> list[dict]:
+    """Each night `gid` absorbed (each layer with its buffer, oldest first): what the night
+    taught when it was merged — the loss on its buffer (and held-out slice) under the generation
+    it made, against that generation's parent — and how much of it `gid` still holds. Retention
+    is the share kept: (parent's loss − gid's) / (parent's loss − the night's generation's)."""
+    chain, at = [], gid
+    while at is not None:  # gid back to the anchor
+        chain.append(at)
+        at = read_lineage(home, at).parent
+    layers_of = {g: set(read_lineage(home, g).adapters) for g in chain}
+    rows = []
+    for layer in read_lineage(home, gid).layers:
+        buffer_id = _buffer_of(home, layer)
+        made = next((g for g in reversed(chain) if layer["adapter"] in layers_of[g]), None)
+        before = read_lineage(home, made).parent if made else None
+        if buffer_id is None or before is None:
+            continue
+        row = {"adapter": layer["adapter"], "buffer": buffer_id, "generation": made}
+        for kind, held in (("trained", False), ("held_out", True)):
+            now = buffer_loss(home, gid, buffer_id, models, held)
+            if now is None:
+                continue
+            parent, then = buffer_loss(home, before, buffer_id, models, held), buffer_loss(home, made, buffer_id, models, held)
+            absorbed, kept = parent - then, parent - now
+            row[kind] = {"absorbed": round(absorbed, 6), "kept": round(kept, 6),
+                         "retention": round(kept / absorbed, 4) if absorbed > 0 else None}
+        rows.append(row)
+    return rows
 
 
 def _buffer_of(home: Home, layer: dict) -> str | None:

@@ -27,8 +27,8 @@ class NothingNew(InvalidInput):
 
 
 def learned_ids(home: Home, gid: str | None = None) -> set[str]:
-    """The log ids every adapter layer in `gid`'s lineage (default: current) learned from, and
-    those its buffers left out as near-duplicates of what they taught."""
+    """The log ids every adapter layer in `gid`'s lineage (default: current) learned from,
+    those its buffers left out as near-duplicates of what they taught, and those they held out."""
     from soulctl.generations import current, read_lineage
 
     gid = gid or current(home)
@@ -41,6 +41,7 @@ def learned_ids(home: Home, gid: str | None = None) -> set[str]:
             record = json.loads(meta.read_text())
             ids.update(record.get("log_ids") or [])
             ids.update(record.get("covered_ids") or [])
+            ids.update(record.get("held_out_ids") or [])  # a held-out slice is never trained on later
     return ids
 
 
@@ -108,6 +109,10 @@ def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
         raise
     kept, covered = _dedup(meta, vecs, chosen, resonant, learned, recipe.dedup_cosine)
     lines, ids, unprompted = _examples(meta, kept, recipe.context_turns)
+    held = held_out(lines, ids, recipe, learned) if recipe.holdout and not include_learned else None
+    if held is not None:
+        lines, ids = held.pop("lines"), held.pop("ids")
+        held = held if held["held_ids"] else None  # too few examples to hold any out
     if not lines:
         one = len(unprompted) == 1
         alone = (f"the {len(unprompted)} new resonant {role} repl{'y' if one else 'ies'} "
@@ -116,12 +121,37 @@ def build_buffer(home: Home, store: Store, recipe: ResonateRecipe,
             raise NothingNew(f"nothing new: {done} {role} packets at or above {threshold} were learned by "
                              f"the current generation, and {alone}", hint="talk more first")
         raise NothingNew(f"no example to learn from: {alone}", hint="talk more first")
-    record = {"threshold": threshold, "dedup_cosine": recipe.dedup_cosine, "cluster": cluster,
-              "census": counts,
-              "context_turns": recipe.context_turns, "dropped_duplicates": len(covered), "covered_ids": covered,
-              "dropped_unprompted": len(unprompted),
-              "skipped_learned": sum(meta[i]["id"] in learned for i in resonant)}
-    return _write(home, lines, ids, record)
+    record = _record(threshold, recipe, cluster, counts, covered, unprompted, meta, resonant, learned)
+    return _write(home, lines, ids, record if held is None else {**record, "holdout": held})
+
+
+def _record(threshold, recipe, cluster, counts, covered, unprompted, meta, resonant, learned) -> dict:
+    return {"threshold": threshold, "dedup_cosine": recipe.dedup_cosine, "cluster": cluster, "census": counts,
+            "context_turns": recipe.context_turns, "dropped_duplicates": len(covered), "covered_ids": covered,
+            "dropped_unprompted": len(unprompted),
+            "skipped_learned": sum(meta[i]["id"] in learned for i in resonant)}
+
+
+def held_out(lines: list[str], ids: list[str], recipe: ResonateRecipe, learned: set[str]) -> dict:
+    """The night's new examples split by the recipe's seed: a held-out slice of `holdout` of
+    them, grown until it is at least `holdout_min_tokens` long (tokens estimated at 4
+    characters) while at least one example stays to train on; rehearsed ones are never held
+    out. Returns the examples to train on (`lines`, `ids`) and the slice's record (its seed,
+    ids and examples; the examples are written beside the buffer, data/buffers/<id>.holdout)."""
+    import random
+
+    order = [i for i in range(len(lines)) if ids[i] not in learned]
+    random.Random(f"{recipe.holdout_seed}:{','.join(ids)}").shuffle(order)
+    held: list[int] = []
+    for i in order[:-1]:  # one at least is trained on
+        if len(held) >= recipe.holdout * len(lines) and sum(len(lines[j]) for j in held) / 4 >= recipe.holdout_min_tokens:
+            break
+        held.append(i)
+    keep = sorted(set(range(len(lines))) - set(held))
+    held.sort()
+    return {"lines": [lines[i] for i in keep], "ids": [ids[i] for i in keep], "seed": recipe.holdout_seed,
+            "share": recipe.holdout, "held_lines": [lines[i] for i in held], "held_ids": [ids[i] for i in held],
+            "tokens": round(sum(len(lines[i]) for i in held) / 4)}
 
 
 def _choose(meta, resonant, learned, recipe, store, threshold, cluster, k, role) -> list[int]:
@@ -209,7 +239,13 @@ def _write(home: Home, lines: list[str], ids: list[str], record: dict) -> dict:
     path = home.buffers / f"{buffer_id}.jsonl"
     record = {"id": buffer_id, "sha256": sha, "examples": len(lines), "log_ids": ids, **record,
               "created_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}
-    for target, data in ((path, body), (path.with_suffix(".json"), (json.dumps(record, indent=1) + "\n").encode())):
+    files = [(path, body)]
+    if "holdout" in record:  # the held-out slice beside it, never read as a buffer (not *.jsonl)
+        held = record["holdout"] = dict(record["holdout"])
+        files.append((home.buffers / f"{buffer_id}.holdout", ("\n".join(held.pop("held_lines")) + "\n").encode("utf-8")))
+        held["examples"] = len(held["held_ids"])
+    files.append((path.with_suffix(".json"), (json.dumps(record, indent=1) + "\n").encode()))
+    for target, data in files:
         tmp = target.with_name(f".{target.name}.{os.getpid()}")
         tmp.write_bytes(data)
         os.replace(tmp, target)

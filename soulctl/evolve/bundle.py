@@ -147,7 +147,8 @@ def run_bundle(bundle: Path, base_dir: Path, key: bytes, out: Path, progress=Non
                      "buffer": buffer_meta.get("id", "bundle"),
                      "buffer_sha256": hashlib.sha256(files["buffer.jsonl"]).hexdigest(),
                      "log_ids": buffer_meta.get("log_ids", []),
-                     "covered_ids": buffer_meta.get("covered_ids", []), "trained_remotely": True})
+                     "covered_ids": buffer_meta.get("covered_ids", []),
+                     "held_out_ids": (buffer_meta.get("holdout") or {}).get("held_ids", []), "trained_remotely": True})
         payload = {p.name: p.read_bytes() for p in staged.iterdir() if p.is_file()}
         payload["meta.json"] = json.dumps(meta).encode()
         _write(out, _seal(payload, key), force)

@@ -58,7 +58,8 @@ def dream(soul: Soul, buffer_ref: str | None, recipe: DreamRecipe, progress=None
     meta = train_adapter(model_dir, conversations, recipe, staged, progress, on_step)
     meta.update({"base_generation": gen, "buffer": buffer.stem,
                  "buffer_sha256": hashlib.sha256(buffer.read_bytes()).hexdigest(),
-                 "log_ids": _buffer_log_ids(buffer), "covered_ids": _buffer_log_ids(buffer, "covered_ids")})
+                 "log_ids": _buffer_log_ids(buffer), "covered_ids": _buffer_log_ids(buffer, "covered_ids"),
+                 "held_out_ids": held_out_ids(buffer)})
     adapter_id = store_adapter(home, staged, meta)
     return summary(adapter_id, meta)
 
@@ -75,6 +76,14 @@ def train_adapter(model_dir: Path, conversations: list[list[dict]], recipe: Drea
 def summary(adapter_id: str, meta: dict) -> dict:
     return {"id": adapter_id, **{k: v for k, v in meta.items() if k != "loss_curve"},
             "steps": len(meta["loss_curve"]), "loss_curve": meta["loss_curve"]}
+
+
+def held_out_ids(buffer: Path) -> list[str]:
+    """The replies the buffer's night held out (its record's `holdout`), never to be trained on."""
+    try:
+        return list((json.loads(buffer.with_suffix(".json").read_text()).get("holdout") or {}).get("held_ids", []))
+    except (OSError, ValueError):
+        return []
 
 
 def _buffer_log_ids(buffer: Path, key: str = "log_ids") -> list[str]:

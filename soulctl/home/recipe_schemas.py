@@ -82,6 +82,11 @@ class ResonateRecipe(_Strict):
     context_turns: int = Field(4, ge=0)
     rehearsal: float = Field(0.0, ge=0, le=1)  # share of learned moments replayed beside the new
     min_examples: int = Field(6, ge=1)  # `evolve` does nothing with fewer new moments
+    # a held-out slice of each night's new moments, never trained on (now or later), to measure
+    # whether the night generalised (anchor drift): off in a home, where every best moment is learned
+    holdout: float = Field(0.0, ge=0, lt=1)  # the share held out; 0: none
+    holdout_min_tokens: int = Field(500, ge=1)  # held out until the slice is at least this long
+    holdout_seed: int = Field(0, ge=0)  # the split's seed, recorded with the buffer
     judge_rubric: str = ("You judge moments in a conversation. A reply resonates when it surprises, "
                          "deepens an idea, or shows a distinct and coherent character. Score 0 for "
                          "generic or empty replies and 9 for replies worth remembering.")

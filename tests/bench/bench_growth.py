@@ -15,8 +15,13 @@ Goals (the method kept): the last night's absorption ≥ 0.5× night 1's; the pr
 recipes/anchor.yaml's bound every night; the last night's merge ≤ 1.3× night 2's in time and
 ≤ 1.1× in peak RSS (the highest of nights 2 to the last against night 2's).
 
+After the nights, per method: the retention matrix — after night c (1, 5, 10, 20, 30 and the
+last), the share of each earlier night's absorption the generation still holds, on that night's
+buffer and on the slice it held out (`--holdout`: a share of each night's new replies, split by
+a recorded seed, never trained on then or later) —, BWT and held-out absorption per night.
+
 Run: .venv/bin/python tests/bench/bench_growth.py [--nights 30] [--methods ties,fold]
-     [--reach 0.02] [--replies 25] [--epochs 1] [--keep DIR]
+     [--reach 0.02] [--replies 25] [--epochs 1] [--holdout 0.2] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -243,6 +248,9 @@ def run_method(root: Path, method: str, args) -> dict:
     home = root / method / "home"
     must(soulctl(home, "init", str(home)))
     set_recipe(home, "dream", "epochs: 3", f"epochs: {args.epochs}")
+    if args.holdout:  # each night's held-out slice, by a recorded seed (off in a home)
+        with open(home / "recipes" / "resonate.yaml", "a") as recipe:
+            recipe.write(f"holdout: {args.holdout}\nholdout_min_tokens: 500\nholdout_seed: 7\n")
     path = home / "recipes" / "merge.yaml"  # the method, and the folds' reach (none: 0)
     text = re.sub(r"^method: *\w+", f"method: {method}", path.read_text(), flags=re.M)
     text = re.sub(r"^reach: *[\d.]+", f"reach: {args.reach}" if args.reach else "", text, flags=re.M)
@@ -265,6 +273,7 @@ def run_method(root: Path, method: str, args) -> dict:
               flush=True)
     gens = [r["generation"] for r in rows if r["status"] == "accepted"]
     last = gens[-1]
+    retention_matrix(home, gens, rows)
     compared, differing = untouched_identical(home, last)
     from soulctl.generations import read_lineage
     from soulctl.generations.files import sha256_file
@@ -305,6 +314,49 @@ def run_method(root: Path, method: str, args) -> dict:
     return summary
 
 
+CHECKPOINTS = (1, 5, 10, 20, 30)
+
+
+def retention_matrix(home: Path, gens: list[str], rows: list[dict]) -> dict:
+    """After night c (at the checkpoints, and the last night), how much of each earlier night j
+    the generation still holds — on night j's buffer and on the slice it held out — as a share
+    of what night j absorbed when it was merged; BWT, the mean change of every night's loss
+    reduction from when it was learned to the last night (nats/token; below 0: forgetting);
+    held-out absorption per night."""
+    from soulctl.evolve.anchor import retention
+    from soulctl.generations.evaluate import Evaluator
+    from soulctl.home import Home
+
+    models = Evaluator(Home(home))
+    at = sorted({c for c in CHECKPOINTS if c <= len(gens)} | {len(gens)})
+    table = {}
+    try:
+        for c in at:
+            table[c] = retention(Home(home), gens[c - 1], models)
+    finally:
+        models.close()
+    for kind in ("trained", "held_out"):
+        print(f"\nretention on each night's {'buffer' if kind == 'trained' else 'held-out slice'} "
+              "(the share of what it absorbed still held), after night c:")
+        print("    c " + "".join(f"{j:>6}" for j in range(1, len(gens) + 1)))
+        for c in at:
+            cells = [n.get(kind, {}).get("retention") for n in table[c]]
+            print(f"{c:>5} " + "".join(f"{v:>6.2f}" if v is not None else f"{'-':>6}" for v in cells))
+    last = table[len(gens)]
+    result = {}
+    for kind in ("trained", "held_out"):
+        pairs = [(n[kind]["kept"], n[kind]["absorbed"]) for n in last[:-1] if kind in n]
+        result[kind] = sum(k - a for k, a in pairs) / len(pairs) if pairs else None
+    held = [r.get("held_out_absorption") for r in rows]
+    print(f"BWT (nats/token, night {len(gens)} against each night when learned): buffer "
+          + (f"{result['trained']:+.4f}" if result["trained"] is not None else "-") + ", held-out "
+          + (f"{result['held_out']:+.4f}" if result["held_out"] is not None else "-"))
+    print("held-out absorption per night: " + " ".join(f"{h:+.3f}" if h is not None else "-" for h in held)
+          + f"  ({sum(1 for h in held if h is not None and h > 0)} of {len(held)} above 0)", flush=True)
+    first = next((n for n in last if n["generation"] == gens[0]), None)
+    return {"bwt": result, "held_out": held, "night_1": first}
+
+
 def compare(results: list[dict]) -> None:
     print(f"\n{'method':>8} {'ok':>5} {'absorb 1':>9} {'absorb N':>9} {'N/1':>6} {'probe Δ max':>11} "
           f"{'drift max':>9} {'merge N/2 time':>14} {'RSS':>6} {'rebuilt':>8}")
@@ -324,6 +376,8 @@ def main() -> None:
     ap.add_argument("--reach", type=float, default=0.02, help="the fold methods' reach (0: none)")
     ap.add_argument("--replies", type=int, default=25, help="soul replies in each night's conversation")
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--holdout", type=float, default=0.2,
+                    help="the share of each night's new replies held out, never trained on (0: none)")
     ap.add_argument("--talk", choices=sorted(TALK), default="varied",
                     help="each night a different subject's prose (varied) or one template (templated)")
     ap.add_argument("--keep", type=Path, help="build the homes here and keep them")

@@ -21,6 +21,7 @@ class Check:
         cycle.report = report
         record = {"drift": report["drift"], "probe_loss": report["probe_loss"],
                   "probe_loss_delta": report["probe_loss_delta"], "absorption": report["absorption"],
+                  "held_out_absorption": report["held_out_absorption"],
                   "failures": failures}
         if failures:
             record.update(reject(cycle, failures))

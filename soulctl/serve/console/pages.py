@@ -260,7 +260,9 @@ def lineage_charts(data: dict) -> list[str]:
             series_chart(labels, [{"name": "probe loss Δ", "values": [r["probe_loss_delta"] for r in rows],
                                    "colour": "#c8553d"},
                                   {"name": "absorption", "values": [r["absorption"] for r in rows],
-                                   "colour": "#588b8b"}],
+                                   "colour": "#588b8b"},
+                                  {"name": "held-out absorption", "values": [r["held_out_absorption"] for r in rows],
+                                   "colour": "#8e6c8a"}],
                          data["max_probe_loss_delta"], "probe bound", href,
                          title="probe loss against the anchor, and what each night absorbed (nats/token)")]
 

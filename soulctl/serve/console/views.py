@@ -75,6 +75,7 @@ def lineage(soul: Soul) -> dict:
         record = cycles.get(gid, {})
         cached = _anchor_cache(home, gid)
         row.update(probe_loss_delta=record.get("probe_loss_delta"), absorption=record.get("absorption"),
+                   held_out_absorption=record.get("held_out_absorption"),
                    probe_loss=record.get("probe_loss", cached.get("probe_loss")),
                    cycle=record.get("packet"), status=record.get("status"))
         rows.append(row)

@@ -109,6 +109,35 @@ def test_absorption_and_probe_bound(evolved):
     assert soulctl("anchor", "check", "--home", home).code == 0
     strict = soulctl("anchor", "check", "--max-drift", "1e-9", "--home", home)
     assert strict.code == 1 and "exceeds" in strict.stdout
+    assert report["held_out_absorption"] is None and "nights" not in report  # no slice was held out
+    nights = soulctl("anchor", "drift", "--nights", "--json", "--home", home).json()["nights"]
+    assert [n["generation"] for n in nights] == ["gen-0001"] and nights[0]["buffer"] == evolved[1]["id"]
+    trained = nights[0]["trained"]  # the night's own generation holds all it absorbed
+    assert trained["absorbed"] == trained["kept"] > 0 and trained["retention"] == 1.0 and "held_out" not in nights[0]
+
+
+def test_a_night_holds_a_slice_out_by_a_recorded_seed(evolved, tmp_path):
+    """resonate.yaml's holdout: part of the night's new replies kept out of its buffer, in a file
+    beside it that no later buffer or dream reads, their ids recorded to stay untrained."""
+    from soulctl.evolve.dream import held_out_ids
+
+    home = copy_home(evolved[0], tmp_path / "home")
+    with open(home / "recipes" / "resonate.yaml", "a") as recipe:
+        recipe.write("holdout: 0.3\nholdout_min_tokens: 40\nholdout_seed: 5\n")
+    made = soulctl("resonate", "buffer", "--threshold", "0.45", "--include-learned", "--json", "--home", home)
+    assert made.code == 0, made
+    assert "holdout" not in made.json()  # a retrain on what was learned holds nothing out
+    buffer = soulctl("resonate", "buffer", "--threshold", "0.45", "--json", "--home", home)
+    assert buffer.code == 5 and "nothing new" in buffer.stderr  # every moment was learned by gen-0001
+    soulctl("gen", "use", "gen-0000", "--home", home)
+    buffer = soulctl("resonate", "buffer", "--threshold", "0.45", "--json", "--home", home).json()
+    held = buffer["holdout"]
+    assert held["seed"] == 5 and held["examples"] == len(held["held_ids"]) >= 2
+    assert set(held["held_ids"]).isdisjoint(buffer["log_ids"]) and len(held["held_ids"]) + buffer["examples"] == 6
+    path = home / "data" / "buffers" / f"{buffer['id']}.holdout"
+    assert len(path.read_text().splitlines()) == held["examples"]
+    assert held_out_ids(Path(buffer["path"])) == held["held_ids"]
+    assert soulctl("resonate", "buffer", "--threshold", "0.45", "--json", "--home", home).json()["holdout"] == held
 
 
 def test_gen_diff_and_plots(evolved, tmp_path):
