@@ -90,6 +90,16 @@ def _cycle(soul) -> dict | None:
             "seconds": (meta.get("timings") or {}).get("total")}
 
 
+def progress_text(p: dict | None) -> str:
+    """A running cycle's progress in words: ` — task 3 of 10, about 2 min left` ('' without one)."""
+    if not p:
+        return ""
+    line = f" — {p['task']} {p['done']:g}" + (f" of {p['total']:g}" if p.get("total") else "")
+    if p.get("eta_s") is not None:
+        line += f", about {p['eta_s'] / 60:.0f} min left" if p["eta_s"] >= 90 else f", about {p['eta_s']:.0f} s left"
+    return line
+
+
 def _iso(epoch) -> str | None:
     if epoch is None:
         return None

@@ -62,11 +62,9 @@ def _running(cycle: dict | None, r: dict) -> list[str]:
     steps = cycle.get("steps") or []
     line = (f"cycle      running since {cycle['since']} (pid {cycle['pid']}): {cycle['stage'] or 'starting'}"
             + (f", step {cycle['step']} of {len(steps)}" if cycle.get("step") else ""))
-    if p := cycle.get("progress"):
-        line += f" — {p['task']} {p['done']:g}" + (f" of {p['total']:g}" if p.get("total") else "")
-        if p.get("eta_s") is not None:
-            line += f", about {p['eta_s'] / 60:.0f} min left" if p["eta_s"] >= 90 else f", about {p['eta_s']:.0f} s left"
-    return [line]
+    from soulctl.status import progress_text
+
+    return [line + progress_text(cycle.get("progress"))]
 
 
 def _cycle(cycle: dict | None, r: dict) -> list[str]:

@@ -38,12 +38,10 @@ def _night_text(cycle: dict | None) -> str:
         return "none running"
     if "error" in cycle:
         return f"cannot read: {cycle['error']}"
-    line = f"{cycle.get('stage') or 'starting'} (running {cycle.get('elapsed_s', 0):.0f} s)"
-    if p := cycle.get("progress"):
-        line += f" — {p['task']} {p['done']:g}" + (f" of {p['total']:g}" if p.get("total") else "")
-        if p.get("eta_s") is not None:
-            line += f", about {p['eta_s'] / 60:.0f} min left" if p["eta_s"] >= 90 else f", about {p['eta_s']:.0f} s left"
-    return line
+    from soulctl.status import progress_text
+
+    return (f"{cycle.get('stage') or 'starting'} (running {cycle.get('elapsed_s', 0):.0f} s)"
+            + progress_text(cycle.get("progress")))
 
 
 def night_plan(soul: Soul) -> dict:
